@@ -1,0 +1,20 @@
+"""sharelearn: discover the symmetries of data by learning how a model shares its parameters."""
+
+from . import datasets, partition
+from ._version import __version__
+from .partition import (
+    canonical_labels,
+    labels_to_selection,
+    partition_distance,
+    selection_to_labels,
+)
+
+__all__ = [
+    "__version__",
+    "canonical_labels",
+    "datasets",
+    "labels_to_selection",
+    "partition",
+    "partition_distance",
+    "selection_to_labels",
+]

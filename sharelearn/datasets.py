@@ -1,0 +1,445 @@
+"""Synthetic data sets whose true parameter-sharing scheme is known.
+
+Each generator returns, next to the data, the ground-truth partition of the
+model's shareable items (see :mod:`sharelearn.partition`): a 1-D ``int64``
+array of group labels in canonical form, i.e. groups are numbered
+``0, 1, ..., r - 1`` in order of first appearance.
+
+The generators follow the conventions of :mod:`sklearn.datasets`: sizes are
+keyword arguments, every random draw comes from ``random_state`` and the
+outputs are NumPy arrays.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from sklearn.utils import check_random_state
+
+from ._validation import check_int, check_real
+
+__all__ = ["make_convolution", "make_shared_means", "make_sum_of_numbers"]
+
+_CONV_MODES = ("valid", "same", "circular")
+_SUM_VARIANTS = ("shared", "alternating")
+
+
+# ---------------------------------------------------------------------------
+# private helpers
+# ---------------------------------------------------------------------------
+def _check_random_state(random_state):
+    """Return a NumPy random generator built from ``random_state``.
+
+    A :class:`numpy.random.Generator` is used as given; anything else goes
+    through :func:`sklearn.utils.check_random_state` (``None``, an int or a
+    :class:`numpy.random.RandomState`).
+    """
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    try:
+        return check_random_state(random_state)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"random_state must be None, an int, a numpy.random.RandomState or a "
+            f"numpy.random.Generator, got {random_state!r}."
+        ) from exc
+
+
+def _integers(rng, low, high, size):
+    """Uniform integers in ``[low, high)`` from a ``Generator`` or a ``RandomState``."""
+    if isinstance(rng, np.random.Generator):
+        return rng.integers(low, high, size=size, dtype=np.int64)
+    return rng.randint(low, high, size=size).astype(np.int64)
+
+
+def _canonical(labels):
+    """Relabel ``labels`` as ``0..r-1`` in order of first appearance (1-D int64)."""
+    labels = np.asarray(labels).ravel()
+    if labels.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    rank = np.empty(first.size, dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(first.size, dtype=np.int64)
+    return rank[inverse.ravel()]
+
+
+def _as_shape(value, name):
+    """Turn an int or a sequence of ints into a tuple of positive ints."""
+    if isinstance(value, numbers.Integral):
+        return (check_int(value, name, min_value=1),)
+    expected = f"{name} must be a positive int or a tuple of positive ints, got {value!r}."
+    if isinstance(value, (str, bytes)):
+        raise ValueError(expected)
+    try:
+        items = tuple(value)
+    except TypeError:
+        raise ValueError(expected) from None
+    if len(items) not in (1, 2):
+        raise ValueError(f"{name}={value!r} must have 1 or 2 dimensions, got {len(items)}.")
+    return tuple(check_int(v, f"{name}[{d}]", min_value=1) for d, v in enumerate(items))
+
+
+def _output_shape(input_shape, kernel_shape, mode):
+    """Output size per dimension of a cross-correlation."""
+    if mode == "valid":
+        return tuple(n - k + 1 for n, k in zip(input_shape, kernel_shape, strict=True))
+    return tuple(input_shape)
+
+
+def _tap_index(input_shape, kernel_shape, mode):
+    """Map each entry of the dense correlation matrix to the kernel tap landing there.
+
+    Returns an ``int64`` array of shape ``(n_out, n_in)`` whose entry ``(o, i)``
+    is the row-major index of the kernel tap that multiplies input ``i`` in
+    output ``o``, or ``-1`` where no tap lands (a structural zero).  The output
+    is ``y[o] = sum_t kernel[t] * x[o + t - pad]`` per dimension, with
+    ``pad = 0`` for 'valid' and 'circular' (indices taken modulo the input
+    size) and ``pad = (k - 1) // 2`` for 'same' (out-of-range indices are zero
+    padding).
+    """
+    in_shape = np.asarray(input_shape, dtype=np.int64)
+    k_shape = np.asarray(kernel_shape, dtype=np.int64)
+    out_shape = _output_shape(input_shape, kernel_shape, mode)
+    ndim = len(input_shape)
+    n_in = int(np.prod(in_shape))
+    n_out = int(np.prod(out_shape))
+    n_taps = int(np.prod(k_shape))
+
+    pad = (k_shape - 1) // 2 if mode == "same" else np.zeros(ndim, dtype=np.int64)
+    out_idx = np.indices(out_shape).reshape(ndim, -1)  # (ndim, n_out)
+    tap_idx = np.indices(tuple(kernel_shape)).reshape(ndim, -1)  # (ndim, n_taps)
+    src = out_idx[:, :, None] + tap_idx[:, None, :] - pad[:, None, None]
+    if mode == "circular":
+        src = src % in_shape[:, None, None]
+        inside = np.ones(src.shape[1:], dtype=bool)
+    else:
+        inside = np.all((src >= 0) & (src < in_shape[:, None, None]), axis=0)
+
+    strides = np.ones(ndim, dtype=np.int64)  # row-major strides of the input
+    for d in range(ndim - 2, -1, -1):
+        strides[d] = strides[d + 1] * in_shape[d + 1]
+    flat_src = np.tensordot(strides, src, axes=1)  # (n_out, n_taps)
+
+    rows = np.broadcast_to(np.arange(n_out)[:, None], (n_out, n_taps))[inside]
+    cols = flat_src[inside]
+    taps = np.broadcast_to(np.arange(n_taps)[None, :], (n_out, n_taps))[inside]
+    if np.unique(rows * n_in + cols).size != rows.size:
+        raise ValueError(
+            f"Two kernel taps land on the same weight entry: kernel_size={tuple(kernel_shape)} "
+            f"is too large for input_shape={tuple(input_shape)} in mode={mode!r}."
+        )
+    index = np.full((n_out, n_in), -1, dtype=np.int64)
+    index[rows, cols] = taps
+    return index
+
+
+def _convolution_matrix(kernel, input_shape, mode="valid"):
+    """Dense matrix ``W`` with ``W @ x`` = cross-correlation of ``x`` with ``kernel``.
+
+    ``kernel`` is a 1-D array ``(k,)`` or a 2-D array ``(kh, kw)`` with as many
+    dimensions as ``input_shape``; images are flattened row-major on both the
+    input and the output side.  Returns a float64 array ``(n_out, n_in)``.
+    """
+    kernel = np.asarray(kernel, dtype=np.float64)
+    input_shape = tuple(int(n) for n in input_shape)
+    if kernel.ndim != len(input_shape):
+        raise ValueError(
+            f"kernel has {kernel.ndim} dimensions but input_shape={input_shape} has "
+            f"{len(input_shape)}."
+        )
+    index = _tap_index(input_shape, kernel.shape, mode)
+    return np.where(index >= 0, kernel.ravel()[index], 0.0)
+
+
+# ---------------------------------------------------------------------------
+# public generators
+# ---------------------------------------------------------------------------
+def make_shared_means(
+    n_samples=100, *, n_features=5, n_groups=1, spacing=3.0, noise=1.0, random_state=None
+):
+    """Generate Gaussian vectors whose feature means are shared in groups.
+
+    The ``n_features`` means are ``theta = A @ psi`` where ``A`` is a selection
+    matrix (one 1 per row) and ``psi[j] = spacing * j`` for
+    ``j = 0, ..., n_groups - 1``.  Each feature is assigned to a group at
+    random, every group receiving at least one feature.  Samples are
+    ``x = theta + noise * z`` with ``z`` standard normal.
+
+    Parameters
+    ----------
+    n_samples : int, default=100
+        Number of samples (rows of ``X``); at least 1.
+    n_features : int, default=5
+        Number of features ``K``, i.e. of shareable means; at least 1.
+    n_groups : int, default=1
+        Number of distinct shared values ``r``; ``1 <= n_groups <= n_features``.
+    spacing : float, default=3.0
+        Gap between consecutive shared values ``psi[j] = spacing * j``.
+    noise : float, default=1.0
+        Standard deviation of the Gaussian noise; at least 0.
+    random_state : int, RandomState instance, Generator or None, default=None
+        Seeds the group assignment and the noise.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features), dtype float64
+        The samples.
+    labels : ndarray of shape (n_features,), dtype int64
+        Canonical group label of every feature (the true sharing scheme).
+    means : ndarray of shape (n_features,), dtype float64
+        The true feature means ``theta``.
+
+    Examples
+    --------
+    >>> from sharelearn.datasets import make_shared_means
+    >>> X, labels, means = make_shared_means(
+    ...     30, n_features=4, n_groups=2, random_state=0)
+    >>> X.shape, labels.shape, means.shape
+    ((30, 4), (4,), (4,))
+    >>> int(labels.max()) + 1
+    2
+    """
+    n_samples = check_int(n_samples, "n_samples", min_value=1)
+    n_features = check_int(n_features, "n_features", min_value=1)
+    n_groups = check_int(n_groups, "n_groups", min_value=1)
+    if n_groups > n_features:
+        raise ValueError(f"n_groups={n_groups} must be <= n_features={n_features}.")
+    spacing = check_real(spacing, "spacing")
+    noise = check_real(noise, "noise", min_value=0.0)
+    rng = _check_random_state(random_state)
+
+    groups = np.concatenate(
+        [
+            np.arange(n_groups, dtype=np.int64),
+            _integers(rng, 0, n_groups, n_features - n_groups),
+        ]
+    )
+    groups = groups[rng.permutation(n_features)]
+    psi = spacing * np.arange(n_groups, dtype=np.float64)
+    means = psi[groups]
+    X = means[None, :] + noise * rng.standard_normal((n_samples, n_features))
+    return X, _canonical(groups), means
+
+
+def _check_conv_geometry(input_shape, kernel_size, mode):
+    """Validate the shapes and mode of :func:`make_convolution`."""
+    in_shape = _as_shape(input_shape, "input_shape")
+    ndim = len(in_shape)
+    if isinstance(kernel_size, numbers.Integral):
+        k = check_int(kernel_size, "kernel_size", min_value=1)
+        k_shape = (k,) * ndim
+    else:
+        k_shape = _as_shape(kernel_size, "kernel_size")
+        if len(k_shape) != ndim:
+            raise ValueError(
+                f"kernel_size={kernel_size!r} has {len(k_shape)} dimensions but "
+                f"input_shape={input_shape!r} has {ndim}."
+            )
+    if not isinstance(mode, str) or mode not in _CONV_MODES:
+        allowed = ", ".join(repr(m) for m in _CONV_MODES)
+        raise ValueError(f"mode={mode!r} is not supported; expected one of {allowed}.")
+    if mode == "same" and ndim != 1:
+        raise ValueError(
+            f"mode='same' is only supported for 1-D inputs, got input_shape={input_shape!r}; "
+            "use 'valid' or 'circular' for 2-D inputs."
+        )
+    if any(k > n for k, n in zip(k_shape, in_shape, strict=True)):
+        if ndim == 1:
+            raise ValueError(
+                f"kernel_size={k_shape[0]} must be <= n_in={in_shape[0]} for mode={mode!r}."
+            )
+        raise ValueError(
+            f"kernel_size={k_shape} must be <= input_shape={in_shape} in every dimension "
+            f"for mode={mode!r}."
+        )
+    return in_shape, k_shape
+
+
+def _make_kernel(kernel, k_shape, rng):
+    """Build or validate the kernel of :func:`make_convolution` (float64, shape ``k_shape``)."""
+    n_taps = int(np.prod(k_shape))
+    if kernel is None:
+        return (2.0 * np.arange(n_taps, dtype=np.float64) + 1.0).reshape(k_shape)
+    if isinstance(kernel, str):
+        if kernel == "random":
+            return rng.standard_normal(k_shape)
+        raise ValueError(
+            f"kernel={kernel!r} is not supported; expected None, 'random' or an array."
+        )
+    try:
+        values = np.asarray(kernel, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"kernel must be None, 'random' or an array of numbers, got {kernel!r}."
+        ) from None
+    if values.shape != tuple(k_shape):
+        raise ValueError(
+            f"kernel has shape {values.shape} but kernel_size requires shape {tuple(k_shape)}."
+        )
+    if not np.all(np.isfinite(values)):
+        raise ValueError("kernel must contain only finite values.")
+    return values.copy()
+
+
+def make_convolution(
+    n_samples=100,
+    *,
+    input_shape=8,
+    kernel_size=3,
+    mode="valid",
+    kernel=None,
+    noise=0.1,
+    random_state=None,
+):
+    """Generate a linear regression problem whose weights are a convolution.
+
+    The targets are the cross-correlation of each input with a kernel plus
+    Gaussian noise, ``Y = X @ weight.T + noise * Z``.  The true sharing scheme
+    ties every entry of the dense weight matrix to the kernel tap that lands
+    on it, with all structural zeros forming one extra group.
+
+    The cross-correlation convention is, per dimension,
+    ``y[o] = sum_t kernel[t] * x[o + t - pad]``:
+
+    * ``'valid'``: ``pad = 0``, ``n_out = n_in - k + 1``;
+    * ``'same'`` (1-D only): ``n_out = n_in`` with zero padding, ``(k - 1) // 2``
+      zeros on the left and ``k // 2`` on the right.  For odd ``k`` this is
+      the centred window of ``numpy.correlate(x, kernel, 'same')``; for even
+      ``k`` the extra zero goes on the right, as in
+      ``torch.nn.functional.conv1d(..., padding='same')``, which is one step
+      to the left of NumPy's and SciPy's ``'same'``;
+    * ``'circular'``: ``pad = 0``, ``n_out = n_in``, indices taken modulo
+      ``n_in`` (periodic boundary).
+
+    Two-dimensional inputs (``input_shape=(h, w)``) support ``'valid'`` and
+    ``'circular'``; images are flattened row-major, both for the columns of
+    ``X`` (``i = row * w + col``) and for the columns of ``Y``.
+
+    Parameters
+    ----------
+    n_samples : int, default=100
+        Number of samples; at least 1.
+    input_shape : int or tuple of int, default=8
+        ``n_in`` for 1-D inputs (an int or a 1-tuple), ``(h, w)`` for images.
+    kernel_size : int or tuple of int, default=3
+        Kernel length ``k``, or ``(kh, kw)`` for images (an int gives a square
+        kernel).  Must not exceed the input in any dimension, whatever the
+        mode, so that no two taps land on the same weight entry.
+    mode : {'valid', 'same', 'circular'}, default='valid'
+        Boundary handling, see above.
+    kernel : None, 'random' or array-like, default=None
+        ``None`` uses the values ``1, 3, 5, ...`` (``2 t + 1`` for tap ``t``,
+        row-major for 2-D kernels); ``'random'`` draws standard normal values
+        from ``random_state``; an array (shape ``(k,)`` or ``(kh, kw)``,
+        finite) is used as given.
+    noise : float, default=0.1
+        Standard deviation of the Gaussian noise added to ``Y``; at least 0.
+    random_state : int, RandomState instance, Generator or None, default=None
+        Seeds the kernel (when ``kernel='random'``), ``X`` and the noise.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_in), dtype float64
+        Standard normal inputs (images flattened row-major).
+    Y : ndarray of shape (n_samples, n_out), dtype float64
+        Noisy cross-correlations (flattened row-major for images).
+    labels : ndarray of shape (n_out * n_in,), dtype int64
+        Canonical partition of the entries of ``weight`` in row-major order:
+        entry ``(o, i)`` takes the group of the kernel tap that lands on it;
+        entries no tap reaches share one extra group.  Groups follow taps,
+        not values, so they stay correct when kernel values repeat.
+    weight : ndarray of shape (n_out, n_in), dtype float64
+        The dense weight matrix ``W`` with ``Y = X @ W.T + noise``.
+
+    Examples
+    --------
+    >>> from sharelearn.datasets import make_convolution
+    >>> X, Y, labels, weight = make_convolution(
+    ...     50, input_shape=5, kernel_size=3, random_state=0)
+    >>> X.shape, Y.shape, weight.shape, labels.shape
+    ((50, 5), (50, 3), (3, 5), (15,))
+    >>> int(labels.max()) + 1  # three taps and the zeros
+    4
+    >>> X, Y, labels, weight = make_convolution(
+    ...     10, input_shape=(4, 4), kernel_size=2, mode="circular", random_state=0)
+    >>> weight.shape
+    (16, 16)
+    """
+    n_samples = check_int(n_samples, "n_samples", min_value=1)
+    in_shape, k_shape = _check_conv_geometry(input_shape, kernel_size, mode)
+    noise = check_real(noise, "noise", min_value=0.0)
+    rng = _check_random_state(random_state)
+
+    kernel = _make_kernel(kernel, k_shape, rng)
+    index = _tap_index(in_shape, k_shape, mode)
+    weight = np.where(index >= 0, kernel.ravel()[index], 0.0)
+    n_out, n_in = weight.shape
+
+    X = rng.standard_normal((n_samples, n_in))
+    Y = X @ weight.T + noise * rng.standard_normal((n_samples, n_out))
+    return X, Y, _canonical(index), weight
+
+
+def make_sum_of_numbers(n_samples=100, *, length=4, variant="shared", noise=0.5, random_state=None):
+    """Generate sequences of digits whose target is a (signed) sum.
+
+    Each sample is a sequence of ``length`` digits drawn uniformly from
+    ``1..9``.  With ``variant='shared'`` the target is their sum (a
+    permutation-invariant function: every position shares one weight); with
+    ``variant='alternating'`` it is ``d0 - d1 + d2 - d3 + ...`` (two groups of
+    positions).  Uniform noise ``U(-noise, noise)`` is added to the target.
+
+    Parameters
+    ----------
+    n_samples : int, default=100
+        Number of sequences; at least 1.
+    length : int, default=4
+        Sequence length ``L``; at least 1 (at least 2 for ``'alternating'``).
+    variant : {'shared', 'alternating'}, default='shared'
+        Which target to compute.
+    noise : float, default=0.5
+        Half-width of the uniform target noise; at least 0.
+    random_state : int, RandomState instance, Generator or None, default=None
+        Seeds the digits and the noise.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, length), dtype int64
+        The digits, in ``1..9``.
+    y : ndarray of shape (n_samples,), dtype float64
+        The noisy targets.
+    labels : ndarray of shape (length,), dtype int64
+        Canonical group of each position: all zeros for ``'shared'``,
+        ``[0, 1, 0, 1, ...]`` for ``'alternating'``.
+
+    Examples
+    --------
+    >>> from sharelearn.datasets import make_sum_of_numbers
+    >>> X, y, labels = make_sum_of_numbers(20, length=4, random_state=0)
+    >>> X.shape, y.shape
+    ((20, 4), (20,))
+    >>> labels.tolist()
+    [0, 0, 0, 0]
+    >>> make_sum_of_numbers(5, length=4, variant="alternating")[2].tolist()
+    [0, 1, 0, 1]
+    """
+    n_samples = check_int(n_samples, "n_samples", min_value=1)
+    length = check_int(length, "length", min_value=1)
+    if not isinstance(variant, str) or variant not in _SUM_VARIANTS:
+        allowed = ", ".join(repr(v) for v in _SUM_VARIANTS)
+        raise ValueError(f"variant={variant!r} is not supported; expected one of {allowed}.")
+    if variant == "alternating" and length < 2:
+        raise ValueError(f"length={length} must be >= 2 for variant='alternating'.")
+    noise = check_real(noise, "noise", min_value=0.0)
+    rng = _check_random_state(random_state)
+
+    X = _integers(rng, 1, 10, (n_samples, length))
+    if variant == "shared":
+        groups = np.zeros(length, dtype=np.int64)
+        signs = np.ones(length, dtype=np.int64)
+    else:
+        groups = np.arange(length, dtype=np.int64) % 2
+        signs = 1 - 2 * groups
+    y = (X @ signs).astype(np.float64) + rng.uniform(-noise, noise, size=n_samples)
+    return X, y, _canonical(groups)

@@ -1,6 +1,7 @@
 """sharelearn: discover the symmetries of data by learning how a model shares its parameters."""
 
 from . import datasets, partition
+from ._discoverer import SharingDiscoverer
 from ._version import __version__
 from .partition import (
     canonical_labels,
@@ -10,6 +11,7 @@ from .partition import (
 )
 
 __all__ = [
+    "SharingDiscoverer",
     "__version__",
     "canonical_labels",
     "datasets",

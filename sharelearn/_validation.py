@@ -10,7 +10,9 @@ import numpy as np
 def check_int(value, name, *, min_value=None, max_value=None):
     """Return ``value`` as a Python int, or raise ``ValueError`` naming ``name``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}.")
+        raise ValueError(
+            f"{name} must be an integer, got {value!r} of type {type(value).__name__}."
+        )
     value = int(value)
     if min_value is not None and value < min_value:
         raise ValueError(f"{name} must be >= {min_value}, got {value}.")

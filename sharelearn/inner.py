@@ -18,8 +18,8 @@ At a hard ``S`` it equals the ordinary loss. For shared means it reduces to the 
 form (``psi_j`` = the S-weighted average of the items' means).
 
 In ``psi`` the expected loss is a quadratic ``yy - 2 psi^T c(S) + psi^T G(S) psi``; the inner
-solution is ``psi*(S) = (G(S) + alpha I)^-1 c(S)``, and autograd differentiates through the solve, so
-the hypergradient is exact. Everything works on sufficient statistics (``X^T X``, ``X^T Y``,
+solution is ``psi*(S) = (G(S) + alpha I)^-1 c(S)``, and autograd differentiates through the
+solve, so the hypergradient is exact. Everything works on sufficient statistics (``X^T X``, ``X^T Y``,
 ``||Y||^2`` per split), never on a ``P x P`` matrix or an ``(n * n_outputs) x P`` design.
 """
 
@@ -38,8 +38,8 @@ class SplitStatistics:
     """Sufficient statistics of one train/validation split (torch tensors).
 
     ``C`` is ``X^T X`` (``d x d``), ``B`` is ``X^T Y`` (``d x m``), ``yy`` is ``||Y||^2`` and ``n`` the
-    number of samples, for the training part (``*_tr``) and the validation part (``*_va``), both
-    centred with the training means when an intercept is fitted.
+    number of samples, for the training part (``*_tr``) and the validation part (``*_va``),
+    both centred with the training means when an intercept is fitted.
     """
 
     C_tr: torch.Tensor
@@ -86,6 +86,10 @@ class TiedLinearGaussian:
         # parameter costs about one (see ``objective``).
         self.n_obs_train = float(np.mean([s.n_tr for s in self.splits])) * self.n_outputs
         self.C_diag = [torch.diagonal(s.C_tr) for s in self.splits]
+        self.device, self.dtype = X.device, X.dtype
+        # keeps log(MSE) finite on noise-free data; far below any real noise level
+        scale = float(np.mean([float(s.yy_va) / (s.n_va * self.n_outputs) for s in self.splits]))
+        self.mse_floor = 1e-12 * scale + 1e-300
         self.C_va_diag = [torch.diagonal(s.C_va) for s in self.splits]
 
     def _split_statistics(self, X, Y, tr, va):
@@ -103,21 +107,27 @@ class TiedLinearGaussian:
                                x_mean, y_mean)
 
     # -- the inner problem -------------------------------------------------------------------
-    def _normal_equations(self, S3, C, C_diag, B):
-        """``G(S)`` and ``c(S)`` of the expected training loss, for ``S3`` of shape (m, d, r)."""
-        CS = torch.einsum("kl,olj->okj", C, S3)
-        G = torch.einsum("okj,okl->jl", S3, CS)
+    def _times_C(self, S, C):
+        """Row ``(o, k)`` of the result is ``sum_k' C[k, k'] S[(o, k'), :]``: ``C`` applied to every
+        output's block of ``S`` (``P x r``) in one matrix product, ``O(m d^2 r)``."""
+        m, d = self.n_outputs, self.n_inputs
+        r = S.shape[1]
+        CS = C @ S.reshape(m, d, r).permute(1, 0, 2).reshape(d, m * r)
+        return CS.reshape(d, m, r).permute(1, 0, 2).reshape(m * d, r)
+
+    def _normal_equations(self, S, C, C_diag, B):
+        """``G(S)`` and ``c(S)`` of the expected training loss, for ``S`` of shape (P, r)."""
+        CS = self._times_C(S, C)
         # Expected loss: the diagonal of C moves from the cross terms onto G's diagonal.
-        DS = S3 * C_diag[None, :, None]
-        G = G - torch.einsum("okj,okl->jl", DS, S3) + torch.diag(DS.sum((0, 1)))
-        c = torch.einsum("ko,okj->j", B, S3)
+        DS = S * C_diag.repeat(self.n_outputs)[:, None]
+        G = S.T @ (CS - DS) + torch.diag(DS.sum(0))
+        c = S.T @ B.T.reshape(-1)
         return G, c
 
     def solve(self, S, split):
         """Inner solution ``psi*(S)`` on the training part of one split (differentiable)."""
         st = self.splits[split]
-        S3 = S.reshape(self.n_outputs, self.n_inputs, -1)
-        G, c = self._normal_equations(S3, st.C_tr, self.C_diag[split], st.B_tr)
+        G, c = self._normal_equations(S, st.C_tr, self.C_diag[split], st.B_tr)
         r = G.shape[0]
         # a tiny jitter keeps empty columns solvable when alpha == 0
         jitter = 1e-10 * (torch.diagonal(G).mean().abs() + 1)
@@ -149,20 +159,18 @@ class TiedLinearGaussian:
         Returns a list (one entry per split) of dicts with ``G``, ``c`` (training) and ``Gv``,
         ``cv`` (validation), and ``CS``/``CSv``: row ``i`` of ``C S`` for item ``i = (o, k)``, i.e.
         ``sum_{k'} C[k, k'] [label(o, k') == j]`` (``P x n_columns``), which is what a one-item move
-        needs. Cost ``O(m d^2 + P n_columns)`` per split through scatter sums, never ``P x P``.
+        needs. Cost ``O(m d^2 n_columns)`` per split in dense matrix products, never ``P x P``.
         """
-        m, d = self.n_outputs, self.n_inputs
-        lab = torch.as_tensor(labels, device=self.splits[0].C_tr.device).reshape(m, d)
+        P = self.n_items
+        dev = self.splits[0].C_tr.device
+        lab = torch.as_tensor(labels, device=dev)
+        onehot = torch.zeros(P, n_columns, dtype=self.dtype, device=dev)
+        onehot[torch.arange(P, device=dev), lab] = 1
         out = []
         for st in self.splits:
             entry = {}
             for tag, C, B in (("", st.C_tr, st.B_tr), ("v", st.C_va, st.B_va)):
-                # CS[o, k, j] = sum over k' with label(o, k') == j of C[k, k']
-                CS = torch.zeros(m, d, n_columns, dtype=C.dtype, device=C.device)
-                CS.scatter_add_(2, lab[:, None, :].expand(m, d, d), C[None].expand(m, d, d))
-                CS = CS.reshape(m * d, n_columns)
-                onehot = torch.zeros(m * d, n_columns, dtype=C.dtype, device=C.device)
-                onehot[torch.arange(m * d), lab.reshape(-1)] = 1
+                CS = self._times_C(onehot, C)
                 entry["G" + tag] = onehot.T @ CS
                 entry["c" + tag] = onehot.T @ B.T.reshape(-1)
                 entry["CS" + tag] = CS

@@ -28,7 +28,7 @@ __all__ = ["HardObjective", "local_search"]
 
 
 def ridge_solve(G, c, alpha):
-    """Solve ``(G + alpha I) psi = c`` (batched), with a tiny jitter that keeps empty groups at 0."""
+    """Solve ``(G + alpha I) psi = c`` (batched); a tiny jitter keeps empty groups at 0."""
     diag = torch.diagonal(G, dim1=-2, dim2=-1)
     jitter = 1e-10 * (diag.mean(-1, keepdim=True).abs() + 1)
     eye = torch.eye(G.shape[-1], dtype=G.dtype, device=G.device)
@@ -63,7 +63,7 @@ class HardObjective:
         self.item_input = torch.arange(problem.n_items, device=dev) % problem.n_inputs
 
     def data_term(self, mse):
-        return self.n_obs * torch.log(mse.mean(-1))
+        return self.n_obs * torch.log(mse.mean(-1) + self.problem.mse_floor)
 
     def _size_cost(self, sizes):
         """Penalty of one group of each size (0 for an empty group)."""

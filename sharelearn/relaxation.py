@@ -1,0 +1,63 @@
+"""The relaxed selection matrix and the penalties of the outer objective.
+
+A soft selection matrix ``S`` (``P x r``) is a row-wise softmax of free logits at a temperature:
+``S = softmax(Z / T)``. Annealing ``T`` towards 0 hardens the rows. The penalties below are
+written so that at a hard ``S`` they equal the penalties of the discrete search
+(:mod:`sharelearn.search`), which makes the relaxation and the search optimise one objective.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = [
+    "code_length",
+    "column_norm",
+    "nuclear_norm",
+    "row_entropy",
+    "soft_selection",
+    "temperature_at",
+]
+
+
+def soft_selection(logits, temperature):
+    """Row-wise softmax of ``logits / temperature``."""
+    return torch.softmax(logits / temperature, dim=1)
+
+
+def row_entropy(S):
+    """Sum over items of the entropy of each row (0 exactly when every row is one-hot)."""
+    return -(S * torch.log(S.clamp_min(1e-30))).sum()
+
+
+def nuclear_norm(S):
+    """The nuclear norm ``||S||_*``: sum of singular values. ``sum_j sqrt(size_j)`` when hard.
+
+    ``torch.linalg.svdvals`` has a well-defined gradient even where singular values repeat.
+    """
+    return torch.linalg.svdvals(S).sum()
+
+
+def column_norm(S):
+    """Sum of column L2 norms, what the paper's public code computes as ``trace(sqrt(S^T S))``
+    with an element-wise square root. Equal to the nuclear norm at a hard ``S``."""
+    return torch.sqrt((S * S).sum(0) + 1e-30).sum()
+
+
+def code_length(S):
+    """Description length of the assignment in nats: ``sum_j m_j log(P / m_j)``, ``m_j`` = column
+    mass. For a hard partition this is the cost of naming each item's group with a code fitted to
+    the group sizes; it grows with the number of items that are spread over groups, which is what
+    keeps a search over partitions from fitting the validation noise through the assignment."""
+    P = S.shape[0]
+    m = S.sum(0)
+    return (m * torch.log(P / m.clamp_min(1e-30))).sum()
+
+
+def temperature_at(step, n_steps, start, end):
+    """Geometric annealing schedule from ``start`` (step 0) to ``end`` (last step)."""
+    if n_steps <= 1 or start == end:
+        return float(end if n_steps <= 1 else start)
+    return float(start * math.exp(math.log(end / start) * step / (n_steps - 1)))

@@ -15,9 +15,9 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .bilevel import run_restart
-from .inner import TiedLinearGaussian
+from .inner import TiedLinearGaussian, ridge_solve
 from .partition import _to_partition, labels_to_selection, partition_distance
-from .search import HardObjective, ridge_solve
+from .search import HardObjective
 
 __all__ = ["SharingDiscoverer"]
 
@@ -342,8 +342,8 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         Xt = torch.as_tensor(Xd, dtype=dtype, device=device)
         Yt = torch.as_tensor(Y, dtype=dtype, device=device)
         full = TiedLinearGaussian(Xt, Yt, everything, fit_intercept=intercept, alpha=self.alpha)
-        stats = full.hard_statistics(labels, self.n_groups_)[0]
-        psi = ridge_solve(stats["G"], stats["c"], self.alpha)
+        stats = full.hard_statistics(labels, self.n_groups_)
+        psi = ridge_solve(stats["G"][0], stats["c"][0], self.alpha)
         psi = psi.cpu().numpy().astype(np.float64)
         W = psi[labels].reshape(Y.shape[1], Xd.shape[1])
         self.shared_values_ = psi
@@ -351,8 +351,7 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
             self.means_ = W[:, 0]
         else:
             self.coef_ = W
-            st = full.splits[0]
-            b = st.y_mean.cpu().numpy() - W @ st.x_mean.cpu().numpy()
+            b = full.y_mean[0].cpu().numpy() - W @ full.x_mean[0].cpu().numpy()
             self.intercept_ = b.astype(np.float64)
 
     # -- using the fitted sharing ----------------------------------------------------------

@@ -25,33 +25,10 @@ solve, so the hypergradient is exact. Everything works on sufficient statistics 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
-__all__ = ["SplitStatistics", "TiedLinearGaussian"]
-
-
-@dataclass
-class SplitStatistics:
-    """Sufficient statistics of one train/validation split (torch tensors).
-
-    ``C`` is ``X^T X`` (``d x d``), ``B`` is ``X^T Y`` (``d x m``), ``yy`` is ``||Y||^2`` and ``n`` the
-    number of samples, for the training part (``*_tr``) and the validation part (``*_va``),
-    both centred with the training means when an intercept is fitted.
-    """
-
-    C_tr: torch.Tensor
-    B_tr: torch.Tensor
-    yy_tr: torch.Tensor
-    n_tr: int
-    C_va: torch.Tensor
-    B_va: torch.Tensor
-    yy_va: torch.Tensor
-    n_va: int
-    x_mean: torch.Tensor
-    y_mean: torch.Tensor
+__all__ = ["TiedLinearGaussian", "ridge_solve"]
 
 
 def _moments(X, Y, x_mean, y_mean):
@@ -62,6 +39,13 @@ def _moments(X, Y, x_mean, y_mean):
 
 class TiedLinearGaussian:
     """Tied linear map ``Y = X W^T + b`` with squared loss, on precomputed split statistics.
+
+    The statistics of all ``F`` train/validation splits are stacked along a leading axis, so one
+    evaluation of the outer objective is a handful of batched matrix products and one batched
+    ``r x r`` solve, whatever the number of splits. ``C`` is ``X^T X`` (``F x d x d``), ``B`` is
+    ``X^T Y`` (``F x d x m``), ``yy`` is ``||Y||^2``, for the training part (``*_tr``) and the
+    validation part (``*_va``) of each split, centred with the training means when an intercept
+    is fitted.
 
     Parameters
     ----------
@@ -81,16 +65,25 @@ class TiedLinearGaussian:
         self.n_items = self.n_inputs * self.n_outputs
         self.fit_intercept = fit_intercept
         self.alpha = float(alpha)
-        self.splits = [self._split_statistics(X, Y, tr, va) for tr, va in splits]
-        # Number of scalar training observations per split: the unit in which one extra free
-        # parameter costs about one (see ``objective``).
-        self.n_obs_train = float(np.mean([s.n_tr for s in self.splits])) * self.n_outputs
-        self.C_diag = [torch.diagonal(s.C_tr) for s in self.splits]
         self.device, self.dtype = X.device, X.dtype
+        parts = [self._split_statistics(X, Y, tr, va) for tr, va in splits]
+        names = ("C_tr", "B_tr", "yy_tr", "C_va", "B_va", "yy_va", "x_mean", "y_mean")
+        for i, name in enumerate(names):
+            setattr(self, name, torch.stack([p[i] for p in parts]))
+        self.n_tr = torch.tensor([len(tr) for tr, _ in splits], dtype=X.dtype, device=X.device)
+        self.n_va = torch.tensor([len(va) for _, va in splits], dtype=X.dtype, device=X.device)
+        self.n_splits = len(splits)
+        self.C_tr_diag = torch.diagonal(self.C_tr, dim1=1, dim2=2)  # (F, d)
+        self.C_va_diag = torch.diagonal(self.C_va, dim1=1, dim2=2)
+        # item-wise views: entry (o, k) of W meets input k and target o
+        self.b_tr = self.B_tr.transpose(1, 2).reshape(self.n_splits, -1)  # (F, P)
+        self.b_va = self.B_va.transpose(1, 2).reshape(self.n_splits, -1)
+        self.norm_va = self.n_va * self.n_outputs  # scalar validation observations per split
+        # Number of scalar training observations per split: the unit in which one extra free
+        # parameter costs about one (see ``sharelearn.search.HardObjective``).
+        self.n_obs_train = float(self.n_tr.mean()) * self.n_outputs
         # keeps log(MSE) finite on noise-free data; far below any real noise level
-        scale = float(np.mean([float(s.yy_va) / (s.n_va * self.n_outputs) for s in self.splits]))
-        self.mse_floor = 1e-12 * scale + 1e-300
-        self.C_va_diag = [torch.diagonal(s.C_va) for s in self.splits]
+        self.mse_floor = 1e-12 * float((self.yy_va / self.norm_va).mean()) + 1e-300
 
     def _split_statistics(self, X, Y, tr, va):
         tr = torch.as_tensor(tr, device=X.device)
@@ -103,76 +96,70 @@ class TiedLinearGaussian:
             y_mean = torch.zeros(Y.shape[1], dtype=Y.dtype, device=Y.device)
         C_tr, B_tr, yy_tr = _moments(Xtr, Ytr, x_mean, y_mean)
         C_va, B_va, yy_va = _moments(Xva, Yva, x_mean, y_mean)
-        return SplitStatistics(C_tr, B_tr, yy_tr, len(tr), C_va, B_va, yy_va, len(va),
-                               x_mean, y_mean)
+        return C_tr, B_tr, yy_tr, C_va, B_va, yy_va, x_mean, y_mean
 
-    # -- the inner problem -------------------------------------------------------------------
-    def _times_C(self, S, C):
-        """Row ``(o, k)`` of the result is ``sum_k' C[k, k'] S[(o, k'), :]``: ``C`` applied to every
-        output's block of ``S`` (``P x r``) in one matrix product, ``O(m d^2 r)``."""
+    def times_C(self, S, C):
+        """Row ``(o, k)`` of the result is ``sum_k' C[k, k'] S[(o, k'), :]``: each split's ``C``
+        (``F x d x d``) applied to every output's block of ``S`` (``P x r``) in one batched
+        product, ``O(F m d^2 r)``. Returns ``F x P x r``."""
         m, d = self.n_outputs, self.n_inputs
         r = S.shape[1]
         CS = C @ S.reshape(m, d, r).permute(1, 0, 2).reshape(d, m * r)
-        return CS.reshape(d, m, r).permute(1, 0, 2).reshape(m * d, r)
+        return CS.reshape(-1, d, m, r).permute(0, 2, 1, 3).reshape(-1, m * d, r)
 
-    def _normal_equations(self, S, C, C_diag, B):
-        """``G(S)`` and ``c(S)`` of the expected training loss, for ``S`` of shape (P, r)."""
-        CS = self._times_C(S, C)
+    # -- the inner problem -------------------------------------------------------------------
+    def normal_equations(self, S):
+        """``G(S)`` (``F x r x r``) and ``c(S)`` (``F x r``) of the expected training loss."""
+        CS = self.times_C(S, self.C_tr)
         # Expected loss: the diagonal of C moves from the cross terms onto G's diagonal.
-        DS = S * C_diag.repeat(self.n_outputs)[:, None]
-        G = S.T @ (CS - DS) + torch.diag(DS.sum(0))
-        c = S.T @ B.T.reshape(-1)
+        DS = S * self.C_tr_diag.repeat(1, self.n_outputs)[..., None]
+        G = S.T @ (CS - DS) + torch.diag_embed(DS.sum(1))
+        c = self.b_tr @ S
         return G, c
 
-    def solve(self, S, split):
-        """Inner solution ``psi*(S)`` on the training part of one split (differentiable)."""
-        st = self.splits[split]
-        G, c = self._normal_equations(S, st.C_tr, self.C_diag[split], st.B_tr)
-        r = G.shape[0]
-        # a tiny jitter keeps empty columns solvable when alpha == 0
-        jitter = 1e-10 * (torch.diagonal(G).mean().abs() + 1)
-        eye = torch.eye(r, dtype=G.dtype, device=G.device)
-        return torch.linalg.solve(G + (self.alpha + jitter) * eye, c)
+    def solve(self, S):
+        """Inner solution ``psi*(S)`` of every split (``F x r``), differentiable in ``S``."""
+        G, c = self.normal_equations(S)
+        return ridge_solve(G, c, self.alpha)
 
-    def expected_sse(self, S, psi, split, part="va"):
-        """Expected squared error of ``S, psi`` on one part of one split."""
-        st = self.splits[split]
-        C, B, yy = (st.C_va, st.B_va, st.yy_va) if part == "va" else (st.C_tr, st.B_tr, st.yy_tr)
-        C_diag = self.C_va_diag[split] if part == "va" else self.C_diag[split]
-        W = (S @ psi).reshape(self.n_outputs, self.n_inputs)
-        var = ((S * psi**2).sum(1)).reshape(self.n_outputs, self.n_inputs) - W**2
-        fit = yy - 2 * (W * B.T).sum() + (W @ C * W).sum()
-        return fit + (var * C_diag[None, :]).sum()
+    def expected_sse(self, S, psi):
+        """Expected validation squared error of ``S`` with each split's ``psi`` (``F``)."""
+        F, m, d = self.n_splits, self.n_outputs, self.n_inputs
+        W = (psi @ S.T).reshape(F, m, d)
+        var = (psi**2 @ S.T).reshape(F, m, d) - W**2
+        fit = self.yy_va - 2 * (W * self.B_va.transpose(1, 2)).sum((1, 2))
+        fit = fit + ((W @ self.C_va) * W).sum((1, 2))
+        return fit + (var * self.C_va_diag[:, None, :]).sum((1, 2))
 
     def validation_mse(self, S):
-        """Mean over splits of the validation mean squared error (per scalar observation)."""
-        total = 0.0
-        for f, st in enumerate(self.splits):
-            psi = self.solve(S, f)
-            total = total + self.expected_sse(S, psi, f) / (st.n_va * self.n_outputs)
-        return total / len(self.splits)
+        """Mean over splits of the expected validation mean squared error."""
+        return (self.expected_sse(S, self.solve(S)) / self.norm_va).mean()
 
     # -- hard partitions ---------------------------------------------------------------------
     def hard_statistics(self, labels, n_columns):
-        """Exact quadratics of a hard partition, for every split, with ``n_columns`` groups.
+        """Exact quadratics of a hard partition with ``n_columns`` groups, stacked over splits.
 
-        Returns a list (one entry per split) of dicts with ``G``, ``c`` (training) and ``Gv``,
-        ``cv`` (validation), and ``CS``/``CSv``: row ``i`` of ``C S`` for item ``i = (o, k)``, i.e.
-        ``sum_{k'} C[k, k'] [label(o, k') == j]`` (``P x n_columns``), which is what a one-item move
-        needs. Cost ``O(m d^2 n_columns)`` per split in dense matrix products, never ``P x P``.
+        Returns a dict with ``G``, ``c`` (training) and ``Gv``, ``cv`` (validation), and ``CS``,
+        ``CSv`` (``F x P x n_columns``): row ``i = (o, k)`` is ``sum_{k'} C[k, k']
+        [label(o, k') == j]``, which is what a one-item move needs. Cost ``O(F m d^2 n_columns)``
+        in dense matrix products, never ``P x P``.
         """
         P = self.n_items
-        dev = self.splits[0].C_tr.device
-        lab = torch.as_tensor(labels, device=dev)
-        onehot = torch.zeros(P, n_columns, dtype=self.dtype, device=dev)
-        onehot[torch.arange(P, device=dev), lab] = 1
-        out = []
-        for st in self.splits:
-            entry = {}
-            for tag, C, B in (("", st.C_tr, st.B_tr), ("v", st.C_va, st.B_va)):
-                CS = self._times_C(onehot, C)
-                entry["G" + tag] = onehot.T @ CS
-                entry["c" + tag] = onehot.T @ B.T.reshape(-1)
-                entry["CS" + tag] = CS
-            out.append(entry)
+        lab = torch.as_tensor(labels, device=self.device)
+        onehot = torch.zeros(P, n_columns, dtype=self.dtype, device=self.device)
+        onehot[torch.arange(P, device=self.device), lab] = 1
+        out = {}
+        for tag, C, b in (("", self.C_tr, self.b_tr), ("v", self.C_va, self.b_va)):
+            CS = self.times_C(onehot, C)
+            out["G" + tag] = onehot.T @ CS
+            out["c" + tag] = b @ onehot
+            out["CS" + tag] = CS
         return out
+
+
+def ridge_solve(G, c, alpha):
+    """Solve ``(G + alpha I) psi = c`` (batched); a tiny jitter keeps empty groups at 0."""
+    diag = torch.diagonal(G, dim1=-2, dim2=-1)
+    jitter = 1e-10 * (diag.mean(-1, keepdim=True).abs() + 1)
+    eye = torch.eye(G.shape[-1], dtype=G.dtype, device=G.device)
+    return torch.linalg.solve(G + (alpha + jitter)[..., None] * eye, c[..., None])[..., 0]

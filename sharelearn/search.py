@@ -22,18 +22,10 @@ import math
 import numpy as np
 import torch
 
+from .inner import ridge_solve
 from .partition import canonical_labels
 
 __all__ = ["HardObjective", "local_search"]
-
-
-def ridge_solve(G, c, alpha):
-    """Solve ``(G + alpha I) psi = c`` (batched); a tiny jitter keeps empty groups at 0."""
-    diag = torch.diagonal(G, dim1=-2, dim2=-1)
-    jitter = 1e-10 * (diag.mean(-1, keepdim=True).abs() + 1)
-    eye = torch.eye(G.shape[-1], dtype=G.dtype, device=G.device)
-    A = G + (alpha + jitter)[..., None] * eye
-    return torch.linalg.solve(A, c[..., None])[..., 0]
 
 
 class HardObjective:
@@ -50,17 +42,9 @@ class HardObjective:
         self.nuclear = float(nuclear)
         self.code_length = float(code_length)
         self.n_obs = problem.n_obs_train
-        dev = problem.splits[0].C_tr.device
-        self.kappa = torch.stack(problem.C_diag)  # (F, d) training curvature of one entry
-        self.kappa_v = torch.stack(problem.C_va_diag)
-        self.beta = torch.stack([st.B_tr.T.reshape(-1) for st in problem.splits])  # (F, P)
-        self.beta_v = torch.stack([st.B_va.T.reshape(-1) for st in problem.splits])
-        self.yy_v = torch.stack([st.yy_va for st in problem.splits])
-        self.norm_v = torch.tensor(
-            [st.n_va * problem.n_outputs for st in problem.splits],
-            dtype=self.yy_v.dtype, device=dev,
-        )
-        self.item_input = torch.arange(problem.n_items, device=dev) % problem.n_inputs
+        self.item_input = torch.arange(problem.n_items, device=problem.device) % problem.n_inputs
+        self.kappa = problem.C_tr_diag[:, self.item_input]  # (F, P) curvature of one entry
+        self.kappa_v = problem.C_va_diag[:, self.item_input]
 
     def data_term(self, mse):
         return self.n_obs * torch.log(mse.mean(-1) + self.problem.mse_floor)
@@ -79,24 +63,18 @@ class HardObjective:
         labels = canonical_labels(labels)
         r = int(labels.max()) + 1
         R = r + 1
-        stats = self.problem.hard_statistics(labels, R)
-        G = torch.stack([s["G"] for s in stats])
-        c = torch.stack([s["c"] for s in stats])
-        Gv = torch.stack([s["Gv"] for s in stats])
-        cv = torch.stack([s["cv"] for s in stats])
-        psi = ridge_solve(G, c, self.problem.alpha)
-        mse = self._mse(psi, Gv, cv)
-        lab_t = torch.as_tensor(labels, device=G.device)
-        sizes = torch.bincount(lab_t, minlength=R).to(G.dtype)
-        value = float(self.data_term(mse) + self.penalty_term(sizes))
-        return dict(labels=labels, lab_t=lab_t, R=R, G=G, c=c, Gv=Gv, cv=cv, psi=psi, mse=mse,
-                    sizes=sizes, value=value,
-                    CS=torch.stack([s["CS"] for s in stats]),
-                    CSv=torch.stack([s["CSv"] for s in stats]))
+        st = self.problem.hard_statistics(labels, R)
+        st["psi"] = ridge_solve(st["G"], st["c"], self.problem.alpha)
+        st["mse"] = self._mse(st["psi"], st["Gv"], st["cv"])
+        st["lab_t"] = torch.as_tensor(labels, device=self.problem.device)
+        st["sizes"] = torch.bincount(st["lab_t"], minlength=R).to(self.problem.dtype)
+        st["value"] = float(self.data_term(st["mse"]) + self.penalty_term(st["sizes"]))
+        st["labels"], st["R"] = labels, R
+        return st
 
     def _mse(self, psi, Gv, cv):
         quad = (psi[..., None, :] @ Gv @ psi[..., :, None])[..., 0, 0]
-        return (self.yy_v - 2 * (psi * cv).sum(-1) + quad) / self.norm_v
+        return (self.problem.yy_va - 2 * (psi * cv).sum(-1) + quad) / self.problem.norm_va
 
     # -- one-item moves ----------------------------------------------------------------------
     def screen_moves(self, st):
@@ -105,15 +83,15 @@ class HardObjective:
         lab = st["lab_t"]
         R = st["R"]
         cur = psi.gather(1, lab[None].expand(psi.shape[0], -1))  # (F, P) current value
-        grad_v = (st["CSv"] @ psi[..., None])[..., 0] - self.beta_v  # half d SSE_v / dW
-        grad_t = (st["CS"] @ psi[..., None])[..., 0] - self.beta
-        kap_t = self.kappa[:, self.item_input]
-        kap_v = self.kappa_v[:, self.item_input]
+        pb = self.problem
+        grad_v = (st["CSv"] @ psi[..., None])[..., 0] - pb.b_va  # half d SSE_v / dW, (F, P)
+        grad_t = (st["CS"] @ psi[..., None])[..., 0] - pb.b_tr
+        kap_t, kap_v = self.kappa, self.kappa_v
         delta = psi[:, None, :] - cur[..., None]  # (F, P, R): value change when moving to j
         # the spare empty group takes the item's own least-squares value on the training part
         delta[..., R - 1] = -grad_t / kap_t.clamp_min(1e-300)
         d_sse = 2 * delta * grad_v[..., None] + delta**2 * kap_v[..., None]
-        d_mse = (d_sse / self.norm_v[:, None, None]).mean(0)
+        d_mse = (d_sse / pb.norm_va[:, None, None]).mean(0)
         mse = st["mse"].mean()
         pred = self.n_obs * torch.log1p((d_mse / mse).clamp_min(-0.999999))
         pred = pred + self._penalty_change(st)
@@ -136,17 +114,15 @@ class HardObjective:
         dt = st["G"].dtype
         eye = torch.eye(R, dtype=dt, device=st["G"].device)
         delta = eye[targets] - eye[src]  # (Q, R)
-        k = self.item_input[items]
-        mse = []
-        for f in range(st["G"].shape[0]):
-            G2 = self._rank2(st["G"][f], st["CS"][f, items], self.kappa[f, k], delta)
-            c2 = st["c"][f] + self.beta[f, items, None] * delta
-            Gv2 = self._rank2(st["Gv"][f], st["CSv"][f, items], self.kappa_v[f, k], delta)
-            cv2 = st["cv"][f] + self.beta_v[f, items, None] * delta
-            psi = ridge_solve(G2, c2, self.problem.alpha)
-            quad = (psi[:, None, :] @ Gv2 @ psi[:, :, None])[:, 0, 0]
-            mse.append((self.yy_v[f] - 2 * (psi * cv2).sum(-1) + quad) / self.norm_v[f])
-        mse = torch.stack(mse, -1)
+        pb = self.problem
+        G2 = self._rank2(st["G"], st["CS"][:, items], self.kappa[:, items], delta)
+        c2 = st["c"][:, None, :] + pb.b_tr[:, items, None] * delta
+        Gv2 = self._rank2(st["Gv"], st["CSv"][:, items], self.kappa_v[:, items], delta)
+        cv2 = st["cv"][:, None, :] + pb.b_va[:, items, None] * delta
+        psi = ridge_solve(G2, c2, pb.alpha)  # (F, Q, R)
+        quad = (psi[..., None, :] @ Gv2 @ psi[..., :, None])[..., 0, 0]
+        mse = (pb.yy_va[:, None] - 2 * (psi * cv2).sum(-1) + quad) / pb.norm_va[:, None]
+        mse = mse.T  # (Q, F)
         sizes = st["sizes"].expand(len(items), R).clone()
         ar = torch.arange(len(items), device=sizes.device)
         sizes[ar, src] -= 1
@@ -155,9 +131,11 @@ class HardObjective:
 
     @staticmethod
     def _rank2(G, v, kappa, delta):
-        outer = delta[:, :, None] * v[:, None, :]
-        return G + outer + outer.transpose(1, 2) + kappa[:, None, None] * (
-            delta[:, :, None] * delta[:, None, :])
+        """``G + delta v^T + v delta^T + kappa delta delta^T`` for every split and candidate:
+        the change of the normal equations when one item moves (``delta = e_to - e_from``)."""
+        outer = delta[None, :, :, None] * v[:, :, None, :]  # (F, Q, R, R)
+        dd = delta[:, :, None] * delta[:, None, :]
+        return G[:, None] + outer + outer.transpose(-1, -2) + kappa[..., None, None] * dd[None]
 
     # -- merges ------------------------------------------------------------------------------
     def exact_merges(self, st):
@@ -173,7 +151,7 @@ class HardObjective:
         M[ar, a, b] = 1
         M[ar, b, b] = 0
         Mt = M.transpose(1, 2)
-        G2 = M[:, None] @ st["G"][None] @ Mt[:, None]
+        G2 = M[:, None] @ st["G"][None] @ Mt[:, None]  # (pairs, F, R, R)
         Gv2 = M[:, None] @ st["Gv"][None] @ Mt[:, None]
         c2 = (M[:, None] @ st["c"][None, :, :, None])[..., 0]
         cv2 = (M[:, None] @ st["cv"][None, :, :, None])[..., 0]

@@ -294,8 +294,9 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
                                  f"has {n_items} shareable items.")
         rng = check_random_state(self.random_state)
         splits = self._splits(X.shape[0], rng)
-        Xt = torch.as_tensor(Xd, dtype=dtype, device=device)
-        Yt = torch.as_tensor(Y, dtype=dtype, device=device)
+        # copies: the user's arrays are never shared with torch
+        Xt = torch.tensor(Xd, dtype=dtype, device=device)
+        Yt = torch.tensor(Y, dtype=dtype, device=device)
         problem = TiedLinearGaussian(Xt, Yt, splits, fit_intercept=intercept, alpha=self.alpha)
         objective = HardObjective(problem, self.nuclear, self.code_length)
 
@@ -339,8 +340,8 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
     def _refit(self, Xd, Y, intercept, labels, dtype, device):
         """Shared values of the chosen partition, fitted on all the data."""
         everything = [(np.arange(Xd.shape[0]), np.arange(Xd.shape[0]))]
-        Xt = torch.as_tensor(Xd, dtype=dtype, device=device)
-        Yt = torch.as_tensor(Y, dtype=dtype, device=device)
+        Xt = torch.tensor(Xd, dtype=dtype, device=device)
+        Yt = torch.tensor(Y, dtype=dtype, device=device)
         full = TiedLinearGaussian(Xt, Yt, everything, fit_intercept=intercept, alpha=self.alpha)
         stats = full.hard_statistics(labels, self.n_groups_)
         psi = ridge_solve(stats["G"][0], stats["c"][0], self.alpha)

@@ -21,7 +21,7 @@ __all__ = ["relaxed_objective", "run_restart"]
 
 def relaxed_objective(problem, S, *, nuclear, code_length, entropy, nuclear_kind="nuclear"):
     """The outer objective of a soft selection matrix (equals the search's at a hard one)."""
-    mse = problem.validation_mse(S) + problem.mse_floor
+    mse = problem.validation_mse(S).clamp_min(problem.mse_floor)
     value = problem.n_obs_train * torch.log(mse)
     if nuclear:
         norm = relaxation.nuclear_norm if nuclear_kind == "nuclear" else relaxation.column_norm
@@ -49,7 +49,9 @@ def _relax(problem, *, n_columns, seed, max_iter, learning_rate, temperature, to
         S = relaxation.soft_selection(logits, T)
         value = relaxed_objective(problem, S, **penalties)
         if not torch.isfinite(value):
-            raise FloatingPointError(f"the relaxed objective became {float(value)} at step {step}")
+            raise FloatingPointError(
+                f"the relaxed objective became {float(value.detach())} at outer step {step}; "
+                "try dtype='float64' or a smaller learning_rate.")
         optimizer.zero_grad()
         value.backward()
         optimizer.step()

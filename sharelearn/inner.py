@@ -19,13 +19,13 @@ form (``psi_j`` = the S-weighted average of the items' means).
 
 In ``psi`` the expected loss is a quadratic ``yy - 2 psi^T c(S) + psi^T G(S) psi``; the inner
 solution is ``psi*(S) = (G(S) + alpha I)^-1 c(S)``, and autograd differentiates through the
-solve, so the hypergradient is exact. Everything works on sufficient statistics (``X^T X``, ``X^T Y``,
-``||Y||^2`` per split), never on a ``P x P`` matrix or an ``(n * n_outputs) x P`` design.
+solve, so the hypergradient is exact. Everything works on sufficient statistics (``X^T X``,
+``X^T Y``, ``||Y||^2`` per split), never on a ``P x P`` matrix or an ``(n * n_outputs) x P``
+design.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 __all__ = ["TiedLinearGaussian", "ridge_solve"]
@@ -82,8 +82,10 @@ class TiedLinearGaussian:
         # Number of scalar training observations per split: the unit in which one extra free
         # parameter costs about one (see ``sharelearn.search.HardObjective``).
         self.n_obs_train = float(self.n_tr.mean()) * self.n_outputs
-        # keeps log(MSE) finite on noise-free data; far below any real noise level
-        self.mse_floor = 1e-12 * float((self.yy_va / self.norm_va).mean()) + 1e-300
+        # Keeps log(MSE) finite on noise-free data and when the quadratic form cancels in low
+        # precision: a relative floor above the dtype's resolution, far below any real noise.
+        rel = max(1e-12, 100 * torch.finfo(X.dtype).eps)
+        self.mse_floor = rel * float((self.yy_va / self.norm_va).mean()) + 1e-30
 
     def _split_statistics(self, X, Y, tr, va):
         tr = torch.as_tensor(tr, device=X.device)
@@ -160,6 +162,8 @@ class TiedLinearGaussian:
 def ridge_solve(G, c, alpha):
     """Solve ``(G + alpha I) psi = c`` (batched); a tiny jitter keeps empty groups at 0."""
     diag = torch.diagonal(G, dim1=-2, dim2=-1)
-    jitter = 1e-10 * (diag.mean(-1, keepdim=True).abs() + 1)
+    # relative jitter above the dtype's resolution, so float32 stays solvable too
+    rel = max(1e-10, 100 * torch.finfo(G.dtype).eps)
+    jitter = rel * (diag.mean(-1, keepdim=True).abs() + 1)
     eye = torch.eye(G.shape[-1], dtype=G.dtype, device=G.device)
     return torch.linalg.solve(G + (alpha + jitter)[..., None] * eye, c[..., None])[..., 0]

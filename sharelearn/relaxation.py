@@ -52,8 +52,9 @@ def code_length(S):
     the group sizes; it grows with the number of items that are spread over groups, which is what
     keeps a search over partitions from fitting the validation noise through the assignment."""
     P = S.shape[0]
-    m = S.sum(0)
-    return (m * torch.log(P / m.clamp_min(1e-30))).sum()
+    # float64: in float32 a column's mass can underflow to where the log's gradient misbehaves
+    m = S.sum(0, dtype=torch.float64)
+    return (m * torch.log(P / m.clamp_min(1e-30))).sum().to(S.dtype)
 
 
 def temperature_at(step, n_steps, start, end):

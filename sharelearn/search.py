@@ -47,7 +47,7 @@ class HardObjective:
         self.kappa_v = problem.C_va_diag[:, self.item_input]
 
     def data_term(self, mse):
-        return self.n_obs * torch.log(mse.mean(-1) + self.problem.mse_floor)
+        return self.n_obs * torch.log(mse.mean(-1).clamp_min(self.problem.mse_floor))
 
     def _size_cost(self, sizes):
         """Penalty of one group of each size (0 for an empty group)."""

@@ -1,0 +1,214 @@
+"""SharingDiscoverer as a scikit-learn estimator: API, fitted state, reproducibility, bad input."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.model_selection import ShuffleSplit
+
+from sharelearn import SharingDiscoverer
+from sharelearn.datasets import make_convolution, make_shared_means
+
+FAST = dict(n_restarts=1, max_iter=30)
+
+
+@pytest.fixture(scope="module")
+def means_data():
+    return make_shared_means(80, n_features=5, n_groups=2, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def conv_data():
+    return make_convolution(120, input_shape=5, kernel_size=2, random_state=0)
+
+
+def test_nothing_fitted_before_fit():
+    disc = SharingDiscoverer()
+    assert not [k for k in vars(disc) if k.endswith("_") and not k.startswith("_")]
+
+
+def test_mean_model_fitted_attributes_are_numpy(means_data):
+    X, truth, _ = means_data
+    disc = SharingDiscoverer(model="mean", random_state=0, **FAST).fit(X)
+    for name in ("sharing_partition_", "shared_values_", "means_", "restart_objectives_",
+                 "loss_curve_", "selection_matrix_", "soft_selection_"):
+        value = getattr(disc, name)
+        assert isinstance(value, np.ndarray), name
+    assert disc.sharing_partition_.shape == (5,)
+    assert disc.sharing_partition_.dtype.kind == "i"
+    assert disc.n_groups_ == disc.sharing_partition_.max() + 1
+    assert disc.soft_selection_.shape[0] == 5
+    np.testing.assert_allclose(disc.soft_selection_.sum(1), 1)
+    assert disc.n_features_in_ == 5
+    assert isinstance(disc.objective_, float) and np.isfinite(disc.objective_)
+    assert disc.n_iter_ <= 30
+
+
+def test_linear_model_coef_intercept_predict(conv_data):
+    X, Y, truth, W = conv_data
+    b = np.arange(Y.shape[1], dtype=float)
+    disc = SharingDiscoverer(model="linear", random_state=0, reference=truth, **FAST)
+    disc.fit(X, Y + b)
+    assert disc.score(X) == 0
+    assert disc.coef_.shape == W.shape
+    np.testing.assert_allclose(disc.coef_, W, atol=0.05)
+    np.testing.assert_allclose(disc.intercept_, b, atol=0.05)
+    np.testing.assert_allclose(disc.predict(X), X @ disc.coef_.T + disc.intercept_)
+    assert disc.get_feature_names_out().shape == (Y.shape[1],)
+
+
+def test_linear_with_1d_target_predicts_1d():
+    X, Y, truth, _ = make_convolution(80, input_shape=3, kernel_size=3, random_state=1)
+    y = Y[:, 0]
+    disc = SharingDiscoverer(model="linear", random_state=0, **FAST).fit(X, y)
+    assert disc.predict(X).shape == (80,)
+    assert disc.coef_.shape == (1, 3)
+    assert disc.score(X, y) > -0.05  # minus held-out MSE, noise variance is 0.01
+
+
+def test_transform_pools_groups_and_inverse_broadcasts(means_data):
+    X, truth, _ = means_data
+    disc = SharingDiscoverer(model="mean", random_state=0, reference=truth, **FAST).fit(X)
+    Z = disc.transform(X)
+    assert Z.shape == (80, disc.n_groups_)
+    for j in range(disc.n_groups_):
+        np.testing.assert_allclose(Z[:, j], X[:, disc.sharing_partition_ == j].mean(1))
+    back = disc.inverse_transform(Z)
+    assert back.shape == X.shape
+    np.testing.assert_allclose(back[:, disc.sharing_partition_ == 0][:, 0], Z[:, 0])
+    assert list(disc.get_feature_names_out()) == [
+        f"sharingdiscoverer{j}" for j in range(disc.n_groups_)]
+
+
+def test_score_without_reference_is_minus_heldout_loss(means_data):
+    X, truth, _ = means_data
+    disc = SharingDiscoverer(model="mean", random_state=0, **FAST).fit(X)
+    assert disc.score(X) == pytest.approx(-np.mean((X - disc.means_) ** 2))
+    assert disc.score(X) < 0
+
+
+def test_same_random_state_same_partition_different_cv_seeds_allowed(conv_data):
+    X, Y, truth, _ = conv_data
+    a = SharingDiscoverer(model="linear", random_state=7, **FAST).fit(X, Y)
+    b = SharingDiscoverer(model="linear", random_state=7, **FAST).fit(X, Y)
+    np.testing.assert_array_equal(a.sharing_partition_, b.sharing_partition_)
+    np.testing.assert_array_equal(a.restart_objectives_, b.restart_objectives_)
+    np.testing.assert_array_equal(a.loss_curve_, b.loss_curve_)
+
+
+def test_parallel_restarts_equal_serial(means_data):
+    X, _, _ = means_data
+    serial = SharingDiscoverer(model="mean", random_state=3, n_restarts=2, max_iter=20).fit(X)
+    parallel = clone(serial).set_params(n_jobs=2).fit(X)
+    np.testing.assert_array_equal(serial.restart_objectives_, parallel.restart_objectives_)
+    np.testing.assert_array_equal(serial.sharing_partition_, parallel.sharing_partition_)
+
+
+def test_cv_variants(means_data):
+    X, truth, _ = means_data
+    for cv in (0.5, 3, ShuffleSplit(n_splits=4, test_size=0.7, random_state=0)):
+        disc = SharingDiscoverer(model="mean", cv=cv, random_state=0, reference=truth, **FAST)
+        assert disc.fit(X).score(X) == 0
+
+
+def test_float32_and_column_norm_variant(conv_data):
+    X, Y, truth, _ = conv_data
+    disc = SharingDiscoverer(model="linear", dtype="float32", nuclear_kind="column",
+                             random_state=0, reference=truth, **FAST).fit(X, Y)
+    assert disc.score(X) == 0
+    assert disc.coef_.dtype == np.float64
+
+
+def test_inputs_are_not_mutated(conv_data):
+    X, Y, truth, _ = conv_data
+    X0, Y0, t0 = X.copy(), Y.copy(), truth.copy()
+    disc = SharingDiscoverer(model="linear", random_state=0, reference=truth, **FAST).fit(X, Y)
+    disc.predict(X)
+    disc.score(X)
+    np.testing.assert_array_equal(X, X0)
+    np.testing.assert_array_equal(Y, Y0)
+    np.testing.assert_array_equal(truth, t0)
+
+
+def test_pandas_feature_names_recorded():
+    pd = pytest.importorskip("pandas")
+    X, _, _ = make_shared_means(40, n_features=3, random_state=0)
+    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    disc = SharingDiscoverer(model="mean", random_state=0, **FAST).fit(df)
+    assert list(disc.feature_names_in_) == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("X, message", [
+    (np.array([[1.0, np.nan], [2.0, 3.0], [1.0, 1.0]]), "NaN"),
+    (np.array([[1.0, np.inf], [2.0, 3.0], [1.0, 1.0]]), "infinity"),
+    (np.arange(5.0), "2D array"),
+    (np.ones((1, 3)), "minimum of 2"),
+])
+def test_bad_X_for_mean(X, message):
+    with pytest.raises(ValueError, match=message):
+        SharingDiscoverer(model="mean").fit(X)
+
+
+def test_bad_inputs_for_linear(conv_data):
+    X, Y, truth, _ = conv_data
+    with pytest.raises(ValueError, match="requires y"):
+        SharingDiscoverer(model="linear").fit(X)
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        SharingDiscoverer(model="linear").fit(X, Y[:-1])
+    with pytest.raises(ValueError, match="reference partitions 3 items, but the model has"):
+        SharingDiscoverer(model="linear", reference=[0, 1, 0]).fit(X, Y)
+    with pytest.raises(ValueError, match="Too few samples to split"):
+        SharingDiscoverer(model="linear", cv=2).fit(X[:3], Y[:3])
+    with pytest.raises(ValueError, match="cannot split"):
+        SharingDiscoverer(model="linear", cv=5).fit(X[:4], Y[:4])
+    Ynan = Y.copy()
+    Ynan[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        SharingDiscoverer(model="linear").fit(X, Ynan)
+
+
+@pytest.mark.parametrize("params, message", [
+    (dict(model="conv"), "'model' parameter"),
+    (dict(device="tpu"), "'device' parameter"),
+    (dict(nuclear=-1.0), "'nuclear' parameter"),
+    (dict(cv=1), "'cv' parameter"),
+    (dict(temperature=(1.0, -0.1)), "temperature must be a tuple"),
+    (dict(reference=[[0, 1], [1, 1], [1, 0], [0, 1], [1, 0]]), "exactly one 1 per row"),
+])
+def test_bad_parameters(means_data, params, message):
+    X, _, _ = means_data
+    with pytest.raises(ValueError, match=message):
+        SharingDiscoverer(**params).fit(X)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without CUDA")
+def test_cuda_without_cuda_is_a_clear_error_and_auto_falls_back(means_data):
+    X, _, _ = means_data
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        SharingDiscoverer(device="cuda").fit(X)
+    disc = SharingDiscoverer(device="auto", random_state=0, **FAST).fit(X)
+    assert isinstance(disc.means_, np.ndarray)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu(conv_data):
+    X, Y, truth, _ = conv_data
+    cpu = SharingDiscoverer(model="linear", random_state=0, **FAST).fit(X, Y)
+    gpu = clone(cpu).set_params(device="cuda").fit(X, Y)
+    np.testing.assert_array_equal(cpu.sharing_partition_, gpu.sharing_partition_)
+    np.testing.assert_allclose(cpu.coef_, gpu.coef_, atol=1e-8)
+    assert isinstance(gpu.coef_, np.ndarray)
+
+
+def test_methods_for_the_other_model_raise(means_data, conv_data):
+    X, _, _ = means_data
+    disc = SharingDiscoverer(model="mean", random_state=0, **FAST).fit(X)
+    with pytest.raises(ValueError, match="only defined for model='linear'"):
+        disc.predict(X)
+    Xc, Y, _, _ = conv_data
+    lin = SharingDiscoverer(model="linear", random_state=0, **FAST).fit(Xc, Y)
+    with pytest.raises(ValueError, match="only defined for model='mean'"):
+        lin.inverse_transform(Y)
+    with pytest.raises(ValueError, match="requires y"):
+        lin.score(Xc)

@@ -1,0 +1,187 @@
+"""The discovery engine: exact hypergradients, one objective for relaxation and search, and the
+evidence for each design choice (where it fails without its ingredient, and succeeds with it)."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.model_selection import KFold
+
+from sharelearn import SharingDiscoverer, partition_distance
+from sharelearn.bilevel import relaxed_objective
+from sharelearn.datasets import make_convolution, make_shared_means
+from sharelearn.inner import TiedLinearGaussian
+from sharelearn.partition import canonical_labels, labels_to_selection
+from sharelearn.search import HardObjective, local_search
+
+PENALTIES = dict(nuclear=2.0, code_length=2.0, entropy=0.1)
+
+
+def _problem(X, Y, *, fit_intercept=True, n_splits=5, seed=0):
+    splits = list(KFold(n_splits, shuffle=True, random_state=seed).split(X))
+    return TiedLinearGaussian(torch.tensor(X), torch.tensor(Y), splits,
+                              fit_intercept=fit_intercept, alpha=1e-6)
+
+
+def _conv_problem(n_in=5, k=3, n=60, seed=0):
+    X, Y, labels, _ = make_convolution(n, input_shape=n_in, kernel_size=k, random_state=seed)
+    return _problem(X, Y), labels
+
+
+def _means_problem(K=4, r=2, n=40, seed=0):
+    X, labels, _ = make_shared_means(n, n_features=K, n_groups=r, random_state=seed)
+    return _problem(np.ones((n, 1)), X, fit_intercept=False), labels
+
+
+def _one_hot(labels, n_columns):
+    S = torch.zeros(len(labels), n_columns, dtype=torch.float64)
+    S[np.arange(len(labels)), labels] = 1
+    return S
+
+
+@pytest.mark.parametrize("make", [_conv_problem, _means_problem], ids=["linear", "mean"])
+@pytest.mark.parametrize("kind", ["nuclear", "column"])
+def test_hypergradient_matches_finite_differences(make, kind):
+    problem, _ = make()
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(problem.n_items, 4, generator=gen, dtype=torch.float64)
+
+    def f(Z):
+        return relaxed_objective(problem, torch.softmax(Z, 1), nuclear_kind=kind, **PENALTIES)
+
+    Z = logits.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(f(Z), Z)
+    eps = 1e-6
+    rng = np.random.default_rng(0)
+    for _ in range(8):
+        i, j = rng.integers(problem.n_items), rng.integers(4)
+        Zp, Zm = logits.clone(), logits.clone()
+        Zp[i, j] += eps
+        Zm[i, j] -= eps
+        fd = (f(Zp) - f(Zm)).item() / (2 * eps)
+        # central differences in float64: relative agreement to 1e-5
+        assert fd == pytest.approx(grad[i, j].item(), rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.parametrize("make", [_conv_problem, _means_problem], ids=["linear", "mean"])
+def test_relaxed_objective_equals_search_objective_at_hard_partitions(make):
+    problem, truth = make()
+    objective = HardObjective(problem, PENALTIES["nuclear"], PENALTIES["code_length"])
+    rng = np.random.default_rng(1)
+    for labels in (truth, rng.integers(0, 3, problem.n_items), np.arange(problem.n_items)):
+        labels = canonical_labels(labels)
+        S = _one_hot(labels, labels.max() + 2)  # one spare empty column, as the search keeps
+        soft = relaxed_objective(problem, S, **PENALTIES).item()
+        assert soft == pytest.approx(objective.state(labels)["value"], rel=1e-10)
+
+
+def test_soft_rows_cost_fit_in_the_expected_loss_relaxation():
+    # Half-way between two groups with different values is worse than either hard choice.
+    problem, truth = _means_problem(K=2, r=2, n=200)
+    hard = _one_hot(truth, 2)
+    soft = hard.clone()
+    soft[0] = 0.5
+    assert problem.validation_mse(soft) > problem.validation_mse(hard) + 0.5
+
+
+def test_naive_relaxation_is_indifferent_to_sharing_but_expected_loss_is_not():
+    # A soft A with as many columns as items, inner problem solved exactly in psi with W = A psi:
+    # a generic A is invertible, so it fits like the unshared model whatever A is. The expected
+    # loss of the same A is far above the unshared model's: it feels the pull of sharing.
+    problem, truth = _conv_problem(n_in=5, k=3, n=150)
+    P = problem.n_items
+    gen = torch.Generator().manual_seed(3)
+    A = torch.softmax(torch.randn(P, P, generator=gen, dtype=torch.float64) * 2, 1)
+
+    def naive_mse(S):
+        # the same statistics, without the variance term of the expected loss
+        CS = problem.times_C(S, problem.C_tr)
+        G = S.T @ CS
+        psi = torch.linalg.solve(G + 1e-9 * torch.eye(S.shape[1], dtype=G.dtype), problem.b_tr @ S)
+        W = (psi @ S.T).reshape(problem.n_splits, problem.n_outputs, problem.n_inputs)
+        fit = problem.yy_va - 2 * (W * problem.B_va.transpose(1, 2)).sum((1, 2))
+        fit = fit + ((W @ problem.C_va) * W).sum((1, 2))
+        return float((fit / problem.norm_va).mean())
+
+    unshared = float(problem.validation_mse(torch.eye(P, dtype=torch.float64)))
+    assert naive_mse(A) == pytest.approx(unshared, rel=1e-3)
+    assert float(problem.validation_mse(A)) > 10 * unshared
+
+
+def test_exact_move_and_merge_scores_equal_recomputed_objectives():
+    problem, truth = _conv_problem(n_in=6, k=3, n=40, seed=2)
+    objective = HardObjective(problem, 2.0, 2.0)
+    labels = canonical_labels(np.random.default_rng(0).integers(0, 4, problem.n_items))
+    st = objective.state(labels)
+    items = torch.arange(0, problem.n_items, 3)
+    targets = (st["lab_t"][items] + 1) % st["R"]
+    change = objective.exact_moves(st, items, targets)
+    for q in range(len(items)):
+        moved = labels.copy()
+        moved[int(items[q])] = int(targets[q])
+        assert change[q].item() == pytest.approx(
+            objective.state(moved)["value"] - st["value"], abs=1e-6)
+    change, pairs = objective.exact_merges(st)
+    for q, (a, b) in enumerate(pairs.tolist()):
+        merged = labels.copy()
+        merged[merged == b] = a
+        assert change[q].item() == pytest.approx(
+            objective.state(merged)["value"] - st["value"], abs=1e-6)
+
+
+def test_code_length_stops_the_search_from_fitting_noise_through_the_assignment():
+    # 12 inputs, kernel 3: 120 entries, 90 of them structural zeros. Without the code length the
+    # search splits the zeros into sub-groups chosen to fit validation noise: it finds a partition
+    # with a better objective than the truth, far from it. With it, the truth is the optimum.
+    X, Y, truth, _ = make_convolution(150, input_shape=12, kernel_size=3, random_state=0)
+    problem = _problem(X, Y)
+    start = np.zeros(problem.n_items, dtype=int)
+    without = HardObjective(problem, 2.0, 0.0)
+    found, value, _ = local_search(without, start)
+    assert value < without.state(truth)["value"]
+    assert partition_distance(found, truth) > 20
+    with_code = HardObjective(problem, 2.0, 2.0)
+    found, value, _ = local_search(with_code, start)
+    assert partition_distance(found, truth) == 0
+
+
+def test_relaxation_alone_fails_at_scale_where_the_search_recovers():
+    X, Y, truth, _ = make_convolution(150, input_shape=12, kernel_size=3, random_state=1)
+    common = dict(model="linear", reference=truth, random_state=0, n_restarts=1)
+    relax_only = SharingDiscoverer(local_search=False, **common).fit(X, Y)
+    assert relax_only.restart_objectives_[0] < relax_only.restart_objectives_[1]  # not useless
+    assert -relax_only.score(X) > 5
+    assert SharingDiscoverer(**common).fit(X, Y).score(X) == 0
+
+
+def test_exact_recovery_of_a_small_convolution_and_shared_means():
+    X, Y, truth, _ = make_convolution(150, input_shape=5, kernel_size=3, random_state=0)
+    disc = SharingDiscoverer(model="linear", reference=truth, random_state=0).fit(X, Y)
+    assert disc.score(X) == 0
+    assert disc.n_groups_ == 4
+    X, truth, means = make_shared_means(100, n_features=6, n_groups=3, random_state=4)
+    disc = SharingDiscoverer(model="mean", reference=truth, random_state=0).fit(X)
+    assert disc.score(X) == 0
+    assert np.abs(disc.means_ - means).max() < 0.2
+
+
+@pytest.mark.slow
+def test_fewer_samples_than_inputs_clustering_fails_the_bilevel_objective_recovers():
+    # valid convolution, 64 inputs, kernel 3 (3,968 entries), 40 samples: the untied map is not
+    # identifiable; quantising its minimum-norm estimate into 4 values misses the scheme.
+    from sklearn.cluster import KMeans
+
+    X, Y, truth, _ = make_convolution(40, input_shape=64, kernel_size=3, random_state=0)
+    W_untied = np.linalg.lstsq(X - X.mean(0), Y - Y.mean(0), rcond=None)[0].T
+    km = KMeans(4, n_init=10, random_state=0).fit(W_untied.reshape(-1, 1))
+    assert partition_distance(km.labels_, truth) > 100
+    disc = SharingDiscoverer(model="linear", reference=truth, random_state=0).fit(X, Y)
+    assert disc.score(X) == 0
+    np.testing.assert_allclose(np.sort(np.unique(np.round(disc.coef_, 1))), [0, 1, 3, 5])
+
+
+def test_selection_helpers_agree_with_fitted_matrices():
+    X, truth, _ = make_shared_means(60, n_features=5, n_groups=2, random_state=0)
+    disc = SharingDiscoverer(model="mean", random_state=0, n_restarts=1).fit(X)
+    A = labels_to_selection(disc.sharing_partition_)
+    np.testing.assert_array_equal(A, disc.selection_matrix_)
+    np.testing.assert_allclose(A @ disc.shared_values_, disc.means_)

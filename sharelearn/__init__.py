@@ -1,6 +1,6 @@
 """sharelearn: discover the symmetries of data by learning how a model shares its parameters."""
 
-from . import datasets, partition
+from . import datasets, metrics, partition
 from ._discoverer import SharingDiscoverer
 from ._version import __version__
 from .partition import (
@@ -16,6 +16,7 @@ __all__ = [
     "canonical_labels",
     "datasets",
     "labels_to_selection",
+    "metrics",
     "partition",
     "partition_distance",
     "selection_to_labels",

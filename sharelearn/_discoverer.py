@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import numbers
 import time
+import warnings
 
 import numpy as np
 import torch
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold, ShuffleSplit
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from .bilevel import run_restart
 from .inner import TiedLinearGaussian, ridge_solve
@@ -26,6 +29,11 @@ _MODELS = ("mean", "linear")
 _RELAXATION_BUDGET = 2**20
 # n_restarts="auto" relaxes only while one step (O(items x inputs x groups)) stays cheap.
 _AUTO_RESTART_BUDGET = 2**22
+
+
+def _is_model(name):
+    """Method available only for one built-in model (``hasattr`` reflects it)."""
+    return lambda est: est.model == name
 
 
 def _resolve_device(device):
@@ -103,6 +111,9 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         and none above, where the search from the shared partition alone is used.
     local_search : bool, default=True
         Polish each rounded partition by the exact discrete search.
+    max_search_iter : int, default=1000
+        Cap on accepted rounds of the discrete search per start; reaching it raises a
+        ``ConvergenceWarning``.
     device : {"cpu", "cuda", "auto"}, default="cpu"
     dtype : {"float64", "float32"}, default="float64"
     reference : array-like or None, default=None
@@ -111,6 +122,7 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         Restarts run in parallel with joblib.
     random_state : int, RandomState instance or None, default=None
     verbose : int, default=0
+        Show a progress bar over the starts and print one line per start. Silent at 0.
 
     Attributes
     ----------
@@ -179,6 +191,7 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
         "n_restarts": [Interval(numbers.Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "local_search": ["boolean"],
+        "max_search_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "device": [StrOptions({"cpu", "cuda", "auto"})],
         "dtype": [StrOptions({"float64", "float32"})],
         "reference": ["array-like", "sparse matrix", None],
@@ -190,8 +203,9 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
     def __init__(self, model="mean", *, n_groups=None, nuclear=2.0, nuclear_kind="nuclear",
                  code_length=2.0, entropy=0.1, alpha=1e-6, fit_intercept=True, cv=5,
                  max_iter=100, learning_rate=0.3, temperature=(1.0, 0.05), tol=1e-4,
-                 n_iter_no_change=10, n_restarts="auto", local_search=True, device="cpu",
-                 dtype="float64", reference=None, n_jobs=None, random_state=None, verbose=0):
+                 n_iter_no_change=10, n_restarts="auto", local_search=True,
+                 max_search_iter=1000, device="cpu", dtype="float64", reference=None,
+                 n_jobs=None, random_state=None, verbose=0):
         self.model = model
         self.n_groups = n_groups
         self.nuclear = nuclear
@@ -208,6 +222,7 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.n_restarts = n_restarts
         self.local_search = local_search
+        self.max_search_iter = max_search_iter
         self.device = device
         self.dtype = dtype
         self.reference = reference
@@ -276,7 +291,8 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         dtype = torch.float64 if self.dtype == "float64" else torch.float32
         if self.model == "linear":
             if y is None:
-                raise ValueError("model='linear' requires y: call fit(X, y).")
+                raise ValueError("SharingDiscoverer(model='linear') requires y to be passed, "
+                                 "but the target y is None: call fit(X, y).")
             X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
                                  dtype=np.float64)
             if y.ndim > 2:
@@ -314,12 +330,27 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
             temperature=temperature, tol=self.tol, n_iter_no_change=self.n_iter_no_change,
             penalties=dict(nuclear=self.nuclear, code_length=self.code_length,
                            entropy=self.entropy, nuclear_kind=self.nuclear_kind),
-            search=self.local_search, search_max_iter=10 * n_items + 100)
-        results = Parallel(n_jobs=self.n_jobs, verbose=self.verbose)(
-            delayed(run_restart)(problem, objective, start=s, seed=seed, **common)
-            for s, seed in zip(starts, seeds, strict=True))
+            search=self.local_search, search_max_iter=self.max_search_iter)
+        tasks = (delayed(run_restart)(problem, objective, start=s, seed=seed, **common)
+                 for s, seed in zip(starts, seeds, strict=True))
+        results = Parallel(n_jobs=self.n_jobs, return_as="generator")(tasks)
+        if self.verbose:
+            from tqdm.auto import tqdm
+
+            results = tqdm(results, total=len(starts), desc="SharingDiscoverer restarts")
+        results = list(results)
+        if self.verbose:
+            for i, r in enumerate(results):
+                print(f"[SharingDiscoverer] start {i} ({r['start']}): objective "
+                      f"{r['value']:.4f}, {r['n_iter']} relaxation steps, "
+                      f"{r['n_moves']} search rounds")
         values = np.array([r["value"] for r in results])
         best = results[int(np.argmin(values))]
+        if not best["converged"]:
+            warnings.warn(
+                f"The discrete search stopped at its cap of {common['search_max_iter']} rounds "
+                "while moves still improved the objective; the partition may not be a local "
+                "optimum.", ConvergenceWarning, stacklevel=2)
 
         labels = best["labels"]
         self.sharing_partition_ = labels
@@ -370,21 +401,19 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
             return (X @ self.selection_matrix_) / counts
         return X @ self.coef_.T + self.intercept_
 
+    @available_if(_is_model("mean"))
     def inverse_transform(self, X):
         """Broadcast group values back to the features (``model="mean"`` only)."""
         check_is_fitted(self)
-        if self.model != "mean":
-            raise ValueError("inverse_transform is only defined for model='mean'.")
-        X = np.asarray(X, dtype=np.float64)
+        X = check_array(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.n_groups_:
             raise ValueError(f"X must have shape (n_samples, {self.n_groups_}), got {X.shape}.")
         return X[:, self.sharing_partition_]
 
+    @available_if(_is_model("linear"))
     def predict(self, X):
         """Output of the tied linear map (``model="linear"`` only)."""
         check_is_fitted(self)
-        if self.model != "linear":
-            raise ValueError("predict is only defined for model='linear'.")
         out = self.transform(X)
         return out[:, 0] if self._y_1d else out
 

@@ -90,10 +90,12 @@ def run_restart(problem, objective, *, start, seed, n_columns, max_iter, learnin
         labels = canonical_labels(soft.argmax(1).cpu().numpy())
         soft = soft.cpu().numpy()
     rounded = labels
-    n_moves = 0
+    n_moves, converged = 0, True
     if search:
-        labels, value, n_moves = local_search(objective, labels, max_iter=search_max_iter)
+        labels, value, n_moves, converged = local_search(objective, labels,
+                                                         max_iter=search_max_iter)
     else:
         value = objective.state(labels)["value"]
     return dict(labels=labels, rounded=rounded, value=float(value), soft=soft, curve=curve,
-                n_iter=n_iter, n_moves=n_moves, start=start, seed=int(seed))
+                n_iter=n_iter, n_moves=n_moves, converged=converged, start=start,
+                seed=int(seed))

@@ -183,18 +183,22 @@ def local_search(objective, labels, *, max_iter=200, n_candidates=512, tol=1e-9)
         Its objective.
     n_accepted : int
         Number of accepted rounds.
+    converged : bool
+        False when the search stopped at ``max_iter`` with moves still improving.
     """
     st = objective.state(labels)
     n_accepted = 0
+    converged = False
     for _ in range(max_iter):
         new = _best_moves(objective, st, n_candidates, tol)
         if new is None:
             new = _best_merge(objective, st, tol)
         if new is None:
+            converged = True
             break
         st = new
         n_accepted += 1
-    return st["labels"], st["value"], n_accepted
+    return st["labels"], st["value"], n_accepted, converged
 
 
 def _best_moves(objective, st, n_candidates, tol):

@@ -151,7 +151,7 @@ def test_bad_X_for_mean(X, message):
 
 def test_bad_inputs_for_linear(conv_data):
     X, Y, truth, _ = conv_data
-    with pytest.raises(ValueError, match="requires y"):
+    with pytest.raises(ValueError, match="requires y to be passed"):
         SharingDiscoverer(model="linear").fit(X)
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         SharingDiscoverer(model="linear").fit(X, Y[:-1])
@@ -204,11 +204,9 @@ def test_cuda_matches_cpu(conv_data):
 def test_methods_for_the_other_model_raise(means_data, conv_data):
     X, _, _ = means_data
     disc = SharingDiscoverer(model="mean", random_state=0, **FAST).fit(X)
-    with pytest.raises(ValueError, match="only defined for model='linear'"):
-        disc.predict(X)
+    assert not hasattr(disc, "predict")
     Xc, Y, _, _ = conv_data
     lin = SharingDiscoverer(model="linear", random_state=0, **FAST).fit(Xc, Y)
-    with pytest.raises(ValueError, match="only defined for model='mean'"):
-        lin.inverse_transform(Y)
+    assert not hasattr(lin, "inverse_transform")
     with pytest.raises(ValueError, match="requires y"):
         lin.score(Xc)

@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from .bilevel import run_restart
 from .inner import TiedLinearGaussian, ridge_solve
 from .partition import _to_partition, labels_to_selection, partition_distance
-from .search import HardObjective
+from .search import EvidenceObjective, HardObjective
 
 __all__ = ["SharingDiscoverer"]
 
@@ -85,6 +85,11 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         prevents the search from fitting validation noise by shuffling items between groups.
     entropy : float, default=0.1
         Weight of the row-entropy penalty of the relaxation (pushes rows towards one-hot).
+    objective : {"validation", "evidence"}, default="validation"
+        ``"validation"``: the validation loss of the refit, averaged over the splits of ``cv``.
+        ``"evidence"``: ``-2 log`` marginal likelihood of the tied linear-Gaussian model on all
+        the data (Gaussian prior on the shared values, Gaussian noise, both precisions fitted by
+        type-II maximum likelihood); no validation split is held out and ``cv`` is ignored.
     alpha : float, default=1e-6
         Ridge penalty on the shared values.
     fit_intercept : bool, default=True
@@ -143,8 +148,12 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         ``model="linear"`` only.
     objective_ : float
         Outer objective of the chosen partition.
-    validation_loss_ : float
-        Its mean validation MSE over the splits.
+    validation_loss_ : float or None
+        Its mean validation MSE over the splits (``None`` for ``objective="evidence"``).
+    log_evidence_ : float
+        Log marginal likelihood of the chosen partition on all the data, with the precisions at
+        their type-II maximum likelihood and without the penalties (reported for both
+        objectives).
     restart_objectives_ : ndarray of shape (n_restarts + 1,)
         Objective reached from each start (the last from the shared start).
     loss_curve_ : ndarray
@@ -180,6 +189,7 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         "nuclear_kind": [StrOptions({"nuclear", "column"})],
         "code_length": [Interval(numbers.Real, 0, None, closed="left")],
         "entropy": [Interval(numbers.Real, 0, None, closed="left")],
+        "objective": [StrOptions({"validation", "evidence"})],
         "alpha": [Interval(numbers.Real, 0, None, closed="left")],
         "fit_intercept": ["boolean"],
         "cv": [Interval(numbers.Integral, 2, None, closed="left"),
@@ -201,7 +211,8 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
     }
 
     def __init__(self, model="mean", *, n_groups=None, nuclear=2.0, nuclear_kind="nuclear",
-                 code_length=2.0, entropy=0.1, alpha=1e-6, fit_intercept=True, cv=5,
+                 code_length=2.0, entropy=0.1, objective="validation", alpha=1e-6,
+                 fit_intercept=True, cv=5,
                  max_iter=100, learning_rate=0.3, temperature=(1.0, 0.05), tol=1e-4,
                  n_iter_no_change=10, n_restarts="auto", local_search=True,
                  max_search_iter=1000, device="cpu", dtype="float64", reference=None,
@@ -212,6 +223,7 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         self.nuclear_kind = nuclear_kind
         self.code_length = code_length
         self.entropy = entropy
+        self.objective = objective
         self.alpha = alpha
         self.fit_intercept = fit_intercept
         self.cv = cv
@@ -309,12 +321,17 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
                 raise ValueError(f"reference partitions {reference.size} items, but the model "
                                  f"has {n_items} shareable items.")
         rng = check_random_state(self.random_state)
-        splits = self._splits(X.shape[0], rng)
+        everything = [(np.arange(X.shape[0]), np.arange(X.shape[0]))]
+        evidence = self.objective == "evidence"
+        if evidence and X.shape[0] < 2:
+            raise ValueError("objective='evidence' needs at least 2 samples.")
+        splits = everything if evidence else self._splits(X.shape[0], rng)
         # copies: the user's arrays are never shared with torch
         Xt = torch.tensor(Xd, dtype=dtype, device=device)
         Yt = torch.tensor(Y, dtype=dtype, device=device)
         problem = TiedLinearGaussian(Xt, Yt, splits, fit_intercept=intercept, alpha=self.alpha)
-        objective = HardObjective(problem, self.nuclear, self.code_length)
+        objective = (EvidenceObjective if evidence else HardObjective)(
+            problem, self.nuclear, self.code_length)
 
         n_columns = self.n_groups
         if n_columns is None:
@@ -329,7 +346,8 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
             n_columns=n_columns, max_iter=self.max_iter, learning_rate=self.learning_rate,
             temperature=temperature, tol=self.tol, n_iter_no_change=self.n_iter_no_change,
             penalties=dict(nuclear=self.nuclear, code_length=self.code_length,
-                           entropy=self.entropy, nuclear_kind=self.nuclear_kind),
+                           entropy=self.entropy, nuclear_kind=self.nuclear_kind,
+                           objective=self.objective),
             search=self.local_search, search_max_iter=self.max_search_iter)
         tasks = (delayed(run_restart)(problem, objective, start=s, seed=seed, **common)
                  for s, seed in zip(starts, seeds, strict=True))
@@ -358,7 +376,14 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         self.selection_matrix_ = labels_to_selection(labels)
         self.soft_selection_ = best["soft"]
         self.objective_ = best["value"]
-        self.validation_loss_ = float(objective.state(labels)["mse"].mean())
+        if evidence:
+            self.validation_loss_ = None
+            self.log_evidence_ = self._log_evidence(objective, labels)
+        else:
+            self.validation_loss_ = float(objective.state(labels)["fit"].mean())
+            full = TiedLinearGaussian(Xt, Yt, everything, fit_intercept=intercept,
+                                      alpha=self.alpha)
+            self.log_evidence_ = self._log_evidence(EvidenceObjective(full, 0, 0), labels)
         self.restart_objectives_ = values
         self.loss_curve_ = best["curve"]
         self.n_iter_ = best["n_iter"]
@@ -367,6 +392,12 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         self._refit(Xd, Y, intercept, labels, dtype, device)
         self.fit_time_ = time.perf_counter() - start_time
         return self
+
+    @staticmethod
+    def _log_evidence(objective, labels):
+        """Log marginal likelihood of a hard partition on all the data (no penalties)."""
+        plain = EvidenceObjective(objective.problem, 0.0, 0.0)
+        return -0.5 * plain.state(labels)["value"]
 
     def _refit(self, Xd, Y, intercept, labels, dtype, device):
         """Shared values of the chosen partition, fitted on all the data."""

@@ -13,16 +13,29 @@ import numpy as np
 import torch
 
 from . import relaxation
+from .evidence import fit_precisions, neg2_log_evidence
 from .partition import canonical_labels
 from .search import local_search
 
 __all__ = ["relaxed_objective", "run_restart"]
 
 
-def relaxed_objective(problem, S, *, nuclear, code_length, entropy, nuclear_kind="nuclear"):
-    """The outer objective of a soft selection matrix (equals the search's at a hard one)."""
-    mse = problem.validation_mse(S).clamp_min(problem.mse_floor)
-    value = problem.n_obs_train * torch.log(mse)
+def relaxed_objective(problem, S, *, nuclear, code_length, entropy, nuclear_kind="nuclear",
+                      objective="validation"):
+    """The outer objective of a soft selection matrix (equals the search's at a hard one).
+
+    ``objective="validation"``: ``N log(validation MSE)``; ``"evidence"``: ``-2 log p(y | S)``
+    of the expected model on all the data (``problem`` then has one split whose training part
+    is everything), with the precisions at their type-II maximum likelihood.
+    """
+    if objective == "evidence":
+        G, c = problem.normal_equations(S)
+        yy, n_obs = problem.yy_tr[0], float(problem.n_tr[0]) * problem.n_outputs
+        alpha, beta = fit_precisions(G[0].detach(), c[0].detach(), yy, n_obs)
+        value = neg2_log_evidence(G[0], c[0], yy, n_obs, alpha, beta)
+    else:
+        mse = problem.validation_mse(S).clamp_min(problem.mse_floor)
+        value = problem.n_obs_train * torch.log(mse)
     if nuclear:
         norm = relaxation.nuclear_norm if nuclear_kind == "nuclear" else relaxation.column_norm
         value = value + nuclear * norm(S)

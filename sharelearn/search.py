@@ -4,7 +4,8 @@ After the relaxed selection matrix is rounded, the hard partition is improved by
 move until none helps:
 
 * move one item to another existing group, or to a new group of its own;
-* merge two groups.
+* merge two groups;
+* split: open a new group with the ``k = 2, 4, 8, ...`` items rated best for it, together.
 
 Every accepted move is scored by the *same* outer objective as the relaxation (validation loss of
 the closed-form refit, plus the complexity penalty), exactly: a one-item move changes the normal
@@ -22,10 +23,11 @@ import math
 import numpy as np
 import torch
 
+from .evidence import fit_precisions, neg2_log_evidence
 from .inner import ridge_solve
 from .partition import canonical_labels
 
-__all__ = ["HardObjective", "local_search"]
+__all__ = ["EvidenceObjective", "HardObjective", "local_search"]
 
 
 class HardObjective:
@@ -64,13 +66,19 @@ class HardObjective:
         r = int(labels.max()) + 1
         R = r + 1
         st = self.problem.hard_statistics(labels, R)
-        st["psi"] = ridge_solve(st["G"], st["c"], self.problem.alpha)
-        st["mse"] = self._mse(st["psi"], st["Gv"], st["cv"])
+        data, st["psi"], st["fit"] = self._data(st["G"], st["c"], st["Gv"], st["cv"], None)
         st["lab_t"] = torch.as_tensor(labels, device=self.problem.device)
         st["sizes"] = torch.bincount(st["lab_t"], minlength=R).to(self.problem.dtype)
-        st["value"] = float(self.data_term(st["mse"]) + self.penalty_term(st["sizes"]))
+        st["value"] = float(data + self.penalty_term(st["sizes"]))
         st["labels"], st["R"] = labels, R
         return st
+
+    def _data(self, G, c, Gv, cv, st):
+        """Data term of (batched) hard quadratics, the shared values, and a fit summary (the
+        validation MSE of each split). ``st`` is the current state, unused here."""
+        psi = ridge_solve(G, c, self.problem.alpha)
+        mse = self._mse(psi, Gv, cv)
+        return self.data_term(mse), psi, mse
 
     def _mse(self, psi, Gv, cv):
         quad = (psi[..., None, :] @ Gv @ psi[..., :, None])[..., 0, 0]
@@ -84,19 +92,30 @@ class HardObjective:
         R = st["R"]
         cur = psi.gather(1, lab[None].expand(psi.shape[0], -1))  # (F, P) current value
         pb = self.problem
-        grad_v = (st["CSv"] @ psi[..., None])[..., 0] - pb.b_va  # half d SSE_v / dW, (F, P)
-        grad_t = (st["CS"] @ psi[..., None])[..., 0] - pb.b_tr
-        kap_t, kap_v = self.kappa, self.kappa_v
+        grad_t = (st["CS"] @ psi[..., None])[..., 0] - pb.b_tr  # half d SSE / dW, (F, P)
+        grad_v, kap_v, scale = self._scoring_gradient(st, grad_t)
+        kap_t = self.kappa
         delta = psi[:, None, :] - cur[..., None]  # (F, P, R): value change when moving to j
         # the spare empty group takes the item's own least-squares value on the training part
         delta[..., R - 1] = -grad_t / kap_t.clamp_min(1e-300)
         d_sse = 2 * delta * grad_v[..., None] + delta**2 * kap_v[..., None]
-        d_mse = (d_sse / pb.norm_va[:, None, None]).mean(0)
-        mse = st["mse"].mean()
-        pred = self.n_obs * torch.log1p((d_mse / mse).clamp_min(-0.999999))
+        pred = scale(d_sse)
         pred = pred + self._penalty_change(st)
         pred[torch.arange(lab.numel()), lab] = math.inf
         return pred
+
+    def _scoring_gradient(self, st, grad_t):
+        """Gradient and curvature of the scored loss in one entry, and how a change of squared
+        error maps to a change of the objective (validation: ``N log MSE``)."""
+        pb = self.problem
+        grad_v = (st["CSv"] @ st["psi"][..., None])[..., 0] - pb.b_va
+        mse = st["fit"].mean()
+
+        def scale(d_sse):
+            d_mse = (d_sse / pb.norm_va[:, None, None]).mean(0)
+            return self.n_obs * torch.log1p((d_mse / mse).clamp_min(-0.999999))
+
+        return grad_v, self.kappa_v, scale
 
     def _penalty_change(self, st):
         s = st["sizes"]
@@ -119,15 +138,14 @@ class HardObjective:
         c2 = st["c"][:, None, :] + pb.b_tr[:, items, None] * delta
         Gv2 = self._rank2(st["Gv"], st["CSv"][:, items], self.kappa_v[:, items], delta)
         cv2 = st["cv"][:, None, :] + pb.b_va[:, items, None] * delta
-        psi = ridge_solve(G2, c2, pb.alpha)  # (F, Q, R)
-        quad = (psi[..., None, :] @ Gv2 @ psi[..., :, None])[..., 0, 0]
-        mse = (pb.yy_va[:, None] - 2 * (psi * cv2).sum(-1) + quad) / pb.norm_va[:, None]
-        mse = mse.T  # (Q, F)
+        # candidates first: (Q, F, ...)
+        data, _, _ = self._data(G2.transpose(0, 1), c2.transpose(0, 1), Gv2.transpose(0, 1),
+                                cv2.transpose(0, 1), st)
         sizes = st["sizes"].expand(len(items), R).clone()
         ar = torch.arange(len(items), device=sizes.device)
         sizes[ar, src] -= 1
         sizes[ar, targets] += 1
-        return self.data_term(mse) + self.penalty_term(sizes) - st["value"]
+        return data + self.penalty_term(sizes) - st["value"]
 
     @staticmethod
     def _rank2(G, v, kappa, delta):
@@ -155,11 +173,44 @@ class HardObjective:
         Gv2 = M[:, None] @ st["Gv"][None] @ Mt[:, None]
         c2 = (M[:, None] @ st["c"][None, :, :, None])[..., 0]
         cv2 = (M[:, None] @ st["cv"][None, :, :, None])[..., 0]
-        psi = ridge_solve(G2, c2, self.problem.alpha)
-        mse = self._mse(psi, Gv2, cv2)
+        data, _, _ = self._data(G2, c2, Gv2, cv2, st)
         sizes = (M @ st["sizes"][:, None])[..., 0]
-        change = self.data_term(mse) + self.penalty_term(sizes) - st["value"]
+        change = data + self.penalty_term(sizes) - st["value"]
         return change, torch.stack([a, b], 1)
+
+
+class EvidenceObjective(HardObjective):
+    """The outer objective with the validation loss replaced by ``-2 log evidence``.
+
+    ``problem`` must hold one "split" whose training part is all the data. The precisions are
+    re-optimised for every state and for every candidate move or merge (a batched ``r x r``
+    eigendecomposition each), so candidates are scored exactly. Scoring them at the current
+    state's precisions instead is a valid bound but a useless one: from the fully shared start the
+    noise precision is tiny, and no single move looks profitable before it is re-fitted.
+    """
+
+    def _data(self, G, c, Gv, cv, st):
+        pb = self.problem
+        G, c = G[..., 0, :, :], c[..., 0, :]
+        yy, n_obs = pb.yy_tr[0], float(pb.n_tr[0]) * pb.n_outputs
+        alpha, beta = fit_precisions(G, c, yy.expand(G.shape[:-2]), n_obs)
+        value = neg2_log_evidence(G, c, yy, n_obs, alpha, beta)
+        eye = torch.eye(G.shape[-1], dtype=G.dtype, device=G.device)
+        psi = torch.linalg.solve(G + (alpha / beta)[..., None, None] * eye, c[..., None])[..., 0]
+        return value, psi[..., None, :], (alpha, beta)
+
+    def state(self, labels):
+        st = super().state(labels)
+        st["precisions"] = st["fit"]
+        return st
+
+    def _scoring_gradient(self, st, grad_t):
+        beta = st["precisions"][1]
+
+        def scale(d_sse):
+            return beta * d_sse.sum(0)
+
+        return grad_t, self.kappa, scale
 
 
 def local_search(objective, labels, *, max_iter=200, n_candidates=512, tol=1e-9):
@@ -193,6 +244,8 @@ def local_search(objective, labels, *, max_iter=200, n_candidates=512, tol=1e-9)
         new = _best_moves(objective, st, n_candidates, tol)
         if new is None:
             new = _best_merge(objective, st, tol)
+        if new is None:
+            new = _best_split(objective, st, tol)
         if new is None:
             converged = True
             break
@@ -228,6 +281,25 @@ def _best_moves(objective, st, n_candidates, tol):
             return new
         batch //= 2
     return None
+
+
+def _best_split(objective, st, tol):
+    """Open a new group with several items at once: the ``k`` items whose move to a new group
+    the screen rates best, for ``k = 2, 4, 8, ...``. A single item may not pay for a new group
+    (its code length and penalty) where a whole set of items sharing one value does."""
+    pred = objective.screen_moves(st)[:, st["R"] - 1]
+    order = torch.argsort(pred).cpu().numpy()
+    best = None
+    k = 2
+    while k <= order.size // 2 or (k == 2 and order.size >= 2):
+        lab = st["labels"].copy()
+        lab[order[:k]] = st["R"] - 1
+        new = objective.state(lab)
+        if new["value"] < st["value"] - tol * max(1.0, abs(st["value"])) and (
+                best is None or new["value"] < best["value"]):
+            best = new
+        k *= 2
+    return best
 
 
 def _best_merge(objective, st, tol):

@@ -136,11 +136,11 @@ def test_code_length_stops_the_search_from_fitting_noise_through_the_assignment(
     problem = _problem(X, Y)
     start = np.zeros(problem.n_items, dtype=int)
     without = HardObjective(problem, 2.0, 0.0)
-    found, value, _ = local_search(without, start)
+    found, value, _, _ = local_search(without, start)
     assert value < without.state(truth)["value"]
     assert partition_distance(found, truth) > 20
     with_code = HardObjective(problem, 2.0, 2.0)
-    found, value, _ = local_search(with_code, start)
+    found, value, _, _ = local_search(with_code, start)
     assert partition_distance(found, truth) == 0
 
 

@@ -107,8 +107,9 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
     tol : float, default=1e-4
         Relative improvement of the objective below which an iteration counts as stalled.
     n_iter_no_change : int, default=10
-        The relaxation stops early once its rounded (argmax) partition has not changed and its
-        objective has stalled for this many iterations.
+        The relaxation stops early after this many consecutive stalled iterations: iterations
+        in which its rounded (argmax) partition did not change or its objective did not improve
+        by ``tol``.
     n_restarts : int or "auto", default="auto"
         Relaxation restarts from random logits; one more search always starts from the fully
         shared partition, and the partition with the best objective is kept. ``"auto"`` runs 3

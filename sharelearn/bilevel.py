@@ -72,9 +72,10 @@ def _relax(problem, *, n_columns, seed, max_iter, learning_rate, temperature, to
         v = float(value.detach())
         improved = len(curve) > 0 and v < min(curve) - tol * max(1.0, abs(min(curve)))
         curve.append(v)
-        # Early stopping: the rounded partition no longer moves and the objective has stalled.
+        # Early stopping: a step is stalled when the rounded partition did not change or the
+        # objective did not improve; annealing only hardens rows from then on.
         now = S.detach().argmax(1)
-        if rounded is not None and torch.equal(now, rounded) and not improved:
+        if rounded is not None and (torch.equal(now, rounded) or not improved):
             stall += 1
             if stall >= n_iter_no_change:
                 break

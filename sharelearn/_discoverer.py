@@ -11,7 +11,7 @@ import torch
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import KFold, ShuffleSplit
+from sklearn.model_selection import KFold, ShuffleSplit, check_cv
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
@@ -96,8 +96,8 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         Fit a free intercept per output (``model="linear"`` only).
     cv : int, float or cross-validation splitter, default=5
         Train/validation splits of the outer objective: an int is a shuffled K-fold, a float in
-        (0, 1) a single random hold-out of that fraction, a splitter (e.g. ``ShuffleSplit``) is
-        used as given. Averaging several splits lowers the variance of the objective.
+        (0, 1) a single random hold-out of that fraction; a splitter (e.g. ``ShuffleSplit``) or
+        an iterable of (train, validation) index arrays is used as given. Averaging several splits lowers the variance of the objective.
     max_iter : int, default=100
         Outer iterations of the relaxation per restart.
     learning_rate : float, default=0.3
@@ -266,7 +266,7 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
             splitter = ShuffleSplit(n_splits=1, test_size=float(cv),
                                     random_state=rng.randint(2**31))
         else:
-            splitter = cv
+            splitter = check_cv(cv)  # wraps an iterable of (train, validation) index pairs
         dummy = np.zeros((n_samples, 1))
         try:
             splits = [(np.asarray(tr), np.asarray(va)) for tr, va in splitter.split(dummy)]

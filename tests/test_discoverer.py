@@ -106,7 +106,8 @@ def test_parallel_restarts_equal_serial(means_data):
 
 def test_cv_variants(means_data):
     X, truth, _ = means_data
-    for cv in (0.5, 3, ShuffleSplit(n_splits=4, test_size=0.7, random_state=0)):
+    halves = [(np.arange(40), np.arange(40, 80)), (np.arange(40, 80), np.arange(40))]
+    for cv in (0.5, 3, ShuffleSplit(n_splits=4, test_size=0.7, random_state=0), halves):
         disc = SharingDiscoverer(model="mean", cv=cv, random_state=0, reference=truth, **FAST)
         assert disc.fit(X).score(X) == 0
 

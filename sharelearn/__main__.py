@@ -24,9 +24,10 @@ def _draw(labels, shape, values):
 def demo(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m sharelearn demo",
-        description="Generate a 1-D valid cross-correlation, discover which weights it shares, "
-                    "and compare with the truth.")
-    parser.add_argument("--n-inputs", type=int, default=16)
+        description="Generate a 1-D cross-correlation, discover which weights it shares, name "
+                    "the symmetry of the discovered sharing, and compare with the truth.")
+    parser.add_argument("--mode", choices=("circular", "valid"), default="circular")
+    parser.add_argument("--n-inputs", type=int, default=12)
     parser.add_argument("--kernel-size", type=int, default=3)
     parser.add_argument("--n-samples", type=int, default=150)
     parser.add_argument("--seed", type=int, default=0)
@@ -36,8 +37,9 @@ def demo(argv=None):
     from .datasets import make_convolution
 
     X, Y, truth, W = make_convolution(args.n_samples, input_shape=args.n_inputs,
-                                      kernel_size=args.kernel_size, random_state=args.seed)
-    print(f"Data: {args.n_samples} samples of y = x (*) kernel + noise, kernel "
+                                      kernel_size=args.kernel_size, mode=args.mode,
+                                      random_state=args.seed)
+    print(f"Data: {args.n_samples} samples of y = x (*) kernel + noise ({args.mode}), kernel "
           f"{W[0, :args.kernel_size].astype(int).tolist()}, {W.shape[0]} x {W.shape[1]} = {W.size} "
           "weight entries, nothing told about the structure.")
     start = time.perf_counter()
@@ -50,6 +52,12 @@ def demo(argv=None):
     distance = partition_distance(disc.sharing_partition_, truth)
     print(f"\npartition distance to the true convolution: {distance} of {W.size} entries"
           f"{' (exact recovery)' if distance == 0 else ''}")
+    group = disc.symmetry_group_
+    print(f"discovered symmetry: {group.name} (order {group.order}) acting on the "
+          f"{W.shape[0]} outputs and {W.shape[1]} inputs")
+    if args.mode == "valid":
+        print("(a valid correlation's finite layer has no shift symmetry as a permutation group: "
+              "its sharing is the band of offsets; try --mode circular)")
     print(f"time: {elapsed:.2f} s")
     return 0
 

@@ -21,6 +21,7 @@ from .bilevel import run_restart
 from .inner import TiedLinearGaussian, ridge_solve
 from .partition import _to_partition, labels_to_selection, partition_distance
 from .search import EvidenceObjective, HardObjective
+from .symmetry import named_sharing, symmetry_group
 
 __all__ = ["SharingDiscoverer"]
 
@@ -97,7 +98,8 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
     cv : int, float or cross-validation splitter, default=5
         Train/validation splits of the outer objective: an int is a shuffled K-fold, a float in
         (0, 1) a single random hold-out of that fraction; a splitter (e.g. ``ShuffleSplit``) or
-        an iterable of (train, validation) index arrays is used as given. Averaging several splits lowers the variance of the objective.
+        an iterable of (train, validation) index arrays is used as given. Averaging several
+        splits lowers the variance of the objective.
     max_iter : int, default=100
         Outer iterations of the relaxation per restart.
     learning_rate : float, default=0.3
@@ -122,8 +124,11 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         ``ConvergenceWarning``.
     device : {"cpu", "cuda", "auto"}, default="cpu"
     dtype : {"float64", "float32"}, default="float64"
-    reference : array-like or None, default=None
-        A known partition of the items (labels or a hard selection matrix) used by ``score``.
+    reference : array-like, str or None, default=None
+        A known partition of the items (labels or a hard selection matrix) used by ``score``,
+        or a named one built for the model's own layer shape (see
+        :func:`sharelearn.symmetry.named_sharing`): ``"shift"``, ``"permutation"``,
+        ``"shared"`` or ``"unshared"``.
     n_jobs : int or None, default=None
         Restarts run in parallel with joblib.
     random_state : int, RandomState instance or None, default=None
@@ -165,6 +170,8 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         Accepted rounds of the discrete search for the winning restart.
     fit_time_ : float
         Wall time of ``fit`` in seconds.
+    symmetry_group_ : SymmetryGroup
+        The discovered symmetry, named (computed on first access).
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Defined when X has string feature names.
@@ -205,7 +212,7 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         "max_search_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "device": [StrOptions({"cpu", "cuda", "auto"})],
         "dtype": [StrOptions({"float64", "float32"})],
-        "reference": ["array-like", "sparse matrix", None],
+        "reference": ["array-like", "sparse matrix", str, None],
         "n_jobs": [numbers.Integral, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -316,7 +323,10 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         Xd, Y, intercept = self._design(X, y)
         n_items = self._n_items(X.shape[1], Y.shape[1])
         reference = None
-        if self.reference is not None:
+        layer_shape = (Y.shape[1], Xd.shape[1])
+        if isinstance(self.reference, str):
+            reference = named_sharing(self.reference, layer_shape)
+        elif self.reference is not None:
             reference = _to_partition(self.reference, "reference")
             if reference.size != n_items:
                 raise ValueError(f"reference partitions {reference.size} items, but the model "
@@ -390,6 +400,7 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         self.n_iter_ = best["n_iter"]
         self.n_search_moves_ = best["n_moves"]
         self._reference_labels = reference
+        self._symmetry_group = None
         self._refit(Xd, Y, intercept, labels, dtype, device)
         self.fit_time_ = time.perf_counter() - start_time
         return self
@@ -448,6 +459,21 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         out = self.transform(X)
         return out[:, 0] if self._y_1d else out
+
+    @property
+    def symmetry_group_(self):
+        """The largest group of output and input permutations that keeps the discovered
+        sharing (:class:`sharelearn.symmetry.SymmetryGroup`, with ``.name`` and ``.order``).
+
+        Computed on first access. The layer is ``coef_`` (``n_outputs x n_features``) for
+        ``"linear"`` and the column of means (``n_features x 1``) for ``"mean"``.
+        """
+        check_is_fitted(self)
+        if getattr(self, "_symmetry_group", None) is None:
+            shape = (self.coef_.shape if self.model == "linear"
+                     else (self.sharing_partition_.size, 1))
+            self._symmetry_group = symmetry_group(self.sharing_partition_, shape)
+        return self._symmetry_group
 
     def get_feature_names_out(self, input_features=None):
         """Output names: ``sharingdiscoverer0, 1, ...`` (one per group or output)."""

@@ -114,9 +114,11 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from ._validation import check_int
+from .datasets import _check_conv_geometry
 from .partition import _as_labels, canonical_labels
 
 __all__ = [
+    "named_sharing",
     "SymmetryGroup",
     "cyclic_shift_generators",
     "dihedral_generators",
@@ -485,27 +487,8 @@ def permutation_generators(n):
 # convolution sharing, built directly
 # ---------------------------------------------------------------------------
 def _check_conv(input_shape, kernel_size, mode):
-    in_shape = _check_image_shape(input_shape, "input_shape")
-    ndim = len(in_shape)
-    if isinstance(kernel_size, numbers.Integral) and not isinstance(kernel_size, bool):
-        k_shape = (check_int(kernel_size, "kernel_size", min_value=1),) * ndim
-    else:
-        k_shape = _check_image_shape(kernel_size, "kernel_size")
-        if len(k_shape) != ndim:
-            raise ValueError(
-                f"kernel_size={kernel_size!r} has {len(k_shape)} dimensions but "
-                f"input_shape={input_shape!r} has {ndim}."
-            )
-    if not isinstance(mode, str) or mode not in _CONV_MODES:
-        allowed = ", ".join(repr(m) for m in _CONV_MODES)
-        raise ValueError(f"mode={mode!r} is not supported; expected one of {allowed}.")
-    if mode == "same" and ndim != 1:
-        raise ValueError(f"mode='same' is only supported for 1-D inputs, got {in_shape}.")
-    if any(k > n for k, n in zip(k_shape, in_shape, strict=True)):
-        raise ValueError(
-            f"kernel_size={k_shape} must not exceed input_shape={in_shape} in any dimension."
-        )
-    return in_shape, k_shape
+    # one validation for convolution geometry, shared with the data generator
+    return _check_conv_geometry(input_shape, kernel_size, mode)
 
 
 def shift_sharing(input_shape, kernel_size, mode="valid"):
@@ -951,7 +934,7 @@ class _Namer:
         else:
             masks.extend(frozenset([j]) for j in range(t))
         tried = set()
-        for mask in sorted(masks, key=len) if len(masks) > 1 else masks:
+        for mask in sorted(masks, key=len):  # fewer orbits on side A first
             if mask in tried:
                 continue
             tried.add(mask)
@@ -1106,3 +1089,47 @@ def symmetry_group(partition, shape):
     return SymmetryGroup(
         order=order, generators=generators, name=_format_name(factors, primary), shape=shape
     )
+
+
+def named_sharing(name, shape):
+    """A named sharing scheme built for a layer of ``shape = (n_out, n_in)``.
+
+    Parameters
+    ----------
+    name : {"shift", "permutation", "shared", "unshared"}
+        ``"shift"``: a 1-D convolution. With ``n_out < n_in`` the valid cross-correlation with
+        a kernel of ``n_in - n_out + 1`` taps (:func:`shift_sharing`); with ``n_out == n_in``
+        the cyclic-shift orbit partition (a circular kernel spanning the input).
+        ``"permutation"``: the Deep Sets layer (``n_out == n_in``): one value on the
+        diagonal, one off it. ``"shared"``: one group. ``"unshared"``: every entry its own.
+    shape : tuple of two ints
+
+    Returns
+    -------
+    labels : ndarray of shape (n_out * n_in,)
+
+    Examples
+    --------
+    >>> from sharelearn.symmetry import named_sharing
+    >>> named_sharing("shift", (2, 3)).reshape(2, 3)
+    array([[0, 1, 2],
+           [2, 0, 1]])
+    """
+    n_out, n_in = _check_layer_shape(shape)
+    names = ("shift", "permutation", "shared", "unshared")
+    if name == "shared":
+        return np.zeros(n_out * n_in, dtype=np.int64)
+    if name == "unshared":
+        return np.arange(n_out * n_in, dtype=np.int64)
+    if name == "shift":
+        if n_out < n_in:
+            return shift_sharing(n_in, n_in - n_out + 1, "valid")
+        if n_out == n_in:
+            return shift_sharing(n_in, n_in, "circular")
+        raise ValueError(f"reference='shift' needs n_outputs <= n_features, got shape {shape}.")
+    if name == "permutation":
+        if n_out != n_in:
+            raise ValueError(f"reference='permutation' needs a square layer, got shape {shape}.")
+        return sharing_from_group(permutation_generators(n_in), (n_out, n_in))
+    raise ValueError(f"reference={name!r} is not a known sharing; expected one of "
+                     f"{', '.join(repr(n) for n in names)}.")

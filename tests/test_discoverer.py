@@ -211,3 +211,30 @@ def test_methods_for_the_other_model_raise(means_data, conv_data):
     assert not hasattr(lin, "inverse_transform")
     with pytest.raises(ValueError, match="requires y"):
         lin.score(Xc)
+
+
+def test_discovered_circular_convolution_is_named_as_the_shift_group():
+    X, Y, truth, _ = make_convolution(120, input_shape=8, kernel_size=3, mode="circular",
+                                      random_state=0)
+    disc = SharingDiscoverer(model="linear", reference="shift", random_state=0, **FAST)
+    disc.fit(X, Y)
+    group = disc.symmetry_group_
+    assert group.name == "C_8" and group.order == 8
+    assert disc.symmetry_group_ is group  # computed once
+    # "shift" for a square layer is the cyclic orbit partition, which refines the kernel-3
+    # convolution's (its zero group splits by offset): 5 zero offsets -> distance 5 * 8 - 8
+    assert disc.score(X) == -(5 * 8 - 8)
+
+
+def test_named_references_for_valid_shift_and_means():
+    X, Y, truth, _ = make_convolution(120, input_shape=6, kernel_size=3, random_state=0)
+    disc = SharingDiscoverer(model="linear", reference="shift", random_state=0, **FAST)
+    assert disc.fit(X, Y).score(X) == 0
+    Xm, truth_m, _ = make_shared_means(60, n_features=4, n_groups=1, random_state=0)
+    means = SharingDiscoverer(reference="shared", random_state=0, **FAST).fit(Xm)
+    assert means.score(Xm) == 0
+    assert means.symmetry_group_.name == "S_4"
+    with pytest.raises(ValueError, match="not a known sharing"):
+        SharingDiscoverer(reference="rotation").fit(Xm)
+    with pytest.raises(ValueError, match="needs a square layer"):
+        SharingDiscoverer(model="linear", reference="permutation").fit(X, Y)

@@ -32,7 +32,7 @@ def _eig(G):
     return lam.clamp_min(0), Q
 
 
-def fit_precisions(G, c, yy, n_obs, *, n_iter=100, tol=1e-10):
+def fit_precisions(G, c, yy, n_obs, *, n_iter=100, tol=1e-7):
     """Type-II maximum-likelihood ``(alpha, beta)`` for each quadratic in a batch (no gradient).
 
     Parameters

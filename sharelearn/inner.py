@@ -34,7 +34,7 @@ __all__ = ["TiedLinearGaussian", "ridge_solve"]
 def _moments(X, Y, x_mean, y_mean):
     Xc = X - x_mean
     Yc = Y - y_mean
-    return Xc.T @ Xc, Xc.T @ Yc, (Yc * Yc).sum()
+    return Xc.T @ Xc, Xc.T @ Yc, (Yc * Yc).sum(0)
 
 
 class TiedLinearGaussian:
@@ -43,9 +43,9 @@ class TiedLinearGaussian:
     The statistics of all ``F`` train/validation splits are stacked along a leading axis, so one
     evaluation of the outer objective is a handful of batched matrix products and one batched
     ``r x r`` solve, whatever the number of splits. ``C`` is ``X^T X`` (``F x d x d``), ``B`` is
-    ``X^T Y`` (``F x d x m``), ``yy`` is ``||Y||^2``, for the training part (``*_tr``) and the
-    validation part (``*_va``) of each split, centred with the training means when an intercept
-    is fitted.
+    ``X^T Y`` (``F x d x m``), ``yy`` is ``||Y||^2`` (``yy_va_out`` per output), for the
+    training part (``*_tr``) and the validation part (``*_va``) of each split, centred with the
+    training means when an intercept is fitted.
 
     Parameters
     ----------
@@ -67,9 +67,12 @@ class TiedLinearGaussian:
         self.alpha = float(alpha)
         self.device, self.dtype = X.device, X.dtype
         parts = [self._split_statistics(X, Y, tr, va) for tr, va in splits]
-        names = ("C_tr", "B_tr", "yy_tr", "C_va", "B_va", "yy_va", "x_mean", "y_mean")
+        names = ("C_tr", "B_tr", "yy_tr", "C_va", "B_va", "yy_va_out", "x_mean", "y_mean")
         for i, name in enumerate(names):
             setattr(self, name, torch.stack([p[i] for p in parts]))
+        # ||Y||^2 per output on the validation part (F x m), and in all (F)
+        self.yy_tr = self.yy_tr.sum(-1)
+        self.yy_va = self.yy_va_out.sum(-1)
         self.n_tr = torch.tensor([len(tr) for tr, _ in splits], dtype=X.dtype, device=X.device)
         self.n_va = torch.tensor([len(va) for _, va in splits], dtype=X.dtype, device=X.device)
         self.n_splits = len(splits)

@@ -5,7 +5,14 @@ move until none helps:
 
 * move one item to another existing group, or to a new group of its own;
 * merge two groups;
-* split: open a new group with the ``k = 2, 4, 8, ...`` items rated best for it, together.
+* split: open a new group with the ``k = 2, 4, 8, ...`` items rated best for it, together;
+* reset an output: every entry of the output (row of ``W``) that fits its validation data worst
+  is put back into the largest group, the search re-grows the row from there, and the result is
+  kept if it beats the current partition.
+
+The last one escapes a trap of the small-data regime: with fewer samples than inputs, the
+entries of one row can lock into a configuration in which they compensate for each other, so that
+every single move, merge or split out of it costs fit, although the row as a whole is wrong.
 
 Every accepted move is scored by the *same* outer objective as the relaxation (validation loss of
 the closed-form refit, plus the complexity penalty), exactly: a one-item move changes the normal
@@ -56,6 +63,16 @@ class HardObjective:
         P = float(self.problem.n_items)
         code = sizes * torch.log(P / sizes.clamp_min(1))
         return self.nuclear * torch.sqrt(sizes) + self.code_length * code
+
+    def output_errors(self, st):
+        """Validation mean squared error of every output (row of ``W``), mean over splits."""
+        pb = self.problem
+        F = st["psi"].shape[0]
+        W = st["psi"].gather(1, st["lab_t"][None].expand(F, -1))
+        W = W.reshape(F, pb.n_outputs, pb.n_inputs)
+        sse = (pb.yy_va_out[:F] - 2 * (W * pb.B_va[:F].transpose(1, 2)).sum(-1)
+               + ((W @ pb.C_va[:F]) * W).sum(-1))
+        return (sse / pb.n_va[:F, None]).mean(0)
 
     def penalty_term(self, sizes):
         return self._size_cost(sizes).sum(-1)
@@ -213,8 +230,10 @@ class EvidenceObjective(HardObjective):
         return grad_t, self.kappa, scale
 
 
-def local_search(objective, labels, *, max_iter=200, n_candidates=512, tol=1e-9):
-    """Improve a hard partition by exact one-item moves and merges until none helps.
+def local_search(objective, labels, *, max_iter=200, n_candidates=512, tol=1e-9,
+                 resets=True):
+    """Improve a hard partition by exact moves, merges, splits and output resets until none
+    helps.
 
     Parameters
     ----------
@@ -225,6 +244,8 @@ def local_search(objective, labels, *, max_iter=200, n_candidates=512, tol=1e-9)
         Cap on accepted batches of moves.
     n_candidates : int
         How many screened one-item moves are scored exactly per round.
+    resets : bool
+        Whether to try output resets (see the module's docstring) when nothing else helps.
 
     Returns
     -------
@@ -240,12 +261,16 @@ def local_search(objective, labels, *, max_iter=200, n_candidates=512, tol=1e-9)
     st = objective.state(labels)
     n_accepted = 0
     converged = False
+    tried = set()
     for _ in range(max_iter):
         new = _best_moves(objective, st, n_candidates, tol)
         if new is None:
             new = _best_merge(objective, st, tol)
         if new is None:
             new = _best_split(objective, st, tol)
+        if new is None and resets:
+            new = _reset_output(objective, st, tried, tol,
+                                dict(max_iter=max_iter, n_candidates=n_candidates, tol=tol))
         if new is None:
             converged = True
             break
@@ -267,8 +292,12 @@ def _best_moves(objective, st, n_candidates, tol):
     if not bool(good.any()):
         return None
     items, targets = items[good], targets[good]
-    # one move per item: the best one
-    keep = np.unique(items.cpu().numpy(), return_index=True)[1]
+    # One move per output (row of W), its best. Moves in different rows interact only through
+    # the refit of the shared values, so their exact gains nearly add up; entries of one row
+    # interact through X^T X, strongly when there are fewer samples than inputs, and a batch of
+    # individually good moves in one row can lock the row into a wrong configuration.
+    rows = (items // objective.problem.n_inputs).cpu().numpy()
+    keep = np.unique(rows, return_index=True)[1]
     keep = torch.as_tensor(np.sort(keep), device=items.device)
     items, targets = items[keep], targets[keep]
     batch = items.numel()
@@ -313,3 +342,29 @@ def _best_merge(objective, st, tol):
     lab = st["labels"].copy()
     lab[lab == b] = a
     return objective.state(lab)
+
+
+def _reset_output(objective, st, tried, tol, search_kwargs, n_tries=3, outlier=2.0):
+    """Re-grow one of the ``n_tries`` outputs whose validation error is largest (and above
+    ``outlier`` times the median output's) from the largest group; the improved partition, or
+    None. ``tried`` remembers (output, objective) pairs already tried from the same state."""
+    pb = objective.problem
+    if pb.n_outputs < 2 or pb.n_inputs < 2 or st["R"] < 3:
+        return None
+    errors = objective.output_errors(st)
+    median = float(errors.median())
+    largest = int(torch.argmax(st["sizes"][:-1]))
+    d = pb.n_inputs
+    for o in torch.argsort(errors, descending=True)[:n_tries].tolist():
+        if float(errors[o]) <= outlier * median:
+            break
+        key = (o, st["value"])
+        if key in tried:
+            continue
+        tried.add(key)
+        lab = st["labels"].copy()
+        lab[o * d:(o + 1) * d] = largest
+        labels, value, _, _ = local_search(objective, lab, resets=False, **search_kwargs)
+        if value < st["value"] - tol * max(1.0, abs(st["value"])):
+            return objective.state(labels)
+    return None

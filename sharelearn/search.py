@@ -268,9 +268,13 @@ def local_search(objective, labels, *, max_iter=200, n_candidates=512, tol=1e-9,
             new = _best_merge(objective, st, tol)
         if new is None:
             new = _best_split(objective, st, tol)
+        if new is None:
+            new = _best_signed_split(objective, st, tol)
         if new is None and resets:
-            new = _reset_output(objective, st, tried, tol,
-                                dict(max_iter=max_iter, n_candidates=n_candidates, tol=tol))
+            kwargs = dict(max_iter=max_iter, n_candidates=n_candidates, tol=tol)
+            new = _reset_output(objective, st, tried, tol, kwargs)
+            if new is None:
+                new = _dissolve_group(objective, st, tried, tol, kwargs)
         if new is None:
             converged = True
             break
@@ -331,6 +335,74 @@ def _best_split(objective, st, tol):
     return best
 
 
+def _best_signed_split(objective, st, tol, n_exact=6):
+    """Split a group by the direction its items want to move; the improved state or None.
+
+    The items of one group can want opposite changes: when two true groups share a value, the
+    items of the larger true value want it higher and the others lower, and any new group that
+    mixes them keeps the old value and gains nothing (the sign-blind ranking of
+    :func:`_best_split` does exactly that). Here the members of each group are split by the sign
+    of their own least-squares change ``delta_i = -g_i / kappa_i`` and ordered by its size, and
+    every prefix of every (group, sign) list is rated as a new group with a jointly fitted value,
+    in closed form (diagonal curvature, cumulative sums over the prefixes): value shift
+    ``t = -sum g / sum kappa`` on each split's training part, change of the scored squared error
+    ``2 t sum g_v + t^2 sum kappa_v``, plus the exact penalty change. The ``n_exact`` best rated
+    prefixes (the best of each segment) are then refitted exactly.
+    """
+    pb = objective.problem
+    lab = st["lab_t"]
+    psi = st["psi"]
+    F = psi.shape[0]
+    grad_t = (st["CS"] @ psi[..., None])[..., 0] - pb.b_tr
+    grad_v, kap_v, scale = objective._scoring_gradient(st, grad_t)
+    kap_t = objective.kappa[:F]
+    if grad_v.shape[0] != F:
+        grad_v, kap_v = grad_v[:F], kap_v[:F]
+    delta = -(grad_t.sum(0) / kap_t.sum(0).clamp_min(1e-300)).cpu().numpy()
+    labels = st["labels"]
+    # segments: (group, sign of delta), members by decreasing |delta|
+    order = np.lexsort((-np.abs(delta), delta > 0, labels))
+    seg = labels[order] * 2 + (delta[order] > 0)
+    starts = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]])
+    seg_start = np.repeat(starts, np.diff(np.r_[starts, seg.size]))
+    k = np.arange(seg.size) - seg_start + 1  # prefix length at each position
+    idx = torch.as_tensor(order, device=lab.device)
+
+    def prefix_sums(v):  # (F, P) -> prefix sums within each segment, in sorted order
+        c = torch.cumsum(v[:, idx], 1)
+        before = torch.cat([torch.zeros_like(c[:, :1]), c[:, :-1]], 1)
+        return c - before[:, torch.as_tensor(seg_start, device=lab.device)]
+
+    sg_t, sk_t = prefix_sums(grad_t), prefix_sums(kap_t)
+    sg_v, sk_v = prefix_sums(grad_v), prefix_sums(kap_v)
+    t = -sg_t / sk_t.clamp_min(1e-300)
+    pred = scale((2 * t * sg_v + t**2 * sk_v)[..., None])[..., 0]
+    f = objective._size_cost
+    sizes = st["sizes"]
+    src = sizes[torch.as_tensor(labels[order], device=lab.device)]
+    kk = torch.as_tensor(k, dtype=sizes.dtype, device=lab.device)
+    pred = pred + f(src - kk) - f(src) + f(kk)
+    pred = pred.masked_fill(kk >= src, math.inf)  # moving a whole group is a relabelling
+    pred = pred.cpu().numpy()
+    # The best prefix of each segment, then the best segments: long prefixes of a large group
+    # touch many entries of one row, whose interactions the diagonal rating ignores, so their
+    # ratings are optimistic; one candidate per segment keeps them from crowding out the rest.
+    ends = np.r_[starts[1:], seg.size]
+    per_segment = [a + int(np.argmin(pred[a:b])) for a, b in zip(starts, ends, strict=True)]
+    per_segment.sort(key=lambda pos: pred[pos])
+    best = None
+    for pos in per_segment[:n_exact]:
+        if not pred[pos] < 0:
+            break
+        new_lab = labels.copy()
+        new_lab[order[seg_start[pos]:pos + 1]] = st["R"] - 1
+        new = objective.state(new_lab)
+        if new["value"] < st["value"] - tol * max(1.0, abs(st["value"])) and (
+                best is None or new["value"] < best["value"]):
+            best = new
+    return best
+
+
 def _best_merge(objective, st, tol):
     change, pairs = objective.exact_merges(st)
     if change is None:
@@ -365,6 +437,43 @@ def _reset_output(objective, st, tried, tol, search_kwargs, n_tries=3, outlier=2
         lab = st["labels"].copy()
         lab[o * d:(o + 1) * d] = largest
         labels, value, _, _ = local_search(objective, lab, resets=False, **search_kwargs)
+        if value < st["value"] - tol * max(1.0, abs(st["value"])):
+            return objective.state(labels)
+    return None
+
+
+def _dissolve_group(objective, st, tried, tol, search_kwargs, n_tries=4, reach=0.25):
+    """Dissolve a group that touches few outputs, re-grow the outputs it touched, and keep the
+    result if it beats the current partition; the improved partition, or None.
+
+    With fewer samples than inputs a few wrong entries of a row are propped up by small groups of
+    their own whose values absorb the row's misfit; dissolving such a group alone costs fit, so
+    the rows it touches are reset to the largest group with it. Groups of a shared layer span many
+    outputs, so only groups touching at most ``reach`` of the outputs are tried (smallest reach
+    first, at most ``n_tries``); for a partition whose groups all span the layer this costs
+    nothing."""
+    pb = objective.problem
+    m, d = pb.n_outputs, pb.n_inputs
+    if m < 4 or st["R"] < 3:
+        return None
+    lab = st["labels"].reshape(m, d)
+    r = st["R"] - 1
+    touched = np.zeros((r, m), dtype=bool)
+    touched[lab, np.arange(m)[:, None]] = True
+    n_rows = touched.sum(1)
+    largest = int(torch.argmax(st["sizes"][:-1]))
+    few = [g for g in np.argsort(n_rows, kind="stable")
+           if n_rows[g] <= reach * m and g != largest]
+    # all of them at once first (they tend to prop each other up), then one at a time
+    trials = ([few] if len(few) > 1 else []) + [[g] for g in few[:n_tries]]
+    for groups in trials:
+        key = ("groups", tuple(groups), st["value"])
+        if key in tried:
+            continue
+        tried.add(key)
+        new = lab.copy()
+        new[touched[groups].any(0)] = largest
+        labels, value, _, _ = local_search(objective, new.ravel(), resets=False, **search_kwargs)
         if value < st["value"] - tol * max(1.0, abs(st["value"])):
             return objective.state(labels)
     return None

@@ -52,7 +52,7 @@ def _relax(problem, *, n_columns, seed, max_iter, learning_rate, temperature, to
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     logits = torch.randn(problem.n_items, n_columns, generator=gen, dtype=problem.dtype)
     logits = logits.to(dev).requires_grad_(True)
-    optimizer = torch.optim.Adam([logits], lr=learning_rate)
+    optimizer = relaxation.Adam(logits, lr=learning_rate)
     t_start, t_end = temperature
     curve = []
     rounded, stall = None, 0

@@ -13,6 +13,7 @@ import math
 import torch
 
 __all__ = [
+    "Adam",
     "code_length",
     "column_norm",
     "nuclear_norm",
@@ -62,3 +63,32 @@ def temperature_at(step, n_steps, start, end):
     if n_steps <= 1 or start == end:
         return float(end if n_steps <= 1 else start)
     return float(start * math.exp(math.log(end / start) * step / (n_steps - 1)))
+
+
+class Adam:
+    """Adam (Kingma and Ba, 2015) on the relaxation's one logits tensor.
+
+    ``torch.optim`` is not used here on purpose: the first optimizer built in a process imports
+    ``torch._dynamo``, which took 3 to 7 s on a 2-core CPU (measured with torch 2.13), longer than
+    a whole fit of a small problem. The update below is the textbook one with bias correction.
+    """
+
+    def __init__(self, param, lr, betas=(0.9, 0.999), eps=1e-8):
+        self.param, self.lr, self.betas, self.eps = param, float(lr), betas, eps
+        self.m = torch.zeros_like(param)
+        self.v = torch.zeros_like(param)
+        self.t = 0
+
+    def zero_grad(self):
+        self.param.grad = None
+
+    @torch.no_grad()
+    def step(self):
+        g = self.param.grad
+        b1, b2 = self.betas
+        self.t += 1
+        self.m.mul_(b1).add_(g, alpha=1 - b1)
+        self.v.mul_(b2).addcmul_(g, g, value=1 - b2)
+        m_hat = self.m / (1 - b1**self.t)
+        v_hat = self.v / (1 - b2**self.t)
+        self.param.sub_(self.lr * m_hat / (v_hat.sqrt() + self.eps))

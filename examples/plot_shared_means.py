@@ -7,6 +7,7 @@ Which of K features share their mean? The paper's first experiment: x ~ N(A psi,
 
 from sharelearn import SharingDiscoverer
 from sharelearn.datasets import make_shared_means
+from sharelearn.plotting import SharingDisplay
 
 X, truth, means = make_shared_means(100, n_features=6, n_groups=2, random_state=1)
 disc = SharingDiscoverer(model="mean", reference=truth, random_state=0).fit(X)
@@ -16,3 +17,7 @@ print("partition distance:", -disc.score(X))
 print("tied means:", disc.means_.round(2))
 pooled = disc.transform(X)  # one column per discovered group, as FeatureAgglomeration
 print("pooled shape:", pooled.shape)
+
+# %%
+# The means as a column of six cells, coloured by group, beside the truth.
+display = SharingDisplay.from_estimator(disc, show_soft=False)

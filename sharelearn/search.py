@@ -1,18 +1,21 @@
 """Discrete local search over hard partitions, scored by the exact outer objective.
 
-After the relaxed selection matrix is rounded, the hard partition is improved by two kinds of
-move until none helps:
+After the relaxed selection matrix is rounded, the hard partition is improved by these moves, in
+this order of preference, until none helps:
 
-* move one item to another existing group, or to a new group of its own;
+* move one item to another existing group, or to a new group of its own (a batch: the best move
+  of each output row, confirmed exactly, halved until it helps);
 * merge two groups;
 * split: open a new group with the ``k = 2, 4, 8, ...`` items rated best for it, together;
-* reset an output: every entry of the output (row of ``W``) that fits its validation data worst
-  is put back into the largest group, the search re-grows the row from there, and the result is
-  kept if it beats the current partition.
+* signed split: split a group by the direction its items want to move (a group that holds two
+  true groups of different values has items pulling both ways, and the sign-blind split mixes
+  them);
+* re-solve rows: a beam search over the assignment of each suspect output (row of ``W``),
+  kept if the search resumed from it beats the current partition.
 
-The last one escapes a trap of the small-data regime: with fewer samples than inputs, the
-entries of one row can lock into a configuration in which they compensate for each other, so that
-every single move, merge or split out of it costs fit, although the row as a whole is wrong.
+The last one escapes the trap of the small-data regime: with fewer samples than inputs, a
+correlated but wrong input can take a group's value first when a row is grown one entry at a
+time, after which no single move, merge or split pays although the true row is far better.
 
 Every accepted move is scored by the *same* outer objective as the relaxation (validation loss of
 the closed-form refit, plus the complexity penalty), exactly: a one-item move changes the normal
@@ -232,7 +235,7 @@ class EvidenceObjective(HardObjective):
 
 def local_search(objective, labels, *, max_iter=200, n_candidates=512, tol=1e-9,
                  resets=True):
-    """Improve a hard partition by exact moves, merges, splits and output resets until none
+    """Improve a hard partition by exact moves, merges, splits and row re-solves until none
     helps.
 
     Parameters
@@ -245,7 +248,7 @@ def local_search(objective, labels, *, max_iter=200, n_candidates=512, tol=1e-9,
     n_candidates : int
         How many screened one-item moves are scored exactly per round.
     resets : bool
-        Whether to try output resets (see the module's docstring) when nothing else helps.
+        Whether to re-solve suspect rows (see the module's docstring) when nothing else helps.
 
     Returns
     -------
@@ -271,10 +274,8 @@ def local_search(objective, labels, *, max_iter=200, n_candidates=512, tol=1e-9,
         if new is None:
             new = _best_signed_split(objective, st, tol)
         if new is None and resets:
-            kwargs = dict(max_iter=max_iter, n_candidates=n_candidates, tol=tol)
-            new = _reset_output(objective, st, tried, tol, kwargs)
-            if new is None:
-                new = _dissolve_group(objective, st, tried, tol, kwargs)
+            new = _resolve_rows(objective, st, tried, tol,
+                                dict(max_iter=max_iter, n_candidates=n_candidates, tol=tol))
         if new is None:
             converged = True
             break
@@ -416,64 +417,154 @@ def _best_merge(objective, st, tol):
     return objective.state(lab)
 
 
-def _reset_output(objective, st, tried, tol, search_kwargs, n_tries=3, outlier=2.0):
-    """Re-grow one of the ``n_tries`` outputs whose validation error is largest (and above
-    ``outlier`` times the median output's) from the largest group; the improved partition, or
-    None. ``tried`` remembers (output, objective) pairs already tried from the same state."""
-    pb = objective.problem
-    if pb.n_outputs < 2 or pb.n_inputs < 2 or st["R"] < 3:
-        return None
-    errors = objective.output_errors(st)
-    median = float(errors.median())
-    largest = int(torch.argmax(st["sizes"][:-1]))
-    d = pb.n_inputs
-    for o in torch.argsort(errors, descending=True)[:n_tries].tolist():
-        if float(errors[o]) <= outlier * median:
+def _rows_touched(lab, r):
+    """``touched[g, o]``: whether group ``g`` has an entry in output ``o`` (``lab``: m x d)."""
+    touched = np.zeros((r, lab.shape[0]), dtype=bool)
+    touched[lab, np.arange(lab.shape[0])[:, None]] = True
+    return touched
+
+
+def _row_beam(objective, st, o, beam, scoring, groups):
+    """Best assignment of output ``o``'s entries found by a beam search, at fixed shared values.
+
+    The row starts with every entry in the largest group; each step gives one more entry one of
+    the other groups' values, and the ``beam`` best partial rows survive. A row is scored by its
+    exact change of the scored squared error (its own quadratic ``-2 b.w + w^T C w`` per split:
+    the interactions of its inputs included) mapped to the objective, plus the penalty change of
+    its entries at the current group sizes, both relative to the current row. Returns the best
+    row seen at any depth, its score (negative: better than the current row), and whether the
+    current row uses only offered groups.
+    """
+    C, b, psi, bg, scale, pen = scoring
+    F, d = b.shape[0], b.shape[2]
+    J = len(groups)
+    dev = psi.device
+    delta = psi[:, groups] - psi[:, bg:bg + 1]  # (F, J): value change into each group
+    base_w = psi[:, bg:bg + 1].expand(F, d)
+    grad0 = (base_w[:, None, :] @ C)[:, 0] - b[:, o]  # (F, d): half-gradient of the row's SSE
+    Cdiag = torch.diagonal(C, dim1=1, dim2=2)
+    pen_j = pen[groups]  # (J,) marginal penalty of one more item in each group
+
+    def to_objective(x):  # (F, ...) change of squared error -> change of the objective
+        return scale(x.reshape(F, -1, 1)).reshape(x.shape[1:])
+
+    # The current row, as a change from the all-largest row; every candidate is then scored
+    # relative to it, so that ``mse + d_mse`` stays a realisable error (a change measured from
+    # the far-away all-largest row can exceed the whole MSE and saturate the log).
+    cur = torch.as_tensor(st["labels"].reshape(-1, d)[o], device=dev)
+    dw = psi[:, cur] - psi[:, bg:bg + 1]
+    cur_sse = 2 * (dw * grad0).sum(1) + ((dw[:, None, :] @ C)[:, 0] * dw).sum(1)
+    cur_pen = float(pen[cur].sum() - pen[bg] * (cur == bg).sum())
+    free = all(int(g) == bg or int(g) in groups for g in cur)
+
+    # beam states: assignment (d,), row change dw (F, d), cumulative SSE (F,), penalty
+    assign = torch.full((1, d), -1, dtype=torch.long, device=dev)
+    dws = torch.zeros(1, F, d, dtype=psi.dtype, device=dev)
+    sse = torch.zeros(1, F, dtype=psi.dtype, device=dev)
+    pens = torch.zeros(1, dtype=psi.dtype, device=dev)
+    best = (assign[0].clone(), float(to_objective(-cur_sse)) - cur_pen)  # the empty row
+    for _ in range(min(d, 2 * int((cur != bg).sum()) + 4)):
+        g = grad0[None] + (dws[:, :, None, :] @ C)[:, :, 0]  # (B, F, d) at each beam row
+        d_sse = (2 * delta[None, :, None, :] * g[..., None]
+                 + delta[None, :, None, :] ** 2 * Cdiag[None, :, :, None])  # (B, F, d, J)
+        new_sse = sse[:, :, None, None] + d_sse
+        total = to_objective((new_sse - cur_sse[:, None, None]).transpose(0, 1)) + (
+            pens[:, None, None] + pen_j - cur_pen)  # (B, d, J)
+        total = total.masked_fill((assign >= 0)[..., None], math.inf)
+        flat = total.reshape(-1)
+        q = min(4 * beam, flat.numel())
+        vals, idx = torch.topk(-flat, q)
+        vals = -vals
+        if not torch.isfinite(vals[0]):
             break
-        key = (o, st["value"])
-        if key in tried:
-            continue
-        tried.add(key)
-        lab = st["labels"].copy()
-        lab[o * d:(o + 1) * d] = largest
-        labels, value, _, _ = local_search(objective, lab, resets=False, **search_kwargs)
-        if value < st["value"] - tol * max(1.0, abs(st["value"])):
-            return objective.state(labels)
-    return None
+        bi, rest = idx // (d * J), idx % (d * J)
+        ki, ji = rest // J, rest % J
+        keep, seen = [], set()
+        for q_ in range(q):
+            if not math.isfinite(float(vals[q_])):
+                break
+            a = assign[bi[q_]].clone()
+            a[ki[q_]] = ji[q_]
+            key = tuple(a.tolist())
+            if key in seen:
+                continue
+            seen.add(key)
+            keep.append((q_, a))
+            if len(keep) == beam:
+                break
+        sel = torch.tensor([q_ for q_, _ in keep], device=dev)
+        assign = torch.stack([a for _, a in keep])
+        dws = dws[bi[sel]].clone()
+        dws[torch.arange(len(keep), device=dev)[:, None], :, ki[sel][:, None]] = \
+            delta[:, ji[sel]].T[:, :, None].transpose(1, 2)
+        sse = new_sse[bi[sel], :, ki[sel], ji[sel]]
+        pens = pens[bi[sel]] + pen_j[ji[sel]]
+        if float(vals[sel[0]]) < best[1]:
+            best = (assign[0].clone(), float(vals[sel[0]]))
+    labels = np.full(d, bg, dtype=st["labels"].dtype)
+    a = best[0].cpu().numpy()
+    labels[a >= 0] = np.asarray(groups)[a[a >= 0]]
+    return labels, best[1], free
 
 
-def _dissolve_group(objective, st, tried, tol, search_kwargs, n_tries=4, reach=0.25):
-    """Dissolve a group that touches few outputs, re-grow the outputs it touched, and keep the
-    result if it beats the current partition; the improved partition, or None.
+def _resolve_rows(objective, st, tried, tol, search_kwargs, beam=8, reach=0.25,
+                  outlier=2.0):
+    """Re-solve the assignment of suspect outputs by :func:`_row_beam`; where a row's beam result
+    beats its current configuration the row is replaced, the search resumes from there, and the
+    result is kept if it beats the current partition. The improved state, or None. Suspects are
+    the rows that use a group of small reach and the rows whose validation error exceeds
+    ``outlier`` times the median row's; a partition whose groups all span the layer and whose
+    rows fit alike costs nothing here.
 
-    With fewer samples than inputs a few wrong entries of a row are propped up by small groups of
-    their own whose values absorb the row's misfit; dissolving such a group alone costs fit, so
-    the rows it touches are reset to the largest group with it. Groups of a shared layer span many
-    outputs, so only groups touching at most ``reach`` of the outputs are tried (smallest reach
-    first, at most ``n_tries``); for a partition whose groups all span the layer this costs
-    nothing."""
+    Greedy moves regrow a row one entry at a time; with fewer samples than inputs a correlated
+    but wrong input can take a group's value first, after which no single change pays although
+    the true row is far better. A beam over whole rows keeps such alternatives alive. Only the
+    groups that span the layer (touch more than ``reach`` of the outputs) are offered: the values
+    of groups of small reach are tailored to the rows they prop up, and rows that use them are
+    re-solved without them.
+    """
     pb = objective.problem
     m, d = pb.n_outputs, pb.n_inputs
-    if m < 4 or st["R"] < 3:
+    if d < 2 or st["R"] < 3:
         return None
-    lab = st["labels"].reshape(m, d)
-    r = st["R"] - 1
-    touched = np.zeros((r, m), dtype=bool)
-    touched[lab, np.arange(m)[:, None]] = True
-    n_rows = touched.sum(1)
-    largest = int(torch.argmax(st["sizes"][:-1]))
-    few = [g for g in np.argsort(n_rows, kind="stable")
-           if n_rows[g] <= reach * m and g != largest]
-    # all of them at once first (they tend to prop each other up), then one at a time
-    trials = ([few] if len(few) > 1 else []) + [[g] for g in few[:n_tries]]
-    for groups in trials:
-        key = ("groups", tuple(groups), st["value"])
-        if key in tried:
-            continue
-        tried.add(key)
-        new = lab.copy()
-        new[touched[groups].any(0)] = largest
-        labels, value, _, _ = local_search(objective, new.ravel(), resets=False, **search_kwargs)
-        if value < st["value"] - tol * max(1.0, abs(st["value"])):
-            return objective.state(labels)
+    key = ("rows", st["value"])
+    if key in tried:
+        return None
+    tried.add(key)
+    psi = st["psi"]
+    F = psi.shape[0]
+    bg = int(torch.argmax(st["sizes"][:-1]))
+    grad_t = (st["CS"] @ psi[..., None])[..., 0] - pb.b_tr
+    _, _, scale = objective._scoring_gradient(st, grad_t)
+    if isinstance(objective, EvidenceObjective):
+        C, b = pb.C_tr[:F], pb.B_tr[:F].transpose(1, 2)
+    else:
+        C, b = pb.C_va[:F], pb.B_va[:F].transpose(1, 2)
+    f = objective._size_cost
+    sizes = st["sizes"]
+    pen = f(sizes + 1) - f(sizes) + (f(sizes[bg] - 1) - f(sizes[bg]))
+    scoring = (C, b, psi, bg, scale, pen)
+    labels = st["labels"].reshape(m, d).copy()
+    touched = _rows_touched(labels, st["R"] - 1)
+    wide = (touched.sum(1) > reach * m) | (m < 4)
+    groups = [j for j in range(st["R"] - 1) if j != bg and wide[j]]
+    if not groups:
+        return None
+    # suspects: the rows that use a group of small reach, and rows that fit much worse than most
+    errors = objective.output_errors(st).cpu().numpy()
+    suspects = touched[~wide].any(0) | (errors > outlier * np.median(errors))
+    if not suspects.any():
+        return None
+    changed = False
+    for o in np.flatnonzero(suspects):
+        row, gain, free = _row_beam(objective, st, o, beam, scoring, groups)
+        if (gain < -1e-9 or not free) and not np.array_equal(row, labels[o]):
+            labels[o] = row
+            changed = True
+    if not changed:
+        return None
+    new_labels, value, _, _ = local_search(objective, labels.ravel(), resets=False,
+                                           **search_kwargs)
+    if value < st["value"] - tol * max(1.0, abs(st["value"])):
+        return objective.state(new_labels)
     return None

@@ -36,14 +36,8 @@ def relaxed_objective(problem, S, *, nuclear, code_length, entropy, nuclear_kind
     else:
         mse = problem.validation_mse(S).clamp_min(problem.mse_floor)
         value = problem.n_obs_train * torch.log(mse)
-    if nuclear:
-        norm = relaxation.nuclear_norm if nuclear_kind == "nuclear" else relaxation.column_norm
-        value = value + nuclear * norm(S)
-    if code_length:
-        value = value + code_length * relaxation.code_length(S)
-    if entropy:
-        value = value + entropy * relaxation.row_entropy(S)
-    return value
+    return value + relaxation.penalty(S, nuclear=nuclear, code_length=code_length,
+                                      entropy=entropy, nuclear_kind=nuclear_kind)
 
 
 def _relax(problem, *, n_columns, seed, max_iter, learning_rate, temperature, tol,
@@ -54,8 +48,7 @@ def _relax(problem, *, n_columns, seed, max_iter, learning_rate, temperature, to
     logits = logits.to(dev).requires_grad_(True)
     optimizer = relaxation.Adam(logits, lr=learning_rate)
     t_start, t_end = temperature
-    curve = []
-    rounded, stall = None, 0
+    stop = relaxation.EarlyStopping(tol, n_iter_no_change)
     n_iter = 0
     for step in range(max_iter):
         T = relaxation.temperature_at(step, max_iter, t_start, t_end)
@@ -69,23 +62,12 @@ def _relax(problem, *, n_columns, seed, max_iter, learning_rate, temperature, to
         value.backward()
         optimizer.step()
         n_iter = step + 1
-        v = float(value.detach())
-        improved = len(curve) > 0 and v < min(curve) - tol * max(1.0, abs(min(curve)))
-        curve.append(v)
-        # Early stopping: a step is stalled when the rounded partition did not change or the
-        # objective did not improve; annealing only hardens rows from then on.
-        now = S.detach().argmax(1)
-        if rounded is not None and (torch.equal(now, rounded) or not improved):
-            stall += 1
-            if stall >= n_iter_no_change:
-                break
-        else:
-            stall = 0
-        rounded = now
+        if stop(float(value.detach()), S):
+            break
     with torch.no_grad():
         S = relaxation.soft_selection(logits, relaxation.temperature_at(
             n_iter - 1, max_iter, t_start, t_end))
-    return S.detach(), np.asarray(curve), n_iter
+    return S.detach(), np.asarray(stop.curve), n_iter
 
 
 def run_restart(problem, objective, *, start, seed, n_columns, max_iter, learning_rate,

@@ -14,9 +14,11 @@ import torch
 
 __all__ = [
     "Adam",
+    "EarlyStopping",
     "code_length",
     "column_norm",
     "nuclear_norm",
+    "penalty",
     "row_entropy",
     "soft_selection",
     "temperature_at",
@@ -58,6 +60,9 @@ def code_length(S):
     return (m * torch.log(P / m.clamp_min(1e-30))).sum().to(S.dtype)
 
 
+_code_length = code_length  # the name is also the penalty's weight in penalty()
+
+
 def temperature_at(step, n_steps, start, end):
     """Geometric annealing schedule from ``start`` (step 0) to ``end`` (last step)."""
     if n_steps <= 1 or start == end:
@@ -92,3 +97,40 @@ class Adam:
         m_hat = self.m / (1 - b1**self.t)
         v_hat = self.v / (1 - b2**self.t)
         self.param.sub_(self.lr * m_hat / (v_hat.sqrt() + self.eps))
+
+
+def penalty(S, *, nuclear, code_length, entropy, nuclear_kind="nuclear"):
+    """The penalties of the relaxed outer objective at a soft selection ``S``."""
+    value = S.new_zeros(())
+    if nuclear:
+        norm = nuclear_norm if nuclear_kind == "nuclear" else column_norm
+        value = value + nuclear * norm(S)
+    if code_length:
+        value = value + code_length * _code_length(S)
+    if entropy:
+        value = value + entropy * row_entropy(S)
+    return value
+
+
+class EarlyStopping:
+    """The relaxation's stopping rule.
+
+    A step is stalled when the rounded (argmax) partition did not change or the objective did
+    not improve by ``tol`` (relative); annealing only hardens rows from then on, so the loop stops
+    after ``n_iter_no_change`` stalled steps in a row. ``curve`` records every objective value.
+    """
+
+    def __init__(self, tol, n_iter_no_change):
+        self.tol, self.n_iter_no_change = tol, n_iter_no_change
+        self.curve, self.rounded, self.stall = [], None, 0
+
+    def __call__(self, value, S):
+        """Record one step; True when the loop should stop."""
+        best = min(self.curve) if self.curve else None
+        improved = best is not None and value < best - self.tol * max(1.0, abs(best))
+        self.curve.append(value)
+        now = S.detach().argmax(1)
+        stalled = self.rounded is not None and (torch.equal(now, self.rounded) or not improved)
+        self.stall = self.stall + 1 if stalled else 0
+        self.rounded = now
+        return self.stall >= self.n_iter_no_change

@@ -1,0 +1,257 @@
+"""Sharing inside torch modules: the tying parametrization, module models of the estimator,
+model="sequence" on sum of numbers, to_module(), and bad input."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from torch import nn
+from torch.nn.utils import parametrize
+
+from sharelearn import SharingDiscoverer
+from sharelearn.datasets import make_sum_of_numbers
+from sharelearn.networks import SequenceNetwork, tie_parameters
+
+# Small sizes keep a fit at about a second; the paper's sizes are the defaults (benchmark).
+SMALL = dict(module__embedding_dim=16, module__hidden=8, max_iter=20, search_steps=100,
+             max_epochs=200, cv=0.6, validation_fraction=0.5, dtype="float32")
+
+
+class PositionwiseSum(nn.Module):
+    """``y = v . sum_l relu(w_l x_l + b_l)``: a per-position weight of shape (L, hidden)."""
+
+    def __init__(self, length=4, hidden=8):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(length, hidden))
+        self.bias = nn.Parameter(torch.zeros(length, hidden))
+        self.out = nn.Linear(hidden, 1)
+
+    def forward(self, X):
+        return self.out(torch.relu(X[:, :, None] * self.weight + self.bias).sum(1))
+
+
+MODULE_FAST = dict(share={"weight": 0, "bias": 0}, max_iter=5, search_steps=30,
+                   max_epochs=30, n_restarts=1, dtype="float32", random_state=0)
+
+
+@pytest.fixture(scope="module")
+def float_data():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((80, 4))
+    return X, X.sum(1) + 0.1 * rng.standard_normal(80)
+
+
+@pytest.fixture(scope="module")
+def fitted_sequence():
+    X, y, truth = make_sum_of_numbers(500, length=4, variant="alternating", random_state=0)
+    est = SharingDiscoverer("sequence", reference=truth, random_state=0, **SMALL).fit(X, y)
+    return est, X, y, truth
+
+
+def test_tie_parameters_shares_slices_and_keeps_the_class():
+    net = PositionwiseSum(length=4, hidden=3)
+    S = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    tie_parameters(net, {"weight": 0}, S)
+    assert parametrize.is_parametrized(net, "weight")
+    assert isinstance(net, PositionwiseSum)
+    assert net.parametrizations.weight.original.shape == (2, 3)
+    W = net.weight
+    torch.testing.assert_close(W[0], W[2])
+    torch.testing.assert_close(W[1], W[3])
+    assert not torch.equal(W[0], W[1])
+
+
+def test_tie_single_entries_with_axis_none():
+    lin = nn.Linear(3, 2)
+    tie_parameters(lin, {"weight": None}, torch.ones(6, 1))
+    assert torch.unique(lin.weight.detach()).numel() == 1
+
+
+@pytest.mark.parametrize("variant", ["shared", "alternating"])
+def test_sequence_exact_recovery_at_length_4(variant, fitted_sequence):
+    if variant == "alternating":
+        est, X, y, truth = fitted_sequence
+    else:
+        X, y, truth = make_sum_of_numbers(500, length=4, variant=variant, random_state=0)
+        est = SharingDiscoverer("sequence", reference=truth, random_state=0, **SMALL).fit(X, y)
+    assert est.score(X, y) == 0  # minus the partition distance
+    np.testing.assert_array_equal(est.sharing_partition_, truth)
+    Xt, yt, _ = make_sum_of_numbers(2000, length=4, variant=variant, noise=0.0, random_state=1)
+    assert np.mean(np.abs(est.predict(Xt) - yt)) < 0.6  # digits sum to 4..36
+
+
+def test_sequence_fitted_attributes_are_numpy(fitted_sequence):
+    est, X, y, _ = fitted_sequence
+    for name, value in vars(est).items():
+        assert not isinstance(value, torch.Tensor), name
+        # the untrained template is kept privately, on the CPU, for to_module()
+        assert name.startswith("_") or not isinstance(value, nn.Module), name
+    for name in ("sharing_partition_", "selection_matrix_", "soft_selection_", "loss_curve_",
+                 "restart_objectives_", "target_mean_", "target_scale_"):
+        assert isinstance(getattr(est, name), np.ndarray), name
+    assert est.n_features_in_ == 4
+    assert est.n_groups_ == 2 and est.selection_matrix_.shape == (4, 2)
+    assert isinstance(est.objective_, float) and est.n_iter_ >= 1
+    assert est.predict(X[:5]).shape == (5,)
+    assert est.history_ and "valid_loss" in est.history_[0]
+
+
+def test_to_module_is_cpu_tied_and_predicts_like_the_estimator(fitted_sequence):
+    est, X, _, truth = fitted_sequence
+    module = est.to_module()
+    assert isinstance(module, SequenceNetwork)
+    assert all(p.device.type == "cpu" for p in module.parameters())
+    W = module.position_weight.detach()
+    torch.testing.assert_close(W[0], W[2])
+    torch.testing.assert_close(W[1], W[3])
+    assert not torch.equal(W[0], W[1])
+    with torch.no_grad():
+        out = module(torch.as_tensor(X[:7])).numpy()[:, 0]
+    np.testing.assert_allclose(out * est.target_scale_ + est.target_mean_, est.predict(X[:7]),
+                               rtol=1e-6, atol=1e-5)
+    # training it further keeps the sharing, and does not touch the estimator
+    opt = torch.optim.SGD(module.parameters(), lr=0.1)
+    module(torch.as_tensor(X[:7])).sum().backward()
+    opt.step()
+    W = module.position_weight.detach()
+    torch.testing.assert_close(W[0], W[2])
+    assert not torch.equal(W, est.to_module().position_weight.detach())
+
+
+def test_pickle_round_trip_of_a_fitted_network(fitted_sequence):
+    est, X, y, _ = fitted_sequence
+    loaded = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(loaded.predict(X[:20]), est.predict(X[:20]))
+
+
+def test_score_without_reference_is_minus_heldout_mae(fitted_sequence):
+    est, X, y, _ = fitted_sequence
+    plain = clone(est).set_params(reference=None)
+    plain.__dict__.update({k: v for k, v in vars(est).items() if k.endswith("_")
+                           or k.startswith("_")})
+    plain._reference_labels = None
+    assert plain.score(X, y) == pytest.approx(-np.mean(np.abs(y - est.predict(X))))
+
+
+def test_module_instance_is_never_trained_in_place(float_data):
+    X, y = float_data
+    torch.manual_seed(0)
+    user = PositionwiseSum()
+    before = {k: v.clone() for k, v in user.state_dict().items()}
+    est = SharingDiscoverer(user, **MODULE_FAST).fit(X, y)
+    after = user.state_dict()
+    assert before.keys() == after.keys()
+    for k in before:
+        assert torch.equal(before[k], after[k]), k
+    assert not parametrize.is_parametrized(user)
+    assert est.sharing_partition_.shape == (4,)
+    assert est.predict(X).shape == (80,)
+    assert est.score(X, y) < 0
+
+
+def test_module_class_kwargs_are_routed_and_grid_searchable(float_data):
+    X, y = float_data
+    est = SharingDiscoverer(PositionwiseSum, module__hidden=5, **MODULE_FAST)
+    params = est.get_params(deep=True)
+    assert params["module__hidden"] == 5 and params["model"] is PositionwiseSum
+    twin = clone(est)
+    assert twin.get_params()["module__hidden"] == 5
+    twin.set_params(module__hidden=6, nuclear=1.0)
+    assert twin.module__hidden == 6 and est.module__hidden == 5
+    twin.fit(X, y)
+    assert twin.to_module().out.in_features == 6
+    assert "module__hidden=6" in repr(twin)
+
+
+def test_unknown_keywords_fail_at_fit_module_keywords_are_routed():
+    # scikit-learn's checks require __init__ and set_params never to raise, so fit reports them
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    for est in (SharingDiscoverer(model="mean", bogus=1),
+                SharingDiscoverer(model="mean").set_params(bogus=1)):
+        with pytest.raises(TypeError, match=r"unexpected keyword arguments \['bogus'\]"):
+            est.fit(X)
+        assert not hasattr(est, "sharing_partition_")
+    est = SharingDiscoverer(model="sequence", module__hidden=8).set_params(module__hidden=9)
+    assert est.get_params()["module__hidden"] == 9
+    assert clone(est).module__hidden == 9
+
+
+def test_same_random_state_gives_the_same_partition(float_data):
+    X, y = float_data
+    a = SharingDiscoverer(PositionwiseSum, **MODULE_FAST).fit(X, y)
+    b = SharingDiscoverer(PositionwiseSum, **MODULE_FAST).fit(X, y)
+    np.testing.assert_array_equal(a.sharing_partition_, b.sharing_partition_)
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
+
+
+def _no_fitted_attributes(est):
+    return not [k for k in vars(est) if k.endswith("_") and not k.startswith("_")]
+
+
+@pytest.mark.parametrize("share, match", [
+    ({"kernel": 0}, "has no parameter 'kernel'"),
+    ({"weight": 0, "out.weight": 0}, "same number of items"),
+    ({"weight": 3}, "out of range"),
+    (None, "needs share"),
+])
+def test_bad_share_declaration(float_data, share, match):
+    X, y = float_data
+    est = SharingDiscoverer(PositionwiseSum, **{**MODULE_FAST, "share": share})
+    with pytest.raises(ValueError, match=match):
+        est.fit(X, y)
+    assert _no_fitted_attributes(est)
+
+
+def test_sharing_axis_size_must_match_the_reference(float_data):
+    X, y = float_data
+    est = SharingDiscoverer(PositionwiseSum, reference=[0, 0, 1], **MODULE_FAST)
+    with pytest.raises(ValueError, match="reference partitions 3 items, but the module has 4"):
+        est.fit(X, y)
+
+
+def test_sequence_needs_integer_tokens():
+    X, y, _ = make_sum_of_numbers(40, length=4, random_state=0)
+    with pytest.raises(ValueError, match="integer token ids"):
+        SharingDiscoverer("sequence", **SMALL).fit(X + 0.5, y)
+    with pytest.raises(ValueError, match="Negative values"):
+        SharingDiscoverer("sequence", **SMALL).fit(X - 5, y)
+
+
+def test_nan_loss_stops_with_the_step_and_leaves_nothing_fitted(float_data):
+    X, y = float_data
+    est = SharingDiscoverer(PositionwiseSum, **{**MODULE_FAST, "inner_learning_rate": 1e30})
+    with pytest.raises(FloatingPointError, match=r"became (nan|inf) at .*step \d+"):
+        est.fit(X, y)
+    assert _no_fitted_attributes(est)
+
+
+def test_evidence_is_closed_form_only(float_data):
+    X, y = float_data
+    est = SharingDiscoverer(PositionwiseSum, objective="evidence", **MODULE_FAST)
+    with pytest.raises(NotImplementedError, match="closed-form models"):
+        est.fit(X, y)
+
+
+def test_module_output_shape_and_bad_kwargs_are_value_errors(float_data):
+    X, y = float_data
+    with pytest.raises(ValueError, match="predictions"):
+        SharingDiscoverer(PositionwiseSum, **MODULE_FAST).fit(X, np.c_[y, y, y])
+    with pytest.raises(ValueError, match="Could not build PositionwiseSum"):
+        SharingDiscoverer(PositionwiseSum, module__depth=3, **MODULE_FAST).fit(X, y)
+    with pytest.raises(ValueError, match="module class"):
+        SharingDiscoverer(PositionwiseSum(), module__hidden=3, **MODULE_FAST).fit(X, y)
+    with pytest.raises(TypeError, match="module__"):
+        SharingDiscoverer(PositionwiseSum, hidden=3, **MODULE_FAST).fit(X, y)
+
+
+@pytest.mark.parametrize("solver", ["exact", "cg", "neumann", "identity"])
+def test_every_hypergradient_solver_runs_in_the_estimator(float_data, solver):
+    X, y = float_data
+    est = SharingDiscoverer(PositionwiseSum, hypergrad=solver, local_search=False,
+                            module__hidden=2, **{**MODULE_FAST, "max_iter": 3})
+    est.fit(X, y)
+    # the first start is the relaxation, which used the solver at every outer step
+    assert est.restart_objectives_.shape == (2,)
+    assert np.isfinite(est.restart_objectives_).all()

@@ -24,7 +24,7 @@ def _quick_and_headless(monkeypatch):
 def test_the_gallery_is_complete():
     names = {p.stem for p in EXAMPLES}
     assert {"plot_quickstart", "plot_shared_means", "plot_shift_1d_2d", "plot_grid_search",
-            "plot_gaussian_sweeps", "plot_symmetry_naming"} <= names
+            "plot_gaussian_sweeps", "plot_sum_of_numbers", "plot_symmetry_naming"} <= names
     header = EXAMPLES[0].parent / "GALLERY_HEADER.rst"
     assert header.exists(), "sphinx-gallery needs a header for the examples directory"
 
@@ -37,6 +37,10 @@ PROMISES = {
                             "2-D: 225 entries, 10 groups, partition distance 0"],
     "plot_grid_search.py": ["partition distance of the best: 0.0"],
     "plot_gaussian_sweeps.py": ["partition distance against rank (n = 100)"],
+    "plot_sum_of_numbers.py": ["shared: found [0, 0, 0, 0], truth [0, 0, 0, 0], partition "
+                               "distance 0",
+                               "alternating: found [0, 1, 0, 1], truth [0, 1, 0, 1], partition "
+                               "distance 0"],
     "plot_symmetry_naming.py": ["discovered symmetry: C_8 of order 8",
                                 "discovered symmetry: S_6 of order 720"],
 }

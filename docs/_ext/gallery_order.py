@@ -10,6 +10,7 @@ ORDER = [
     "plot_shift_1d_2d.py",
     "plot_grid_search.py",
     "plot_gaussian_sweeps.py",
+    "plot_sum_of_numbers.py",
     "plot_symmetry_naming.py",
 ]
 

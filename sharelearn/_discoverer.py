@@ -30,6 +30,7 @@ from .networks import (
     tie_parameters,
 )
 from .partition import _to_partition, canonical_labels, labels_to_selection, partition_distance
+from .evidence import fit_precisions, neg2_log_evidence
 from .search import EvidenceObjective, HardObjective
 from .symmetry import named_sharing, symmetry_group
 
@@ -457,6 +458,8 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         self : SharingDiscoverer
         """
         self._check_unexpected_kwargs()
+        # a module model has no log_evidence_: drop what an earlier closed-form fit kept for it
+        self.__dict__.pop("_evidence_terms", None)
         start_time = time.perf_counter()
         if not _is_closed_form(self):
             return self._fit_module(X, y, start_time)
@@ -541,14 +544,8 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         self.selection_matrix_ = labels_to_selection(labels)
         self.soft_selection_ = best["soft"]
         self.objective_ = best["value"]
-        if evidence:
-            self.validation_loss_ = None
-            self.log_evidence_ = self._log_evidence(objective, labels)
-        else:
-            self.validation_loss_ = float(objective.state(labels)["fit"].mean())
-            full = TiedLinearGaussian(Xt, Yt, everything, fit_intercept=intercept,
-                                      alpha=self.alpha)
-            self.log_evidence_ = self._log_evidence(EvidenceObjective(full, 0, 0), labels)
+        self.validation_loss_ = (None if evidence
+                                 else float(objective.state(labels)["fit"].mean()))
         self.restart_objectives_ = values
         self.loss_curve_ = best["curve"]
         self.n_iter_ = best["n_iter"]
@@ -559,11 +556,21 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         self.fit_time_ = time.perf_counter() - start_time
         return self
 
-    @staticmethod
-    def _log_evidence(objective, labels):
-        """Log marginal likelihood of a hard partition on all the data (no penalties)."""
-        plain = EvidenceObjective(objective.problem, 0.0, 0.0)
-        return -0.5 * plain.state(labels)["value"]
+    @property
+    def log_evidence_(self):
+        """Log marginal likelihood of the chosen partition on all the data (no penalties), with
+        the precisions at their type-II maximum likelihood. Closed-form models only; computed
+        on first access from the partition's sufficient statistics kept by ``fit``."""
+        terms = self.__dict__.get("_evidence_terms")
+        if terms is None:
+            raise AttributeError("log_evidence_ exists after fitting a closed-form model "
+                                 "(model='mean' or model='linear').")
+        if self.__dict__.get("_log_evidence_value") is None:
+            G, c, yy, n_obs = (torch.as_tensor(t, dtype=torch.float64) for t in terms)
+            alpha, beta = fit_precisions(G, c, yy, float(n_obs))
+            self._log_evidence_value = float(
+                -0.5 * neg2_log_evidence(G, c, yy, float(n_obs), alpha, beta))
+        return self._log_evidence_value
 
     def _refit(self, Xd, Y, intercept, labels, dtype, device):
         """Shared values of the chosen partition, fitted on all the data."""
@@ -572,6 +579,11 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         Yt = torch.tensor(Y, dtype=dtype, device=device)
         full = TiedLinearGaussian(Xt, Yt, everything, fit_intercept=intercept, alpha=self.alpha)
         stats = full.hard_statistics(labels, self.n_groups_)
+        # what log_evidence_ needs, computed on first access: the precisions' fixed point costs
+        # more than a whole fit of a small problem
+        self._evidence_terms = tuple(np.asarray(t.detach().cpu(), dtype=np.float64) for t in (
+            stats["G"][0], stats["c"][0], full.yy_tr[0], full.n_tr[0] * full.n_outputs))
+        self._log_evidence_value = None
         psi = ridge_solve(stats["G"][0], stats["c"][0], self.alpha)
         psi = psi.cpu().numpy().astype(np.float64)
         W = psi[labels].reshape(Y.shape[1], Xd.shape[1])

@@ -91,3 +91,17 @@ def test_log_evidence_is_reported_for_the_validation_objective_too():
     assert np.isfinite(disc.log_evidence_)
     np.testing.assert_array_equal(disc.sharing_partition_, ev.sharing_partition_)
     assert disc.log_evidence_ == pytest.approx(ev.log_evidence_)
+
+
+def test_log_evidence_on_access_equals_the_evidence_objective_of_the_partition():
+    import pickle
+
+    X, Y, _, _ = make_convolution(60, input_shape=6, kernel_size=3, random_state=0)
+    disc = SharingDiscoverer(model="linear", random_state=0).fit(X, Y)
+    everything = [(np.arange(60), np.arange(60))]
+    problem = TiedLinearGaussian(torch.tensor(X), torch.tensor(Y), everything,
+                                 fit_intercept=True, alpha=disc.alpha)
+    expected = -0.5 * EvidenceObjective(problem, 0.0, 0.0).state(disc.sharing_partition_)["value"]
+    restored = pickle.loads(pickle.dumps(disc))
+    assert disc.log_evidence_ == pytest.approx(expected, rel=1e-9)
+    assert restored.log_evidence_ == pytest.approx(expected, rel=1e-9)

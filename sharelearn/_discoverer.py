@@ -62,6 +62,20 @@ def _predicts(est):
     return not _is_model("mean")(est)
 
 
+def _best_start(results, cap, stacklevel):
+    """The start with the lowest objective and every start's objective; a ConvergenceWarning
+    (pointing ``stacklevel`` frames up: the user's call of ``fit``, past scikit-learn's
+    ``_fit_context`` wrapper) when that start's search stopped at its cap."""
+    values = np.array([r["value"] for r in results])
+    best = results[int(np.argmin(values))]
+    if not best["converged"]:
+        warnings.warn(
+            f"The discrete search stopped at its cap of {cap} rounds while moves still improved "
+            "the objective; the partition may not be a local optimum.", ConvergenceWarning,
+            stacklevel=stacklevel)
+    return best, values
+
+
 def _resolve_device(device):
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -530,13 +544,7 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
                 print(f"[SharingDiscoverer] start {i} ({r['start']}): objective "
                       f"{r['value']:.4f}, {r['n_iter']} relaxation steps, "
                       f"{r['n_moves']} search rounds")
-        values = np.array([r["value"] for r in results])
-        best = results[int(np.argmin(values))]
-        if not best["converged"]:
-            warnings.warn(
-                f"The discrete search stopped at its cap of {common['search_max_iter']} rounds "
-                "while moves still improved the objective; the partition may not be a local "
-                "optimum.", ConvergenceWarning, stacklevel=2)
+        best, values = _best_start(results, common["search_max_iter"], stacklevel=4)
 
         labels = best["labels"]
         self.sharing_partition_ = labels
@@ -789,13 +797,7 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
             if self.verbose:
                 print(f"[SharingDiscoverer] start {len(results) - 1} ({start}): objective "
                       f"{value:.4f}, {n_iter} relaxation steps, {n_moves} search rounds")
-        values = np.array([r["value"] for r in results])
-        best = results[int(np.argmin(values))]
-        if not best["converged"]:
-            warnings.warn(
-                f"The discrete search stopped at its cap of {self.max_search_iter} rounds "
-                "while moves still improved the objective; the partition may not be a local "
-                "optimum.", ConvergenceWarning, stacklevel=3)
+        best, values = _best_start(results, self.max_search_iter, stacklevel=6)
         labels = best["labels"]
         n_groups = int(labels.max()) + 1
         # The refit starts from the search's retrain of this partition: from the raw

@@ -1,9 +1,9 @@
 """Evidence against validation objective in the small-data regime (issue: marginal likelihood).
 
 Shared means at K = 5 (rank 1 and rank 3; the paper's mean spacing 3 and a harder spacing 1)
-with 10..90 samples in all, and two 1-D valid shift
-tasks (12 inputs and 64 inputs, kernel 3) with 20..100 samples: partition distance (mean and 95% CI over trials)
-of ``objective="validation"`` and ``objective="evidence"``, identical data per trial.
+with 10..90 samples in all, and two 1-D valid shift tasks (12 inputs and 64 inputs, kernel 3)
+with 20..100 samples: partition distance (mean and 95% CI over trials) of
+``objective="validation"`` and ``objective="evidence"``, identical data per trial.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_evidence.py [--quick] [--trials N]
 """

@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import nettrain
 from .bilevel import run_restart
+from .evidence import fit_precisions, neg2_log_evidence
 from .hypergrad import SOLVERS
 from .inner import TiedLinearGaussian, ridge_solve
 from .networks import (
@@ -30,7 +31,6 @@ from .networks import (
     tie_parameters,
 )
 from .partition import _to_partition, canonical_labels, labels_to_selection, partition_distance
-from .evidence import fit_precisions, neg2_log_evidence
 from .search import EvidenceObjective, HardObjective
 from .symmetry import named_sharing, symmetry_group
 

@@ -424,7 +424,7 @@ def _rows_touched(lab, r):
     return touched
 
 
-def _row_beam(objective, st, o, beam, scoring, groups):
+def _row_beam(st, o, beam, scoring, groups):
     """Best assignment of output ``o``'s entries found by a beam search, at fixed shared values.
 
     The row starts with every entry in the largest group; each step gives one more entry one of
@@ -454,7 +454,7 @@ def _row_beam(objective, st, o, beam, scoring, groups):
     cur = torch.as_tensor(st["labels"].reshape(-1, d)[o], device=dev)
     dw = psi[:, cur] - psi[:, bg:bg + 1]
     cur_sse = 2 * (dw * grad0).sum(1) + ((dw[:, None, :] @ C)[:, 0] * dw).sum(1)
-    cur_pen = float(pen[cur].sum() - pen[bg] * (cur == bg).sum())
+    cur_pen = float(pen[cur[cur != bg]].sum())
     free = all(int(g) == bg or int(g) in groups for g in cur)
 
     # beam states: assignment (d,), row change dw (F, d), cumulative SSE (F,), penalty
@@ -496,7 +496,7 @@ def _row_beam(objective, st, o, beam, scoring, groups):
         assign = torch.stack([a for _, a in keep])
         dws = dws[bi[sel]].clone()
         dws[torch.arange(len(keep), device=dev)[:, None], :, ki[sel][:, None]] = \
-            delta[:, ji[sel]].T[:, :, None].transpose(1, 2)
+            delta[:, ji[sel]].T[:, None, :]
         sse = new_sse[bi[sel], :, ki[sel], ji[sel]]
         pens = pens[bi[sel]] + pen_j[ji[sel]]
         if float(vals[sel[0]]) < best[1]:
@@ -557,7 +557,7 @@ def _resolve_rows(objective, st, tried, tol, search_kwargs, beam=8, reach=0.25,
         return None
     changed = False
     for o in np.flatnonzero(suspects):
-        row, gain, free = _row_beam(objective, st, o, beam, scoring, groups)
+        row, gain, free = _row_beam(st, o, beam, scoring, groups)
         if (gain < -1e-9 or not free) and not np.array_equal(row, labels[o]):
             labels[o] = row
             changed = True

@@ -233,8 +233,8 @@ def test_greedy_regrowth_of_a_row_is_trapped_by_correlated_inputs_the_row_beam_i
     pen = f(sizes + 1) - f(sizes) + f(sizes[background] - 1) - f(sizes[background])
     scoring = (problem.C_va, problem.B_va.transpose(1, 2), st["psi"], background, scale, pen)
     taps = [g for g in range(4) if g != background]
-    greedy, _, _ = search._row_beam(objective, st, 45, 1, scoring, taps)
-    beam, gain, _ = search._row_beam(objective, st, 45, 8, scoring, taps)
+    greedy, _, _ = search._row_beam(st, 45, 1, scoring, taps)
+    beam, gain, _ = search._row_beam(st, 45, 8, scoring, taps)
     true_row = truth.reshape(62, 64)[45]
     assert not np.array_equal(greedy, true_row) and greedy[38] != background
     np.testing.assert_array_equal(beam, true_row)

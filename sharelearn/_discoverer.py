@@ -100,8 +100,9 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
     depend on the data's scale. The inner problem (the shared values ``psi`` of a sharing) is a
     closed-form least-squares fit, so the hypergradient is exact. A relaxation (row-softmax of
     free logits, annealed, in which a soft row costs its expected loss) is optimised from random
-    starts, rounded by argmax, and polished by an exact discrete search (one-item moves and merges
-    of groups); the best partition is refitted on all the data.
+    starts, rounded by argmax, and polished by an exact discrete search (one-item moves, merges,
+    splits, and a beam over the assignment of whole rows; see :mod:`sharelearn.search`); the best
+    partition is refitted on all the data.
 
     Networks (``model="sequence"`` or a torch module) are trained by gradient descent instead:
     the relaxation's hypergradient comes from implicit differentiation

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["TiedLinearGaussian", "ridge_solve"]
+__all__ = ["TiedLinearGaussian", "diagonal_solve", "ridge_solve"]
 
 
 def _moments(X, Y, x_mean, y_mean):
@@ -78,6 +78,7 @@ class TiedLinearGaussian:
         self.n_splits = len(splits)
         self.C_tr_diag = torch.diagonal(self.C_tr, dim1=1, dim2=2)  # (F, d)
         self.C_va_diag = torch.diagonal(self.C_va, dim1=1, dim2=2)
+        self._C_tr_diag_items = self.C_tr_diag.repeat(1, self.n_outputs)  # (F, P)
         # item-wise views: entry (o, k) of W meets input k and target o
         self.b_tr = self.B_tr.transpose(1, 2).reshape(self.n_splits, -1)  # (F, P)
         self.b_va = self.B_va.transpose(1, 2).reshape(self.n_splits, -1)
@@ -105,40 +106,64 @@ class TiedLinearGaussian:
 
     def times_C(self, S, C):
         """Row ``(o, k)`` of the result is ``sum_k' C[k, k'] S[(o, k'), :]``: each split's ``C``
-        (``F x d x d``) applied to every output's block of ``S`` (``P x r``) in one batched
-        product, ``O(F m d^2 r)``. Returns ``F x P x r``."""
+        (``F x d x d``) applied to every output's block of ``S`` (``P x r``, or ``B x P x r`` for a
+        batch of selection matrices) in one product, ``O(B F m d^2 r)``. Returns ``F x P x r``
+        (``B x F x P x r``)."""
         m, d = self.n_outputs, self.n_inputs
-        r = S.shape[1]
-        CS = C @ S.reshape(m, d, r).permute(1, 0, 2).reshape(d, m * r)
-        return CS.reshape(-1, d, m, r).permute(0, 2, 1, 3).reshape(-1, m * d, r)
+        if d == 1:  # shared means: C is a scalar per split
+            return C[:, 0, 0, None, None] * S.unsqueeze(-3)
+        r = S.shape[-1]
+        batch = S.shape[:-2]
+        nb = S[..., 0, 0].numel()
+        Sk = S.reshape(nb, m, d, r).permute(2, 0, 1, 3).reshape(d, nb * m * r)
+        CS = (C @ Sk).reshape(-1, d, nb, m, r).permute(2, 0, 3, 1, 4)
+        return CS.reshape(*batch, -1, m * d, r)
 
     # -- the inner problem -------------------------------------------------------------------
-    def normal_equations(self, S):
-        """``G(S)`` (``F x r x r``) and ``c(S)`` (``F x r``) of the expected training loss."""
-        CS = self.times_C(S, self.C_tr)
+    def normal_equations(self, S, *, diagonal=False):
+        """``G(S)`` (``F x r x r``) and ``c(S)`` (``F x r``) of the expected training loss; with a
+        batch ``S`` (``B x P x r``), ``B x F x r x r`` and ``B x F x r``.
+
+        With one input (shared means) ``G`` is diagonal; ``diagonal=True`` then returns only
+        its diagonal (``F x r``).
+        """
+        Sf = S.unsqueeze(-3)  # broadcasts over the splits
         # Expected loss: the diagonal of C moves from the cross terms onto G's diagonal.
-        DS = S * self.C_tr_diag.repeat(1, self.n_outputs)[..., None]
-        G = S.T @ (CS - DS) + torch.diag_embed(DS.sum(1))
+        DS = Sf * self._C_tr_diag_items[..., None]
         c = self.b_tr @ S
+        if diagonal and self.n_inputs == 1:  # one input: no cross terms
+            return DS.sum(-2), c
+        G = torch.diag_embed(DS.sum(-2))
+        if self.n_inputs > 1:
+            G = G + Sf.transpose(-1, -2) @ (self.times_C(S, self.C_tr) - DS)
         return G, c
 
     def solve(self, S):
         """Inner solution ``psi*(S)`` of every split (``F x r``), differentiable in ``S``."""
+        if self.n_inputs == 1:  # a diagonal system: the solve is a division
+            return diagonal_solve(*self.normal_equations(S, diagonal=True), self.alpha)
         G, c = self.normal_equations(S)
         return ridge_solve(G, c, self.alpha)
 
     def expected_sse(self, S, psi):
-        """Expected validation squared error of ``S`` with each split's ``psi`` (``F``)."""
-        F, m, d = self.n_splits, self.n_outputs, self.n_inputs
-        W = (psi @ S.T).reshape(F, m, d)
-        var = (psi**2 @ S.T).reshape(F, m, d) - W**2
-        fit = self.yy_va - 2 * (W * self.B_va.transpose(1, 2)).sum((1, 2))
-        fit = fit + ((W @ self.C_va) * W).sum((1, 2))
-        return fit + (var * self.C_va_diag[:, None, :]).sum((1, 2))
+        """Expected validation squared error of ``S`` with each split's ``psi`` (``F``, or
+        ``B x F`` for a batch)."""
+        m, d = self.n_outputs, self.n_inputs
+        if d == 1:
+            # one input: sum_i C (W_i^2 + Var W_i) = C sum_j mass_j psi_j^2, mass = column sums
+            fit = self.yy_va - 2 * (psi * (self.b_va @ S)).sum(-1)
+            return fit + self.C_va[:, 0, 0] * (psi**2 * S.sum(-2).unsqueeze(-2)).sum(-1)
+        St = S.transpose(-1, -2)
+        W = (psi @ St).unflatten(-1, (m, d))
+        var = (psi**2 @ St).unflatten(-1, (m, d)) - W**2
+        fit = self.yy_va - 2 * (W * self.B_va.transpose(1, 2)).sum((-2, -1))
+        fit = fit + ((W @ self.C_va) * W).sum((-2, -1))
+        return fit + (var * self.C_va_diag[:, None, :]).sum((-2, -1))
 
     def validation_mse(self, S):
-        """Mean over splits of the expected validation mean squared error."""
-        return (self.expected_sse(S, self.solve(S)) / self.norm_va).mean()
+        """Mean over splits of the expected validation mean squared error (one per ``S`` of a
+        batch)."""
+        return (self.expected_sse(S, self.solve(S)) / self.norm_va).mean(-1)
 
     # -- hard partitions ---------------------------------------------------------------------
     def hard_statistics(self, labels, n_columns):
@@ -162,11 +187,20 @@ class TiedLinearGaussian:
         return out
 
 
+def _jitter(diag):
+    """A relative jitter above the dtype's resolution (so float32 stays solvable too), from the
+    diagonal of each system; it keeps the value of an empty group at 0."""
+    rel = max(1e-10, 100 * torch.finfo(diag.dtype).eps)
+    return rel * (diag.mean(-1, keepdim=True).abs() + 1)
+
+
+def diagonal_solve(g, c, alpha):
+    """:func:`ridge_solve` for a diagonal ``G`` given by its diagonal ``g``."""
+    return c / (g + alpha + _jitter(g))
+
+
 def ridge_solve(G, c, alpha):
     """Solve ``(G + alpha I) psi = c`` (batched); a tiny jitter keeps empty groups at 0."""
-    diag = torch.diagonal(G, dim1=-2, dim2=-1)
-    # relative jitter above the dtype's resolution, so float32 stays solvable too
-    rel = max(1e-10, 100 * torch.finfo(G.dtype).eps)
-    jitter = rel * (diag.mean(-1, keepdim=True).abs() + 1)
+    jitter = _jitter(torch.diagonal(G, dim1=-2, dim2=-1))
     eye = torch.eye(G.shape[-1], dtype=G.dtype, device=G.device)
     return torch.linalg.solve(G + (alpha + jitter)[..., None] * eye, c[..., None])[..., 0]

@@ -4,12 +4,16 @@ A soft selection matrix ``S`` (``P x r``) is a row-wise softmax of free logits a
 ``S = softmax(Z / T)``. Annealing ``T`` towards 0 hardens the rows. The penalties below are
 written so that at a hard ``S`` they equal the penalties of the discrete search
 (:mod:`sharelearn.search`), which makes the relaxation and the search optimise one objective.
+
+Every function here also takes a batch of selection matrices (``B x P x r``), one per restart, and
+returns one value per matrix: the restarts of a fit relax together, as one tensor computation.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -27,12 +31,12 @@ __all__ = [
 
 def soft_selection(logits, temperature):
     """Row-wise softmax of ``logits / temperature``."""
-    return torch.softmax(logits / temperature, dim=1)
+    return torch.softmax(logits / temperature, dim=-1)
 
 
 def row_entropy(S):
     """Sum over items of the entropy of each row (0 exactly when every row is one-hot)."""
-    return -(S * torch.log(S.clamp_min(1e-30))).sum()
+    return -(S * torch.log(S.clamp_min(1e-30))).sum((-2, -1))
 
 
 def nuclear_norm(S):
@@ -40,13 +44,13 @@ def nuclear_norm(S):
 
     ``torch.linalg.svdvals`` has a well-defined gradient even where singular values repeat.
     """
-    return torch.linalg.svdvals(S).sum()
+    return torch.linalg.svdvals(S).sum(-1)
 
 
 def column_norm(S):
     """Sum of column L2 norms, what the paper's public code computes as ``trace(sqrt(S^T S))``
     with an element-wise square root. Equal to the nuclear norm at a hard ``S``."""
-    return torch.sqrt((S * S).sum(0) + 1e-30).sum()
+    return torch.sqrt((S * S).sum(-2) + 1e-30).sum(-1)
 
 
 def code_length(S):
@@ -54,10 +58,10 @@ def code_length(S):
     mass. For a hard partition this is the cost of naming each item's group with a code fitted to
     the group sizes; it grows with the number of items that are spread over groups, which is what
     keeps a search over partitions from fitting the validation noise through the assignment."""
-    P = S.shape[0]
+    P = S.shape[-2]
     # float64: in float32 a column's mass can underflow to where the log's gradient misbehaves
-    m = S.sum(0, dtype=torch.float64)
-    return (m * torch.log(P / m.clamp_min(1e-30))).sum().to(S.dtype)
+    m = S.sum(-2, dtype=torch.float64)
+    return (m * torch.log(P / m.clamp_min(1e-30))).sum(-1).to(S.dtype)
 
 
 _code_length = code_length  # the name is also the penalty's weight in penalty()
@@ -71,7 +75,7 @@ def temperature_at(step, n_steps, start, end):
 
 
 class Adam:
-    """Adam (Kingma and Ba, 2015) on the relaxation's one logits tensor.
+    """Adam (Kingma and Ba, 2015) on the relaxation's logits tensor.
 
     ``torch.optim`` is not used here on purpose: the first optimizer built in a process imports
     ``torch._dynamo``, which took 3 to 7 s on a 2-core CPU (measured with torch 2.13), longer than
@@ -98,10 +102,17 @@ class Adam:
         v_hat = self.v / (1 - b2**self.t)
         self.param.sub_(self.lr * m_hat / (v_hat.sqrt() + self.eps))
 
+    def keep(self, index):
+        """Go on with the rows ``index`` of the parameter (a batch of restarts, some of which
+        stopped) and of the moment estimates; returns the new parameter."""
+        self.param = self.param.detach()[index].requires_grad_(True)
+        self.m, self.v = self.m[index], self.v[index]
+        return self.param
+
 
 def penalty(S, *, nuclear, code_length, entropy, nuclear_kind="nuclear"):
     """The penalties of the relaxed outer objective at a soft selection ``S``."""
-    value = S.new_zeros(())
+    value = S.new_zeros(S.shape[:-2])
     if nuclear:
         norm = nuclear_norm if nuclear_kind == "nuclear" else column_norm
         value = value + nuclear * norm(S)
@@ -113,24 +124,44 @@ def penalty(S, *, nuclear, code_length, entropy, nuclear_kind="nuclear"):
 
 
 class EarlyStopping:
-    """The relaxation's stopping rule.
+    """The relaxation's stopping rule, for a batch of restarts.
 
-    A step is stalled when the rounded (argmax) partition did not change or the objective did
-    not improve by ``tol`` (relative); annealing only hardens rows from then on, so the loop stops
-    after ``n_iter_no_change`` stalled steps in a row. ``curve`` records every objective value.
+    A step of a restart is stalled when its rounded (argmax) partition did not change or its
+    objective did not improve by ``tol`` (relative); annealing only hardens rows from then on, so
+    a restart stops after ``n_iter_no_change`` stalled steps in a row. ``curves[i]`` records every
+    objective value of restart ``i``.
     """
 
-    def __init__(self, tol, n_iter_no_change):
+    def __init__(self, tol, n_iter_no_change, n_restarts=1):
         self.tol, self.n_iter_no_change = tol, n_iter_no_change
-        self.curve, self.rounded, self.stall = [], None, 0
+        self.curves = [[] for _ in range(n_restarts)]
+        self.best = np.full(n_restarts, np.inf)
+        self.stall = np.zeros(n_restarts, dtype=np.int64)
+        self.rounded = [None] * n_restarts
 
-    def __call__(self, value, S):
-        """Record one step; True when the loop should stop."""
-        best = min(self.curve) if self.curve else None
-        improved = best is not None and value < best - self.tol * max(1.0, abs(best))
-        self.curve.append(value)
-        now = S.detach().argmax(1)
-        stalled = self.rounded is not None and (torch.equal(now, self.rounded) or not improved)
-        self.stall = self.stall + 1 if stalled else 0
-        self.rounded = now
-        return self.stall >= self.n_iter_no_change
+    @property
+    def curve(self):
+        """The objective values of the first (or only) restart."""
+        return self.curves[0]
+
+    def __call__(self, values, S, index=None):
+        """Record one step of the restarts ``index`` (objective ``values[j]`` and selection
+        ``S[j]`` for restart ``index[j]``); returns a boolean array: which of them stop now.
+        Without ``index``: one restart, a scalar value and a ``P x r`` ``S``; returns a bool."""
+        if index is None:
+            return bool(self([values], S[None], [0])[0])
+        values = np.asarray(values, dtype=float)
+        now = S.detach().argmax(-1).cpu().numpy()
+        stop = np.zeros(len(index), dtype=bool)
+        for j, i in enumerate(index):
+            best = self.best[i]
+            improved = np.isfinite(best) and \
+                values[j] < best - self.tol * max(1.0, abs(best))
+            self.curves[i].append(float(values[j]))
+            self.best[i] = min(best, values[j])
+            stalled = self.rounded[i] is not None and (
+                np.array_equal(now[j], self.rounded[i]) or not improved)
+            self.stall[i] = self.stall[i] + 1 if stalled else 0
+            self.rounded[i] = now[j]
+            stop[j] = self.stall[i] >= self.n_iter_no_change
+        return stop

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from .evidence import fit_precisions, neg2_log_evidence
-from .inner import ridge_solve
+from .inner import diagonal_solve, ridge_solve
 from .partition import canonical_labels
 
 __all__ = ["EvidenceObjective", "HardObjective", "local_search"]
@@ -57,6 +57,8 @@ class HardObjective:
         self.item_input = torch.arange(problem.n_items, device=problem.device) % problem.n_inputs
         self.kappa = problem.C_tr_diag[:, self.item_input]  # (F, P) curvature of one entry
         self.kappa_v = problem.C_va_diag[:, self.item_input]
+        # with one input (shared means) every hard quadratic is diagonal: solves are divisions
+        self.diagonal = problem.n_inputs == 1
 
     def data_term(self, mse):
         return self.n_obs * torch.log(mse.mean(-1).clamp_min(self.problem.mse_floor))
@@ -96,12 +98,18 @@ class HardObjective:
     def _data(self, G, c, Gv, cv, st):
         """Data term of (batched) hard quadratics, the shared values, and a fit summary (the
         validation MSE of each split). ``st`` is the current state, unused here."""
-        psi = ridge_solve(G, c, self.problem.alpha)
+        if self.diagonal:
+            psi = diagonal_solve(torch.diagonal(G, dim1=-2, dim2=-1), c, self.problem.alpha)
+        else:
+            psi = ridge_solve(G, c, self.problem.alpha)
         mse = self._mse(psi, Gv, cv)
         return self.data_term(mse), psi, mse
 
     def _mse(self, psi, Gv, cv):
-        quad = (psi[..., None, :] @ Gv @ psi[..., :, None])[..., 0, 0]
+        if self.diagonal:
+            quad = (psi**2 * torch.diagonal(Gv, dim1=-2, dim2=-1)).sum(-1)
+        else:
+            quad = (psi[..., None, :] @ Gv @ psi[..., :, None])[..., 0, 0]
         return (self.problem.yy_va - 2 * (psi * cv).sum(-1) + quad) / self.problem.norm_va
 
     # -- one-item moves ----------------------------------------------------------------------

@@ -175,7 +175,7 @@ def test_verbose_prints_progress_and_default_is_silent(capsys):
     SharingDiscoverer(verbose=1, **FAST).fit(X)
     captured = capsys.readouterr()
     assert "[SharingDiscoverer] start 0 (relax): objective" in captured.out
-    assert "restarts" in captured.err  # the progress bar
+    assert "SharingDiscoverer searches" in captured.err  # the progress bar
 
 
 def test_custom_splitter_is_used(monkeypatch):

@@ -22,13 +22,15 @@ def _problem(X, Y, *, fit_intercept=True, n_splits=5, seed=0):
                               fit_intercept=fit_intercept, alpha=1e-6)
 
 
-def _conv_problem(n_in=5, k=3, n=60, seed=0):
+def _conv_problem(n_in=5, k=3, n=60, seed=0, return_data=False):
     X, Y, labels, _ = make_convolution(n, input_shape=n_in, kernel_size=k, random_state=seed)
-    return _problem(X, Y), labels
+    return (X, Y) if return_data else (_problem(X, Y), labels)
 
 
-def _means_problem(K=4, r=2, n=40, seed=0):
+def _means_problem(K=4, r=2, n=40, seed=0, return_data=False):
     X, labels, _ = make_shared_means(n, n_features=K, n_groups=r, random_state=seed)
+    if return_data:
+        return np.ones((n, 1)), X
     return _problem(np.ones((n, 1)), X, fit_intercept=False), labels
 
 
@@ -247,3 +249,88 @@ def test_row_beam_recovers_where_greedy_search_leaves_wrong_rows(monkeypatch):
     monkeypatch.undo()
     disc, _ = _small_data_fit(7, "evidence")
     assert disc.score(None) == 0
+
+
+@pytest.mark.parametrize("make", [_conv_problem, _means_problem], ids=["linear", "mean"])
+def test_expected_loss_equals_the_average_over_every_hard_assignment(make):
+    # The relaxation's loss is the expectation over independent row draws of a hard S: check it
+    # against that average, enumerated, for the general path and the one-input (mean) path.
+    problem, _ = make()
+    P, r = problem.n_items, 2
+    gen = torch.Generator().manual_seed(1)
+    S = torch.softmax(torch.randn(P, r, generator=gen, dtype=torch.float64), 1)
+    psi = torch.randn(problem.n_splits, r, generator=gen, dtype=torch.float64)
+    expected = torch.zeros(problem.n_splits, dtype=torch.float64)
+    for code in range(r**P):
+        labels = [(code // r**i) % r for i in range(P)]
+        weight = torch.prod(S[torch.arange(P), labels])
+        expected += weight * problem.expected_sse(_one_hot(labels, r), psi)
+    torch.testing.assert_close(problem.expected_sse(S, psi), expected, rtol=1e-10, atol=1e-8)
+
+
+@pytest.mark.parametrize("make", [_conv_problem, _means_problem], ids=["linear", "mean"])
+@pytest.mark.parametrize("objective", ["validation", "evidence"])
+def test_a_batch_of_selection_matrices_gives_each_its_own_objective_and_gradient(make,
+                                                                                 objective):
+    problem, _ = make()
+    if objective == "evidence":  # one "split" whose training part is all the data
+        n = int(problem.n_tr[0] + problem.n_va[0])
+        X, Y = make(return_data=True)
+        everything = [(np.arange(n), np.arange(n))]
+        problem = TiedLinearGaussian(torch.tensor(X), torch.tensor(Y), everything,
+                                     fit_intercept=problem.fit_intercept, alpha=1e-6)
+    gen = torch.Generator().manual_seed(2)
+    Z = torch.randn(3, problem.n_items, 4, generator=gen, dtype=torch.float64)
+    Z.requires_grad_(True)
+    kw = dict(PENALTIES, objective=objective)
+    batch = relaxed_objective(problem, torch.softmax(Z, -1), **kw)
+    (grad,) = torch.autograd.grad(batch.sum(), Z)
+    assert batch.shape == (3,)
+    for i in range(3):
+        Zi = Z[i].detach().clone().requires_grad_(True)
+        one = relaxed_objective(problem, torch.softmax(Zi, -1), **kw)
+        (gi,) = torch.autograd.grad(one, Zi)
+        assert one.dim() == 0
+        torch.testing.assert_close(batch[i].detach(), one.detach(), rtol=1e-7, atol=1e-7)
+        torch.testing.assert_close(grad[i], gi, rtol=1e-6, atol=1e-7)
+
+
+def test_restarts_relaxed_together_match_each_relaxed_alone():
+    from sharelearn.bilevel import relax
+
+    problem, _ = _conv_problem(n_in=6, k=3, n=40, seed=3)
+    params = dict(n_columns=6, max_iter=60, learning_rate=0.3, temperature=(1.0, 0.05),
+                  tol=1e-4, n_iter_no_change=10,
+                  penalties=dict(PENALTIES, nuclear_kind="nuclear", objective="validation"))
+    seeds = [11, 12, 13, 14]
+    together = relax(problem, seeds, **params)
+    steps = {n_iter for _, _, n_iter in together}
+    assert len(steps) > 1  # the restarts stop at different steps: each leaves the batch alone
+    for seed, (soft, curve, n_iter) in zip(seeds, together, strict=True):
+        [(soft1, curve1, n_iter1)] = relax(problem, [seed], **params)
+        assert n_iter == n_iter1 == len(curve)
+        np.testing.assert_allclose(curve, curve1, rtol=1e-9)
+        np.testing.assert_allclose(soft, soft1, atol=1e-9)
+
+
+def test_each_start_ends_where_its_own_search_would():
+    # discover() searches each distinct rounded partition once and does not search again from
+    # where an earlier search converged: every start must still report its own search's result.
+    from sharelearn.bilevel import discover
+
+    problem, _ = _means_problem(K=6, r=3, n=60, seed=0)
+    objective = HardObjective(problem, 2.0, 2.0)
+    results = discover(problem, objective, [1, 2, 3], n_relax=3, batch_size=3,
+                       search=True, search_max_iter=100, n_columns=6, max_iter=100,
+                       learning_rate=0.3, temperature=(1.0, 0.05), tol=1e-4,
+                       n_iter_no_change=10,
+                       penalties=dict(PENALTIES, nuclear_kind="nuclear", objective="validation"))
+    assert [r["start"] for r in results] == ["relax"] * 3 + ["shared"]
+    rounded = {r["rounded"].tobytes() for r in results}
+    ends = {r["labels"].tobytes() for r in results}
+    assert rounded & ends  # some start is where a search ended: the shortcut is exercised
+    for r in results:
+        labels, value, _, converged = local_search(objective, r["rounded"], max_iter=100)
+        assert converged and r["converged"]
+        np.testing.assert_array_equal(r["labels"], labels)
+        assert r["value"] == value

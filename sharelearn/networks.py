@@ -187,11 +187,18 @@ class SequenceNetwork(nn.Module):
         super().__init__()
         self.length = int(length)
         self.embedding = nn.Embedding(n_tokens, embedding_dim)
-        bound = 1.0 / math.sqrt(embedding_dim)  # nn.Linear's default initialisation
-        self.position_weight = nn.Parameter(
-            torch.empty(length, hidden, embedding_dim).uniform_(-bound, bound))
-        self.position_bias = nn.Parameter(torch.empty(length, hidden).uniform_(-bound, bound))
+        self.position_weight = nn.Parameter(torch.empty(length, hidden, embedding_dim))
+        self.position_bias = nn.Parameter(torch.empty(length, hidden))
         self.output = nn.Linear(hidden, n_outputs)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """Draw the per-position layer as ``nn.Linear`` draws its own (the embedding and the
+        output layer reset themselves)."""
+        bound = 1.0 / math.sqrt(self.position_weight.shape[-1])
+        with torch.no_grad():
+            self.position_weight.uniform_(-bound, bound)
+            self.position_bias.uniform_(-bound, bound)
 
     def forward(self, X):
         table = torch.einsum("te,lhe->lth", self.embedding.weight, self.position_weight)

@@ -255,3 +255,55 @@ def test_every_hypergradient_solver_runs_in_the_estimator(float_data, solver):
     # the first start is the relaxation, which used the solver at every outer step
     assert est.restart_objectives_.shape == (2,)
     assert np.isfinite(est.restart_objectives_).all()
+
+
+def test_search_score_is_the_best_retrain_over_initialisations():
+    from sharelearn.nettrain import RetrainScorer
+
+    X, y, truth = make_sum_of_numbers(200, length=4, variant="alternating", random_state=1)
+    Xt, Yt = torch.as_tensor(X), torch.as_tensor((y - y.mean()) / y.std(), dtype=torch.float32)
+    data = (Xt[:80], Yt[:80, None], Xt[80:], Yt[80:, None])
+    inits = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        inits.append(SequenceNetwork(4, embedding_dim=8, hidden=4))
+    kw = dict(steps=30, lr=0.01, loss="l1", weight_decay=0.0, n_obs=80, nuclear=2.0,
+              code_length=2.0, dtype=torch.float32, device="cpu")
+    share = {"position_weight": 0, "position_bias": 0}
+    alone = [RetrainScorer(t, share, data, **kw).validation_loss(truth) for t in inits]
+    assert len(set(alone)) == 3  # the initialisations really differ
+    together = RetrainScorer(inits, share, data, **kw)
+    assert together.validation_loss(truth) == min(alone)
+    # the search's best checkpoint comes from the winning initialisation
+    module = together.trained_module(truth)
+    with torch.no_grad():
+        loss = (module(data[2]) - data[3]).abs().mean().item()
+    assert loss == pytest.approx(min(alone), rel=1e-5)
+
+
+def test_other_initialisations_of_a_module_instance(float_data):
+    net = PositionwiseSum(length=4, hidden=3)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    est = SharingDiscoverer(net, **MODULE_FAST)
+    others = est._other_initialisations(None, 1, [5, 6])
+    assert len(others) == 2
+    for name, value in net.state_dict().items():  # the user's module is untouched
+        torch.testing.assert_close(value, before[name])
+    # PositionwiseSum's own weight has no reset_parameters; its output layer has
+    assert not torch.equal(others[0].out.weight, net.out.weight)
+    assert not torch.equal(others[0].out.weight, others[1].out.weight)
+    torch.testing.assert_close(others[0].weight, net.weight)
+
+    class NoReset(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(4, 2))
+
+        def forward(self, X):
+            return (X[:, :, None] * self.weight).sum((1, 2))[:, None]
+
+    assert SharingDiscoverer(NoReset(), **MODULE_FAST)._other_initialisations(None, 1, [5]) == []
+    X, y = float_data
+    # search_inits is validated like every other parameter
+    with pytest.raises(ValueError, match="search_inits"):
+        SharingDiscoverer(net, search_inits=0, **MODULE_FAST).fit(X, y)

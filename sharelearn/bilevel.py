@@ -95,6 +95,11 @@ def relax(problem, seeds, *, n_columns, max_iter, learning_rate, temperature, to
                 break
             logits = optimizer.keep(torch.as_tensor(np.flatnonzero(~done), device=dev))
             active = active[~done]
+    if max_iter == 0:  # no steps: the random logits are rounded at the final temperature
+        with torch.no_grad():
+            final = relaxation.soft_selection(logits, relaxation.temperature_at(
+                0, 0, t_start, t_end))
+        soft = [S_i.cpu().numpy() for S_i in final]
     return [(soft[i], np.asarray(stop.curves[i]), int(n_iter[i])) for i in range(B)]
 
 

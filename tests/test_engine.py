@@ -334,3 +334,19 @@ def test_each_start_ends_where_its_own_search_would():
         assert converged and r["converged"]
         np.testing.assert_array_equal(r["labels"], labels)
         assert r["value"] == value
+
+
+def test_no_relaxation_steps_rounds_the_random_logits():
+    from sharelearn.bilevel import relax
+
+    problem, _ = _means_problem(K=4, r=2, n=60)
+    [(soft, curve, n_iter)] = relax(
+        problem, [7], n_columns=4, max_iter=0, learning_rate=0.3, temperature=(1.0, 0.05),
+        tol=1e-4, n_iter_no_change=10,
+        penalties=dict(PENALTIES, nuclear_kind="nuclear", objective="validation"))
+    logits = torch.randn(4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    assert n_iter == 0 and curve.size == 0
+    np.testing.assert_allclose(soft, torch.softmax(logits / 0.05, 1).numpy())
+    X, _, _ = make_shared_means(60, n_features=4, n_groups=2, random_state=0)
+    est = SharingDiscoverer(max_iter=0, random_state=0).fit(X)  # and a fit goes through
+    assert est.n_iter_ == 0

@@ -15,11 +15,11 @@ in one group) or ``"alternating"`` (rank 2, signs +1, -1, ...).
 
 Baselines, trained independently of the discoverer: a new network initialised from seeds the
 discoverer does not use (``10**6 + 10 * seed + i``), tied by the *oracle* (true) sharing or by
-*no sharing* (every position its own layer), trained by the package's recipe (the best of
-``search_inits`` short retrains, then the skorch refit with the same epochs and early stopping)
-on the same train, validation and early-stopping rows. Each row reports the test MAE of the
-three and the discoverer's MAE relative to the oracle's. ``fit_s`` is the estimator's
-``fit_time_``. Each case also records ``os.getloadavg()`` (1-minute) at its
+*no sharing* (every position its own layer), trained by the package's recipe (``search_inits``
+short retrains, the skorch refit from each with the same epochs and early stopping, the best on
+the early-stopping rows kept) on the same train, validation and early-stopping rows. Each row
+reports the test MAE of the three and the discoverer's MAE relative to the oracle's. ``fit_s``
+is the estimator's ``fit_time_``. Each case also records ``os.getloadavg()`` (1-minute) at its
 start: other jobs on the machine inflate the timings.
 
 Targets: PD = 0 in all fits; test MAE within 10% of the oracle's; under 60 s per fit at L = 4.
@@ -50,7 +50,7 @@ from sklearn.utils import check_random_state
 from sharelearn import SharingDiscoverer
 from sharelearn._discoverer import _REFIT_LR_FACTOR
 from sharelearn.datasets import make_sum_of_numbers
-from sharelearn.nettrain import RetrainScorer, refit_network
+from sharelearn.nettrain import RetrainScorer, refit_best
 
 N_SAMPLES = 500
 N_TEST = 100_000
@@ -68,8 +68,8 @@ def _test_mae(module, est, X_test, y_test):
 def _baseline_mae(est, X, y, labels, X_test, y_test, seed):
     """Train a fixed sharing independently of the discoverer: a new network (initialised from
     seeds the discoverer does not use), tied by ``labels`` and trained by the package's recipe
-    (the best of ``search_inits`` short retrains, then the skorch refit) on the discoverer's
-    samples: the same train, validation and early-stopping rows."""
+    (``search_inits`` short retrains, the skorch refit from each, the best on the early-stopping
+    rows kept) on the discoverer's samples: the same train, validation and early-stopping rows."""
     train, val, stop = est._module_splits(X.shape[0], check_random_state(seed))
     Y = ((y - est.target_mean_[0]) / est.target_scale_[0]).astype(np.float32)[:, None]
     Xt, Yt = torch.as_tensor(X), torch.as_tensor(Y)
@@ -82,7 +82,7 @@ def _baseline_mae(est, X, y, labels, X_test, y_test, seed):
                            n_obs=len(train), nuclear=est.nuclear, code_length=est.code_length,
                            dtype=torch.float32, device="cpu")
     fit = np.concatenate([train, val])
-    module, _ = refit_network(scorer.trained_module(labels), X=Xt[fit], y=Yt[fit],
+    module, _, _ = refit_best(scorer.trained_modules(labels), X=Xt[fit], y=Yt[fit],
                               X_stop=Xt[stop], y_stop=Yt[stop],
                               lr=_REFIT_LR_FACTOR * est.inner_learning_rate,
                               loss=est.loss, weight_decay=est.alpha,

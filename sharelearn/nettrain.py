@@ -17,9 +17,10 @@ the first improving move of one item to another group or to a new one (``L x gro
 candidates, so scoring them all every round would dominate the fit). Scores are cached per
 partition, so restarts that reach the same partition share them.
 
-The final network of the chosen partition starts from the best checkpoint of its search retrain
-and is trained further by skorch (callbacks for early stopping, step-size decay and history) on
-the training and validation samples, early-stopped on a separate hold-out.
+The final network of the chosen partition is trained further by skorch (callbacks for early
+stopping, step-size decay and history) on the training and validation samples, early-stopped on a
+separate hold-out, from the best checkpoint of its search retrain from each initialisation; the
+refit with the lowest hold-out loss is kept.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from .hypergrad import implicit_hypergradient
 from .networks import TiedNetworkProblem, _loss_function
 from .partition import canonical_labels, labels_to_selection
 
-__all__ = ["RetrainScorer", "network_search", "refit_network", "relax_network"]
+__all__ = ["RetrainScorer", "network_search", "refit_best", "refit_network", "relax_network"]
 
 _CHECKPOINT_EVERY = 10
 
@@ -190,9 +191,10 @@ class RetrainScorer:
         if key not in self._cache:
             S = torch.as_tensor(labels_to_selection(labels, sparse=False), dtype=self.dtype,
                                 device=self.device)
-            runs = [self._retrain_one(t, S) for t in self.templates]
-            best, best_w, problem = min(runs, key=lambda run: run[0])
-            self._cache[key] = (best, best_w, problem, S)
+            runs = sorted((self._retrain_one(t, S) for t in self.templates),
+                          key=lambda run: run[0])
+            best, best_w, problem = runs[0]
+            self._cache[key] = (best, best_w, problem, S, runs)
         return self._cache[key]
 
     def validation_loss(self, labels):
@@ -206,8 +208,14 @@ class RetrainScorer:
 
     def trained_module(self, labels):
         """A copy of the tied module at the best checkpoint of the partition's retrain."""
-        _, w, problem, S = self._retrain(labels)
+        _, w, problem, S, _ = self._retrain(labels)
         return copy.deepcopy(problem.load(w, S))
+
+    def trained_modules(self, labels):
+        """Copies of the tied module at the best checkpoint of the partition's retrain from each
+        initialisation, best validation loss first."""
+        *_, S, runs = self._retrain(labels)
+        return [copy.deepcopy(problem.load(w, S)) for _, w, problem in runs]
 
 
 def _merges(labels):
@@ -293,6 +301,29 @@ def refit_network(module, *, X, y, X_stop, y_stop, lr, loss, weight_decay, max_e
         # The refit never beat its (already trained) start on the hold-out: keep the start.
         net.module_.load_state_dict(start_state)
     return net.module_, history
+
+
+def refit_best(modules, *, X, y, X_stop, y_stop, loss, **kwargs):
+    """:func:`refit_network` from each of ``modules`` (the search's retrains of one partition
+    from its initialisations); the refit with the lowest loss on the early-stopping hold-out
+    ``(X_stop, y_stop)`` is kept. Without a hold-out only the first module is refitted.
+
+    Returns the module, its history and its hold-out loss (None without a hold-out).
+    """
+    if X_stop is None:
+        module, history = refit_network(modules[0], X=X, y=y, X_stop=None, y_stop=None,
+                                        loss=loss, **kwargs)
+        return module, history, None
+    criterion, best = _loss_function(loss), None
+    for start in modules:
+        module, history = refit_network(start, X=X, y=y, X_stop=X_stop, y_stop=y_stop,
+                                        loss=loss, **kwargs)
+        with torch.no_grad():
+            out = module(X_stop)
+            value = float(criterion(out.reshape(out.shape[0], -1), y_stop))
+        if best is None or value < best[2]:
+            best = (module, history, value)
+    return best
 
 
 class _FullBatch:

@@ -1,6 +1,7 @@
 """Sharing inside torch modules: the tying parametrization, module models of the estimator,
 model="sequence" on sum of numbers, to_module(), and bad input."""
 
+import copy
 import pickle
 
 import numpy as np
@@ -307,3 +308,28 @@ def test_other_initialisations_of_a_module_instance(float_data):
     # search_inits is validated like every other parameter
     with pytest.raises(ValueError, match="search_inits"):
         SharingDiscoverer(net, search_inits=0, **MODULE_FAST).fit(X, y)
+
+
+def test_refit_keeps_the_start_with_the_lowest_holdout_loss():
+    from sharelearn.nettrain import refit_best, refit_network
+
+    X, y, _ = make_sum_of_numbers(120, length=3, random_state=2)
+    Xt, Yt = torch.as_tensor(X), torch.as_tensor((y - y.mean()) / y.std(), dtype=torch.float32)
+    starts = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        starts.append(SequenceNetwork(3, embedding_dim=8, hidden=4))
+    kw = dict(X=Xt[:80], y=Yt[:80, None], X_stop=Xt[80:], y_stop=Yt[80:, None], loss="l1",
+              lr=0.01, weight_decay=0.0, max_epochs=15, patience=5, device="cpu", verbose=0)
+    losses = []
+    for start in starts:
+        module, _ = refit_network(copy.deepcopy(start), **kw)
+        with torch.no_grad():
+            losses.append((module(kw["X_stop"]) - kw["y_stop"]).abs().mean().item())
+    assert len(set(losses)) == 3
+    module, history, value = refit_best([copy.deepcopy(s) for s in starts], **kw)
+    assert value == pytest.approx(min(losses), rel=1e-6)
+    assert len(history) > 0
+    # without a hold-out only the first start is refitted
+    kw.update(X_stop=None, y_stop=None)
+    assert refit_best([copy.deepcopy(s) for s in starts], **kw)[2] is None

@@ -73,10 +73,10 @@ def inner_steps(problem, w, S, optimizer, n_steps, where, schedule=None):
 
 
 def hard_penalty(labels, nuclear, code_length):
-    """The penalties of a hard partition (the relaxation's, evaluated at a one-hot ``S``)."""
-    sizes = np.bincount(labels).astype(float)
-    P = labels.size
-    return nuclear * np.sqrt(sizes).sum() + code_length * float((sizes * np.log(P / sizes)).sum())
+    """The penalties of a hard partition: the relaxation's, evaluated at its one-hot ``S``
+    (``nuclear * sum_j sqrt(size_j) + code_length * sum_j size_j log(P / size_j)``)."""
+    S = torch.as_tensor(labels_to_selection(labels, sparse=False), dtype=torch.float64)
+    return float(relaxation.penalty(S, nuclear=nuclear, code_length=code_length, entropy=0))
 
 
 def relax_network(make_problem, *, n_items, n_columns, seed, max_iter, learning_rate,

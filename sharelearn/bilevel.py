@@ -118,13 +118,13 @@ def _progress(iterable, total, verbose):
 
 
 def _search_in_turn(objective, starts, search, search_max_iter, verbose):
-    """The searches from ``starts`` (a dict: key -> labels) one after the other, the shared
-    start (the last) first. A start that is where an earlier search converged is not searched
-    again: the search stops where no move of any kind improves, so it would stop there at once
-    (with the same value, computed by the same code)."""
+    """The searches from ``starts`` (a dict: key -> labels) one after the other, last key first
+    (the shared start, unless a restart rounded to it). A start that is where an earlier search
+    converged is not searched again: the search stops where no move of any kind improves, so it
+    would stop there at once (with the same value, computed by the same code)."""
     keys = list(starts)
     found, ends = {}, {}
-    for k in _progress([keys[-1], *keys[:-1]], len(keys), verbose):
+    for k in _progress(keys[::-1], len(keys), verbose):
         if k in ends:
             found[k] = (*ends[k], 0, True)
             continue
@@ -145,7 +145,7 @@ def discover(problem, objective, seeds, *, n_relax, batch_size, search, search_m
     objective : HardObjective or EvidenceObjective
         The objective of the discrete search.
     seeds : sequence of int
-        One seed per relaxation.
+        One seed per relaxation (the first ``n_relax`` are used).
     n_relax : int
         Number of relaxation restarts (``len(seeds)``).
     batch_size : int

@@ -672,18 +672,20 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         """The untied module at other initialisations (see ``search_inits``)."""
         if not isinstance(self.model, torch.nn.Module):
             return [self._build_module(X, n_outputs, seed) for seed in seeds]
-        resettable = [m for m in self.model.modules() if callable(
-            getattr(m, "reset_parameters", None))]
-        if not resettable:
+
+        def resets(module):
+            return [m.reset_parameters for m in module.modules()
+                    if callable(getattr(m, "reset_parameters", None))]
+
+        if not resets(self.model):
             return []
         out = []
         for seed in seeds:
             module = copy.deepcopy(self.model)
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(int(seed))
-                for m in module.modules():
-                    if callable(getattr(m, "reset_parameters", None)):
-                        m.reset_parameters()
+                for reset in resets(module):
+                    reset()
             out.append(module)
         return out
 

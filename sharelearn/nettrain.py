@@ -185,7 +185,8 @@ class RetrainScorer:
         return best, best_w, problem
 
     def _retrain(self, labels):
-        """``(best validation loss, its parameter vector, problem, S)`` of a partition."""
+        """``(S, runs)`` of a partition: its selection matrix and, best validation loss first,
+        one ``(best validation loss, its parameter vector, problem)`` per initialisation."""
         labels = canonical_labels(labels)
         key = tuple(labels.tolist())
         if key not in self._cache:
@@ -193,28 +194,22 @@ class RetrainScorer:
                                 device=self.device)
             runs = sorted((self._retrain_one(t, S) for t in self.templates),
                           key=lambda run: run[0])
-            best, best_w, problem = runs[0]
-            self._cache[key] = (best, best_w, problem, S, runs)
+            self._cache[key] = (S, runs)
         return self._cache[key]
 
     def validation_loss(self, labels):
-        """Best validation loss of the partition's retrain."""
-        return self._retrain(labels)[0]
+        """Best validation loss of the partition's retrains."""
+        return self._retrain(labels)[1][0][0]
 
     def __call__(self, labels):
         labels = canonical_labels(labels)
         data = self.n_obs * math.log(max(self.validation_loss(labels), 1e-12))
         return data + hard_penalty(labels, self.nuclear, self.code_length)
 
-    def trained_module(self, labels):
-        """A copy of the tied module at the best checkpoint of the partition's retrain."""
-        _, w, problem, S, _ = self._retrain(labels)
-        return copy.deepcopy(problem.load(w, S))
-
     def trained_modules(self, labels):
         """Copies of the tied module at the best checkpoint of the partition's retrain from each
         initialisation, best validation loss first."""
-        *_, S, runs = self._retrain(labels)
+        S, runs = self._retrain(labels)
         return [copy.deepcopy(problem.load(w, S)) for _, w, problem in runs]
 
 

@@ -276,7 +276,7 @@ def test_search_score_is_the_best_retrain_over_initialisations():
     together = RetrainScorer(inits, share, data, **kw)
     assert together.validation_loss(truth) == min(alone)
     # the search's best checkpoint comes from the winning initialisation
-    module = together.trained_module(truth)
+    module = together.trained_modules(truth)[0]
     with torch.no_grad():
         loss = (module(data[2]) - data[3]).abs().mean().item()
     assert loss == pytest.approx(min(alone), rel=1e-5)

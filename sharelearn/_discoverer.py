@@ -185,7 +185,11 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         and none above, where the search from the shared partition alone is used. Module
         models: ``"auto"`` is 1 restart.
     local_search : bool, default=True
-        Polish each rounded partition by the exact discrete search.
+        Polish each rounded partition by the exact discrete search. Module models: the search
+        of :func:`sharelearn.nettrain.network_search` (merges, splits along the items'
+        gradients, one-item moves), then, with a hold-out (``validation_fraction``), the
+        check of :func:`sharelearn.nettrain.holdout_merges`, which keeps the best merge of two
+        groups of the chosen partition if the refits score it no worse on the hold-out.
     max_search_iter : int, default=1000
         Cap on accepted rounds of the discrete search per start; reaching it raises a
         ``ConvergenceWarning``.
@@ -226,9 +230,10 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         kept, and of the refits the one with the lowest hold-out loss is kept. Without a
         hold-out (``validation_fraction=None``) only the best retrain is refitted.
     validation_fraction : float or None, default=0.2
-        Module models: fraction of the samples held out of the discovery and used only to
-        early-stop the final refit (patience ``patience``, best epoch restored). ``None`` trains
-        the refit for ``max_epochs`` on all the samples.
+        Module models: fraction of the samples held out of the search and used only by the
+        final refit: to early-stop it (patience ``patience``, best epoch restored) and to
+        confirm the search's partition against its best merge (see ``local_search``). ``None``
+        trains the refit for ``max_epochs`` on all the samples, without that check.
     patience : int, default=100
         Module models: epochs without improvement before the refit stops.
     device : {"cpu", "cuda", "auto"}, default="cpu"
@@ -279,7 +284,8 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
     n_iter_ : int
         Outer iterations of the winning restart.
     n_search_moves_ : int
-        Accepted rounds of the discrete search for the winning restart.
+        Accepted rounds of the discrete search for the winning restart (module models: plus
+        the merges accepted on the hold-out).
     fit_time_ : float
         Wall time of ``fit`` in seconds.
     symmetry_group_ : SymmetryGroup
@@ -833,17 +839,27 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         best, values = _best_start(results, self.max_search_iter, stacklevel=6)
         labels = best["labels"]
         n_groups = int(labels.max()) + 1
-        # The refit starts from the search's retrains of this partition (one per initialisation;
-        # the best on the hold-out is kept): from the raw initialisation, full-batch training
-        # sometimes sat on a plateau until early stopping ended it (measured at L = 10: test
-        # MAE 1.8 against 0.06).
-        refit_rows = fit_rows
-        fitted, history, _ = nettrain.refit_best(
-            scorer.trained_modules(labels), X=Xt[refit_rows], y=Yt[refit_rows],
-            X_stop=None if stop is None else Xt[stop], y_stop=None if stop is None else Yt[stop],
-            lr=_REFIT_LR_FACTOR * self.inner_learning_rate, loss=self.loss,
-            weight_decay=self.alpha, max_epochs=self.max_epochs, patience=self.patience,
-            device=device, verbose=self.verbose)
+
+        def refit(labels_):
+            # The refit starts from the search's retrains of the partition (one per
+            # initialisation; the best on the hold-out is kept): from the raw initialisation,
+            # full-batch training sometimes sat on a plateau until early stopping ended it
+            # (measured at L = 10: test MAE 1.8 against 0.06).
+            return nettrain.refit_best(
+                scorer.trained_modules(labels_), X=Xt[fit_rows], y=Yt[fit_rows],
+                X_stop=None if stop is None else Xt[stop],
+                y_stop=None if stop is None else Yt[stop],
+                lr=_REFIT_LR_FACTOR * self.inner_learning_rate, loss=self.loss,
+                weight_decay=self.alpha, max_epochs=self.max_epochs, patience=self.patience,
+                device=device, verbose=self.verbose)
+
+        n_merged = 0
+        if self.local_search and stop is not None:
+            labels, (fitted, history, _), n_merged = nettrain.holdout_merges(
+                scorer, labels, refit, n_obs=n_obs, max_iter=self.max_search_iter)
+            n_groups = int(labels.max()) + 1
+        else:
+            fitted, history, _ = refit(labels)
 
         # Everything succeeded: only now is the estimator's fitted state written.
         fitted_state = dict(
@@ -851,12 +867,12 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
             n_groups_=n_groups,
             selection_matrix_=labels_to_selection(labels),
             soft_selection_=best["soft"],
-            objective_=best["value"],
+            objective_=float(scorer(labels)),
             validation_loss_=float(scorer.validation_loss(labels)),
             restart_objectives_=values,
             loss_curve_=best["curve"],
             n_iter_=best["n_iter"],
-            n_search_moves_=best["n_moves"],
+            n_search_moves_=best["n_moves"] + n_merged,
             target_mean_=mean,
             target_scale_=scale,
             history_=history,

@@ -36,9 +36,15 @@ from .hypergrad import implicit_hypergradient
 from .networks import TiedNetworkProblem, _loss_function
 from .partition import canonical_labels, labels_to_selection
 
-__all__ = ["RetrainScorer", "network_search", "refit_best", "refit_network", "relax_network"]
+__all__ = ["RetrainScorer", "gradient_splits", "holdout_merges", "network_search", "refit_best",
+           "refit_network", "relax_network"]
 
 _CHECKPOINT_EVERY = 10
+# holdout_merges refits a merge only if the search's retrains of it reached a validation loss at
+# most this factor above the partition's: between initialisations the best of three retrains
+# of one partition varied by up to about 7% (sum of numbers, L = 4), so a merge 25% worse has
+# really lost something, and refitting it would only cost time.
+_HOLDOUT_CHECK_RATIO = 1.25
 
 
 def _adam(w, lr):
@@ -206,6 +212,13 @@ class RetrainScorer:
         data = self.n_obs * math.log(max(self.validation_loss(labels), 1e-12))
         return data + hard_penalty(labels, self.nuclear, self.code_length)
 
+    def item_gradients(self, labels):
+        """Training-loss gradient of each item, untied, at the partition's best retrain
+        (numpy, ``n_items x item_size``; see :meth:`TiedNetworkProblem.item_gradients`)."""
+        S, runs = self._retrain(labels)
+        _, w, problem = runs[0]
+        return problem.item_gradients(w, S).detach().cpu().double().numpy()
+
     def trained_modules(self, labels):
         """Copies of the tied module at the best checkpoint of the partition's retrain from each
         initialisation, best validation loss first."""
@@ -233,18 +246,67 @@ def _moves(labels):
             yield canonical_labels(new)
 
 
+def gradient_splits(labels, gradients):
+    """One split of each group of two or more items, along its items' gradients.
+
+    The items of a group share their values, so the training loss is stationary in the
+    group's value, not in each item's: an item's own gradient says where its data would pull
+    it if it were free. A group whose items are pulled apart along one direction (positions
+    with opposite signs tied together, say) shows it as a dominant direction of its items'
+    centred gradients. The items are split by the sign of their projection on the top right
+    singular vector of that matrix; the side with positive projections becomes a new group.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (n_items,)
+        Canonical labels.
+    gradients : ndarray of shape (n_items, item_size)
+
+    Yields
+    ------
+    labels : ndarray of shape (n_items,)
+        Canonical labels of each proposed split (groups with no split direction yield none).
+    """
+    n_groups = int(labels.max()) + 1
+    for group in range(n_groups):
+        members = np.flatnonzero(labels == group)
+        if members.size < 2:
+            continue
+        G = gradients[members] - gradients[members].mean(0)
+        if not np.any(G):
+            continue
+        _, _, vt = np.linalg.svd(G, full_matrices=False)
+        side = G @ vt[0] > 0
+        if side.all() or not side.any():
+            continue
+        new = labels.copy()
+        new[members[side]] = n_groups
+        yield canonical_labels(new)
+
+
+def _best(scorer, candidates):
+    """``(value, labels)`` of the best-scoring candidate (the first on ties), or
+    ``(inf, None)``."""
+    scored = [(scorer(c), i, c) for i, c in enumerate(candidates)]
+    return min(scored, key=lambda t: (t[0], t[1]))[::2] if scored else (np.inf, None)
+
+
 def network_search(scorer, labels, *, max_iter):
-    """Greedy search: the best of all merges of two groups, else the first improving move of
-    one item (to another group or a new one); stops when neither improves.
+    """Greedy search: the best of all merges of two groups, else the best split of a group
+    along its items' gradients (:func:`gradient_splits`), else the first improving move of one
+    item (to another group or a new one); stops when none improves.
 
     Returns ``(labels, value, n_moves, converged)``.
     """
     current = canonical_labels(labels)
     value = scorer(current)
     for n_moves in range(max_iter):
-        scored = [(scorer(c), i, c) for i, c in enumerate(_merges(current))]
-        best_value, best = (min(scored, key=lambda t: (t[0], t[1]))[::2] if scored
-                            else (np.inf, None))
+        best_value, best = _best(scorer, _merges(current))
+        if best_value >= value - 1e-9:
+            # a group that mixes items the data pull apart: one move of one item at a time
+            # may not leave it (each half-way partition can score worse than both ends)
+            best_value, best = _best(scorer, gradient_splits(
+                current, scorer.item_gradients(current)))
         if best_value >= value - 1e-9:
             # first improvement: there are L x groups moves, and each costs a retrain
             best_value, best = next(((v, c) for c in _moves(current)
@@ -253,6 +315,57 @@ def network_search(scorer, labels, *, max_iter):
             return current, value, n_moves, True
         current, value = best, best_value
     return current, value, max_iter, False
+
+
+def holdout_merges(scorer, labels, refit, *, n_obs, max_iter):
+    """Confirm the search's partition against its best merge on the early-stopping hold-out.
+
+    The search ranks partitions by retrains scored on the validation rows, and picks the best
+    of many: its choice is optimistic, and the retrains' noise (a few units of the objective,
+    measured between initialisations) is of the order of one group's penalty, so it can keep a
+    spurious extra group. The hold-out rows took no part in that choice. This step refits the
+    chosen partition and the merge of two of its groups that the search scored best, scores
+    both as ``n_obs * log(hold-out loss) + penalties`` (the search's objective, on the
+    hold-out) and keeps the merge if it scores no worse; it repeats from the merge, at most
+    ``max_iter`` times. A merge whose retrains' validation loss is more than
+    ``_HOLDOUT_CHECK_RATIO`` times the partition's is not refitted (the check stops).
+
+    Parameters
+    ----------
+    scorer : RetrainScorer
+    labels : ndarray of shape (n_items,)
+    refit : callable
+        ``refit(labels) -> (module, history, hold-out loss)``.
+    n_obs : int
+        The unit of the data term (as in the search).
+    max_iter : int
+
+    Returns
+    -------
+    labels, (module, history, hold-out loss), n_merged
+    """
+    labels = canonical_labels(labels)
+
+    def value(labels_, fitted_):
+        return (n_obs * math.log(max(fitted_[2], 1e-12))
+                + hard_penalty(labels_, scorer.nuclear, scorer.code_length))
+
+    fitted = refit(labels)
+    current = value(labels, fitted)
+    for n_merged in range(max_iter):
+        merges = list(_merges(labels))
+        if not merges:
+            return labels, fitted, n_merged
+        candidate = min(merges, key=scorer)  # scored in the search's last round: cached
+        if (scorer.validation_loss(candidate)
+                > _HOLDOUT_CHECK_RATIO * scorer.validation_loss(labels)):
+            return labels, fitted, n_merged
+        other = refit(candidate)
+        other_value = value(candidate, other)
+        if other_value > current:
+            return labels, fitted, n_merged
+        labels, fitted, current = candidate, other, other_value
+    return labels, fitted, max_iter
 
 
 def refit_network(module, *, X, y, X_stop, y_stop, lr, loss, weight_decay, max_epochs, patience,

@@ -12,15 +12,17 @@ validation loss of the *hard*-shared network retrained for ``search_steps`` full
 from each of ``search_inits`` fixed initialisations (the best validation loss over checkpoints
 every 10 steps and over the initialisations, i.e. an early-stopped retrain with restarts), plus
 the hard-partition penalties. Each round takes the best merge of
-two groups (all pairs are scored; with ``L`` items that is cheap) if it improves, and otherwise
-the first improving move of one item to another group or to a new one (``L x groups``
+two groups (all pairs are scored; with ``L`` items that is cheap) if it improves, otherwise the
+best split of a group along its items' gradients (:func:`gradient_splits`, one per group), and
+otherwise the first improving move of one item to another group or to a new one (``L x groups``
 candidates, so scoring them all every round would dominate the fit). Scores are cached per
 partition, so restarts that reach the same partition share them.
 
 The final network of the chosen partition is trained further by skorch (callbacks for early
 stopping, step-size decay and history) on the training and validation samples, early-stopped on a
 separate hold-out, from the best checkpoint of its search retrain from each initialisation; the
-refit with the lowest hold-out loss is kept.
+refit with the lowest hold-out loss is kept. Before that network is returned, the partition is
+checked against its best merge on that hold-out (:func:`holdout_merges`).
 """
 
 from __future__ import annotations

@@ -858,6 +858,9 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
             labels, (fitted, history, _), n_merged = nettrain.holdout_merges(
                 scorer, labels, refit, n_obs=n_obs, max_iter=self.max_search_iter)
             n_groups = int(labels.max()) + 1
+            if self.verbose and n_merged:
+                print(f"[SharingDiscoverer] {n_merged} merge(s) of groups kept on the hold-out: "
+                      f"{n_groups} groups")
         else:
             fitted, history, _ = refit(labels)
 

@@ -24,7 +24,8 @@ def _quick_and_headless(monkeypatch):
 def test_the_gallery_is_complete():
     names = {p.stem for p in EXAMPLES}
     assert {"plot_quickstart", "plot_shared_means", "plot_shift_1d_2d", "plot_grid_search",
-            "plot_gaussian_sweeps", "plot_sum_of_numbers", "plot_symmetry_naming"} <= names
+            "plot_gaussian_sweeps", "plot_sum_of_numbers", "plot_symmetry_naming",
+            "plot_custom_module"} <= names
     header = EXAMPLES[0].parent / "GALLERY_HEADER.rst"
     assert header.exists(), "sphinx-gallery needs a header for the examples directory"
 
@@ -41,6 +42,10 @@ PROMISES = {
                                "distance 0",
                                "alternating: found [0, 1, 0, 1], truth [0, 1, 0, 1], partition "
                                "distance 0"],
+    "plot_custom_module.py": ["found [0, 1, 0, 1, 0, 1], truth [0, 1, 0, 1, 0, 1], partition "
+                              "distance 0",
+                              "stored weight rows: (2, 16) -> full weight: (6, 16)",
+                              "positions of one group still share their row: True"],
     "plot_symmetry_naming.py": ["discovered symmetry: C_8 of order 8",
                                 "discovered symmetry: S_6 of order 720"],
 }

@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 import torch
+from joblib import effective_n_jobs
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold, ShuffleSplit, check_cv
@@ -244,8 +245,11 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         :func:`sharelearn.symmetry.named_sharing`): ``"shift"``, ``"permutation"``,
         ``"shared"`` or ``"unshared"``.
     n_jobs : int or None, default=None
-        Restarts run in parallel with joblib (closed-form models; module models run their
-        restarts in turn, sharing the search's cache of scored partitions).
+        Closed-form models: restarts run in parallel with joblib. Module models: the restarts
+        run in turn, sharing the search's cache of scored partitions, and each round of the
+        search retrains its candidate partitions in ``n_jobs`` threads (the same partitions
+        and scores as serially; set ``OMP_NUM_THREADS=1`` so that the threads do not
+        oversubscribe the cores).
     random_state : int, RandomState instance or None, default=None
     verbose : int, default=0
         Show a progress bar over the starts and print one line per start. Silent at 0.
@@ -797,7 +801,8 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         scorer = nettrain.RetrainScorer(
             templates, share, data, steps=self.search_steps, lr=self.inner_learning_rate,
             loss=self.loss, weight_decay=self.alpha, n_obs=n_obs, nuclear=self.nuclear,
-            code_length=self.code_length, dtype=dtype, device=device)
+            code_length=self.code_length, dtype=dtype, device=device,
+            n_jobs=effective_n_jobs(self.n_jobs))
 
         def make_problem(S):
             return TiedNetworkProblem(template, share, S, *data, loss=self.loss,

@@ -463,3 +463,19 @@ def test_holdout_merges_keep_a_merge_that_scores_no_worse_on_the_holdout():
     calls.clear()
     labels, _, n_merged = holdout_merges(scorer, spurious, refit, n_obs=100, max_iter=5)
     assert np.array_equal(labels, truth) and calls == [(0, 1, 2, 1), (0, 1, 0, 1)]
+
+
+def test_threaded_search_scores_and_chooses_as_the_serial_one(float_data):
+    scorer, truth = _sequence_scorer(4, "alternating", 1, steps=30)
+    threaded, _ = _sequence_scorer(4, "alternating", 1, steps=30, n_jobs=2)
+    candidates = [truth, np.zeros(4, int), np.array([0, 1, 2, 1]), np.arange(4), truth]
+    threaded.prefetch(candidates)
+    assert len(threaded._cache) == 4  # each distinct partition retrained once
+    for c in candidates:
+        assert threaded(c) == scorer(c)
+    X, y = float_data
+    serial = SharingDiscoverer(PositionwiseSum, **MODULE_FAST).fit(X, y)
+    parallel = SharingDiscoverer(PositionwiseSum, n_jobs=2, **MODULE_FAST).fit(X, y)
+    assert np.array_equal(parallel.sharing_partition_, serial.sharing_partition_)
+    assert parallel.objective_ == serial.objective_
+    np.testing.assert_array_equal(parallel.restart_objectives_, serial.restart_objectives_)

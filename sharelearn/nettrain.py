@@ -87,6 +87,12 @@ def hard_penalty(labels, nuclear, code_length):
     return float(relaxation.penalty(S, nuclear=nuclear, code_length=code_length, entropy=0))
 
 
+def _penalised(loss, labels, *, n_obs, nuclear, code_length):
+    """The search's objective of a hard partition with a loss ``loss``:
+    ``n_obs * log(loss) + penalties``."""
+    return n_obs * math.log(max(loss, 1e-12)) + hard_penalty(labels, nuclear, code_length)
+
+
 def relax_network(make_problem, *, n_items, n_columns, seed, max_iter, learning_rate,
                   temperature, tol, n_iter_no_change, penalties, n_obs, inner_steps_per_outer,
                   warmup_steps, inner_lr, solver, solver_iter, neumann_alpha, dtype, device):
@@ -230,8 +236,8 @@ class RetrainScorer:
 
     def __call__(self, labels):
         labels = canonical_labels(labels)
-        data = self.n_obs * math.log(max(self.validation_loss(labels), 1e-12))
-        return data + hard_penalty(labels, self.nuclear, self.code_length)
+        return _penalised(self.validation_loss(labels), labels, n_obs=self.n_obs,
+                         nuclear=self.nuclear, code_length=self.code_length)
 
     def item_gradients(self, labels):
         """Training-loss gradient of each item, untied, at the partition's best retrain
@@ -383,16 +389,16 @@ def holdout_merges(scorer, labels, refit, *, n_obs, max_iter):
     labels = canonical_labels(labels)
 
     def value(labels_, fitted_):
-        return (n_obs * math.log(max(fitted_[2], 1e-12))
-                + hard_penalty(labels_, scorer.nuclear, scorer.code_length))
+        return _penalised(fitted_[2], labels_, n_obs=n_obs, nuclear=scorer.nuclear,
+                         code_length=scorer.code_length)
 
     fitted = refit(labels)
     current = value(labels, fitted)
     for n_merged in range(max_iter):
-        merges = list(_merges(labels))
-        if not merges:
+        # the first partition's merges were scored in the search's last round (cached)
+        _, candidate = _best(scorer, _merges(labels))
+        if candidate is None:
             return labels, fitted, n_merged
-        candidate = min(merges, key=scorer)  # scored in the search's last round: cached
         if (scorer.validation_loss(candidate)
                 > _HOLDOUT_CHECK_RATIO * scorer.validation_loss(labels)):
             return labels, fitted, n_merged

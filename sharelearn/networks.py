@@ -143,23 +143,15 @@ def tie_parameters(module, share, selection):
     return module
 
 
-def _selection_buffers(module, share):
-    """Names (for ``functional_call``) of the selection buffers of the tied parameters."""
+def _parametrization_names(share, leaf):
+    """Names of one entry (``leaf``) of the tied parameters' parametrizations: the selection
+    buffers (``"0.selection"``, for ``functional_call``) or the shared values ``psi``
+    (``"original"``, as in ``named_parameters``)."""
     names = []
     for name in share:
         owner_name, _, attr = name.rpartition(".")
         prefix = f"{owner_name}." if owner_name else ""
-        names.append(f"{prefix}parametrizations.{attr}.0.selection")
-    return names
-
-
-def _shared_value_names(share):
-    """Names (in ``named_parameters``) of the shared values ``psi`` of the tied parameters."""
-    names = []
-    for name in share:
-        owner_name, _, attr = name.rpartition(".")
-        prefix = f"{owner_name}." if owner_name else ""
-        names.append(f"{prefix}parametrizations.{attr}.original")
+        names.append(f"{prefix}parametrizations.{attr}.{leaf}")
     return names
 
 
@@ -252,12 +244,12 @@ class TiedNetworkProblem:
                  weight_decay=0.0):
         self.module = tie_parameters(copy.deepcopy(module), share, selection)
         self.share = share
-        self.selection_names = _selection_buffers(self.module, share)
+        self.selection_names = _parametrization_names(share, "0.selection")
         params = dict(self.module.named_parameters())
         self.names = list(params)
         self.shapes = [p.shape for p in params.values()]
         self.sizes = [p.numel() for p in params.values()]
-        self.shared_names = _shared_value_names(share)
+        self.shared_names = _parametrization_names(share, "original")
         self.X_train, self.y_train, self.X_val, self.y_val = X_train, y_train, X_val, y_val
         self.loss_fn = _loss_function(loss)
         self.weight_decay = float(weight_decay)
@@ -266,47 +258,26 @@ class TiedNetworkProblem:
         """The module's current parameters as one flat vector (a copy)."""
         return torch.cat([p.detach().reshape(-1) for p in self.module.parameters()]).clone()
 
-    def untie(self, w, S):
-        """The same network tied by the identity (every item its own group): ``w`` with each
-        tied parameter's shared values ``psi`` replaced by its items ``S @ psi``."""
-        chunks = torch.split(w, self.sizes)
-        out = []
-        for name, chunk, shape in zip(self.names, chunks, self.shapes, strict=True):
-            if name in self.shared_names:
-                chunk = torch.tensordot(S, chunk.reshape(shape), dims=1)
-            out.append(chunk.reshape(-1))
-        return torch.cat(out)
-
     def item_gradients(self, w, S):
         """Gradient of the training loss in each item's own values, at ``(w, S)``.
 
         Returns a tensor of shape ``(n_items, item_size)``: row ``i`` is the derivative of the
         training loss in item ``i`` of every tied parameter (concatenated), as if the items
-        were untied there. Items of one group have the same values, but their gradients
-        differ where the data pull them apart; at a stationary point of the tied problem the
-        gradients of a group's items sum to (about) zero.
+        were untied there (tied by the identity, each item set to its group's value). Items of
+        one group have the same values, but their gradients differ where the data pull them
+        apart; at a stationary point of the tied problem the gradients of a group's items sum
+        to (about) zero.
         """
+        S = S.detach()
         n_items = S.shape[0]
-        sizes = self._untied_sizes(n_items)
-        untied = self.untie(w.detach(), S.detach()).requires_grad_(True)
-        state = {}
-        for name, chunk, shape in zip(self.names, torch.split(untied, sizes), self.shapes,
-                                      strict=True):
-            if name in self.shared_names:
-                shape = (n_items, *shape[1:])
-            state[name] = chunk.reshape(shape)
-        identity = torch.eye(n_items, dtype=S.dtype, device=S.device)
-        for name in self.selection_names:
-            state[name] = identity
+        state = self._as_dict(w.detach(), torch.eye(n_items, dtype=S.dtype, device=S.device))
+        items = {name: torch.tensordot(S, state[name], dims=1).requires_grad_(True)
+                 for name in self.shared_names}
+        state.update(items)
         out = functional_call(self.module, state, (self.X_train,))
-        (grad,) = torch.autograd.grad(self.loss_fn(self._shape(out), self.y_train), untied)
-        return torch.cat([chunk.reshape(n_items, -1) for name, chunk in zip(
-            self.names, torch.split(grad, sizes), strict=True) if name in self.shared_names],
-            dim=1)
-
-    def _untied_sizes(self, n_items):
-        return [n_items * math.prod(shape[1:]) if name in self.shared_names else size
-                for name, shape, size in zip(self.names, self.shapes, self.sizes, strict=True)]
+        grads = torch.autograd.grad(self.loss_fn(self._shape(out), self.y_train),
+                                    list(items.values()))
+        return torch.cat([g.reshape(n_items, -1) for g in grads], dim=1)
 
     def _as_dict(self, w, S):
         chunks = torch.split(w, self.sizes)

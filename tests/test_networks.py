@@ -434,7 +434,8 @@ def test_holdout_merges_keep_a_merge_that_scores_no_worse_on_the_holdout():
                (0, 0, 0, 0): 0.12}
     scorer = type("Scorer", (SimpleNamespace,), {
         "__call__": lambda self, labels: proxy[tuple(labels)],
-        "validation_loss": lambda self, labels: retrain[tuple(labels)]})(
+        "validation_loss": lambda self, labels: retrain[tuple(labels)],
+        "prefetch": lambda self, candidates: None})(
             nuclear=2.0, code_length=2.0)
     holdout = {(0, 1, 0, 1): 0.10, (0, 1, 2, 1): 0.099, (0, 0, 0, 0): 0.9}
     calls = []

@@ -1,0 +1,149 @@
+"""How many intra-op threads a fit runs torch with, chosen per fit and restored afterwards.
+
+torch starts with one intra-op thread per core. The fits of this package are mostly many small
+tensor operations, whose cost is the per-operation overhead; spreading each over several
+OpenMP threads only adds synchronisation, and when another process holds a core (a test run,
+a second fit, a browser) every operation waits for the thread that has no core: on a 2-core
+machine the README's first discovery took 0.4-0.8 s on one thread and 13-19 s on torch's
+default two (``benchmarks/bench_threads.py``, figures in ``docs/results.md``).
+
+:func:`fit_threads` scopes a thread count to one fit: it is chosen by :func:`choose_threads`
+from a size hint of the fit, set with :func:`torch.set_num_threads` and restored on exit, also
+when the fit raises. The choice, in order:
+
+1. an explicit ``n_threads``, honoured as given;
+2. the environment variable ``SHARELEARN_NUM_THREADS`` (a positive integer), the same for
+   every fit of the process;
+3. otherwise one thread when the work is below :data:`PARALLEL_WORK`, else torch's current
+   count. torch's current count is an upper bound of the automatic choice, so a user's
+   ``OMP_NUM_THREADS`` (which torch reads at start-up) or ``torch.set_num_threads`` is never
+   exceeded, and a fit nested in another fit's scope keeps the outer choice.
+
+numpy's BLAS threads (threadpoolctl) are left alone: the fits' numpy work is small, and capping
+it measured no difference.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+from contextlib import contextmanager
+
+import torch
+
+__all__ = ["PARALLEL_WORK", "choose_threads", "fit_threads"]
+
+#: Work (``n_items * n_inputs`` of a closed-form problem, or a network's parameter count) from
+#: which the automatic choice keeps torch's thread count instead of one thread. Measured on
+#: this project's 2-core machine, more threads were never faster while another process was
+#: running, and at most marginally faster on an idle machine even at 65,536 items x 256 inputs
+#: (``benchmarks/bench_threads.py``): no fit of the package's sizes reaches it.
+PARALLEL_WORK = float("inf")
+
+ENV_VAR = "SHARELEARN_NUM_THREADS"
+
+
+def _check_n_threads(n_threads, name):
+    if (not isinstance(n_threads, numbers.Integral) or isinstance(n_threads, bool)
+            or n_threads < 1):
+        raise ValueError(f"{name} must be a positive integer or None, got {n_threads!r}.")
+    return int(n_threads)
+
+
+def _env_threads():
+    value = os.environ.get(ENV_VAR, "").strip()
+    if not value:
+        return None
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ValueError(f"The environment variable {ENV_VAR} must be a positive integer, "
+                         f"got {value!r}.")
+    return count
+
+
+def choose_threads(work, n_threads=None):
+    """The intra-op thread count for a fit of size ``work``.
+
+    Parameters
+    ----------
+    work : int or float
+        A size hint of the fit: ``n_items * n_inputs`` of a closed-form problem (shareable
+        weight entries times inputs), or the parameter count of a network.
+    n_threads : int or None, default=None
+        An explicit count, returned as given. None chooses: ``SHARELEARN_NUM_THREADS`` when it
+        is set, else one thread below :data:`PARALLEL_WORK` and torch's current count from it.
+
+    Returns
+    -------
+    n_threads : int
+
+    Examples
+    --------
+    >>> from sharelearn._threads import choose_threads
+    >>> choose_threads(256 * 16)
+    1
+    >>> choose_threads(256 * 16, n_threads=2)
+    2
+    """
+    if n_threads is not None:
+        return _check_n_threads(n_threads, "n_threads")
+    if (not isinstance(work, numbers.Real) or isinstance(work, bool) or not work >= 0):
+        raise ValueError(f"work must be a non-negative number, got {work!r}.")
+    from_env = _env_threads()
+    if from_env is not None:
+        return from_env
+    if work < PARALLEL_WORK:
+        return 1
+    return torch.get_num_threads()
+
+
+@contextmanager
+def fit_threads(work, n_threads=None):
+    """Run the enclosed code with torch's intra-op thread count chosen for a fit.
+
+    The count is :func:`choose_threads` ``(work, n_threads)``, set with
+    :func:`torch.set_num_threads`; the count found on entry is restored on exit, also when the
+    enclosed code raises. torch's count is global to the process: fits run at the same time in
+    several Python threads share it.
+
+    Parameters
+    ----------
+    work : int or float
+        The fit's size hint, see :func:`choose_threads`.
+    n_threads : int or None, default=None
+        An explicit count; None chooses.
+
+    Yields
+    ------
+    n_threads : int
+        The count in effect inside the block.
+
+    Raises
+    ------
+    ValueError
+        If ``n_threads`` is not a positive integer or None, ``work`` not a non-negative number,
+        or ``SHARELEARN_NUM_THREADS`` not a positive integer.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sharelearn._threads import fit_threads
+    >>> before = torch.get_num_threads()
+    >>> with fit_threads(1_000) as n:
+    ...     torch.get_num_threads() == n == 1
+    True
+    >>> torch.get_num_threads() == before
+    True
+    """
+    chosen = choose_threads(work, n_threads)
+    previous = torch.get_num_threads()
+    if chosen != previous:
+        torch.set_num_threads(chosen)
+    try:
+        yield chosen
+    finally:
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)

@@ -30,7 +30,7 @@ Four solvers approximate ``p = H^-1 v``:
 from __future__ import annotations
 
 import torch
-from torch.func import grad, grad_and_value, hessian, vjp
+from torch.func import grad, grad_and_value, jacrev, vjp
 
 __all__ = ["SOLVERS", "hessian_vector_product", "implicit_hypergradient", "inverse_hvp"]
 
@@ -157,11 +157,20 @@ def implicit_hypergradient(inner_loss, outer_loss, w, h, method="cg", *, n_iter=
     (g_w, g_h), value = _grad_and_value(outer_loss, w, h)
     hvp = None if method in ("identity", "exact") else hessian_vector_product(inner_loss, w, h)
     p = inverse_hvp(hvp, g_w, method, n_iter=n_iter, alpha=alpha, tol=tol,
-                    hessian_fn=lambda: hessian(inner_loss, argnums=0)(w, h))
+                    hessian_fn=lambda: _hessian(inner_loss, w, h))
     # d_h (d_w f . p): the mixed second derivative applied to p, by one more pullback
     _, pullback = vjp(lambda h_: grad(inner_loss, argnums=0)(w, h_), h)
     mixed = pullback(p.detach())[0]
     return g_h - mixed, value
+
+
+def _hessian(inner_loss, w, h):
+    """``d_w d_w inner_loss`` at ``(w, h)``, reverse over reverse.
+
+    ``torch.func.hessian`` is forward over reverse, and torch's forward-mode rules are built with
+    the deprecated ``torch.jit.script``, which warns on first use.
+    """
+    return jacrev(jacrev(inner_loss, argnums=0), argnums=0)(w, h)
 
 
 def _grad_and_value(fn, w, h):

@@ -72,6 +72,7 @@ from sklearn.utils import check_random_state
 
 import sharelearn
 from sharelearn import SharingDiscoverer, partition_distance
+from sharelearn._scaling import standardize
 from sharelearn.datasets import make_shared_means
 from sharelearn.inner import TiedLinearGaussian
 from sharelearn.partition import bell_number, enumerate_partitions
@@ -116,8 +117,10 @@ def default_splits(n_samples, random_state):
 
 def hard_objective(X, splits):
     """The estimator's outer objective of hard partitions of the feature means of ``X``."""
+    # the estimator fits the features with their global offset and scale removed
+    _, Xs, _ = standardize(None, X, center_x="none", center_y="global")
     problem = TiedLinearGaussian(torch.ones(X.shape[0], 1, dtype=torch.float64),
-                                 torch.tensor(X), splits, fit_intercept=False,
+                                 torch.tensor(Xs), splits, fit_intercept=False,
                                  alpha=DEFAULTS.alpha)
     return HardObjective(problem, DEFAULTS.nuclear, DEFAULTS.code_length)
 

@@ -77,6 +77,7 @@ from sklearn.utils import check_random_state
 
 import sharelearn
 from sharelearn import SharingDiscoverer, partition_distance
+from sharelearn._scaling import standardize
 from sharelearn.datasets import make_convolution
 from sharelearn.inner import TiedLinearGaussian
 from sharelearn.search import HardObjective
@@ -145,7 +146,9 @@ def truth_objective(X, Y, labels, found, seed):
     kfold = KFold(n_splits=5, shuffle=True, random_state=rng.randint(2**31))
     splits = [(np.asarray(tr), np.asarray(va)) for tr, va in kfold.split(X)]
     defaults = SharingDiscoverer()
-    problem = TiedLinearGaussian(torch.tensor(X), torch.tensor(Y), splits, fit_intercept=True,
+    # the estimator fits X and Y with their column means and one global scale each removed
+    Xs, Ys, _ = standardize(X, Y, center_x="columns", center_y="columns")
+    problem = TiedLinearGaussian(torch.tensor(Xs), torch.tensor(Ys), splits, fit_intercept=True,
                                  alpha=defaults.alpha)
     objective = HardObjective(problem, defaults.nuclear, defaults.code_length)
     return objective.state(labels)["value"], objective.state(found)["value"]

@@ -6,19 +6,22 @@ import copy
 import numbers
 import time
 import warnings
+import weakref
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from joblib import effective_n_jobs
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import KFold, ShuffleSplit, check_cv
+from sklearn.exceptions import ConvergenceWarning, EfficiencyWarning
+from sklearn.model_selection import KFold, ShuffleSplit
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import nettrain
+from ._scaling import standardize
 from .bilevel import discover
 from .evidence import fit_precisions, neg2_log_evidence
 from .hypergrad import SOLVERS
@@ -47,6 +50,12 @@ _REFIT_LR_FACTOR = 0.1
 # it the search from the shared partition reached the same objective 100x faster (measured on
 # valid 70 -> 68, 4,760 entries, and the 64-input small-data curve: benchmarks/bench_shift.py).
 _AUTO_RESTART_BUDGET = 2**16
+# What a fit leaves besides its public ``*_`` attributes; a new fit removes all of it first.
+_PRIVATE_FIT_STATE = ("_y_1d", "_evidence_terms", "_log_evidence_value", "_reference_labels",
+                      "_symmetry_group", "_n_tokens", "_module_share_", "_module_template",
+                      "_module_state")
+# A token vocabulary this large whose ids are mostly unused makes an embedding of mostly dead rows.
+_LARGE_VOCABULARY = 1024
 
 
 def _is_model(name):
@@ -65,15 +74,76 @@ def _predicts(est):
 def _best_start(results, cap, stacklevel):
     """The start with the lowest objective and every start's objective; a ConvergenceWarning
     (pointing ``stacklevel`` frames up: the user's call of ``fit``, past scikit-learn's
-    ``_fit_context`` wrapper) when that start's search stopped at its cap."""
+    ``_fit_context`` wrapper) when the search of any start stopped at its cap: a start that
+    stopped early may have been beaten only because it stopped."""
     values = np.array([r["value"] for r in results])
-    best = results[int(np.argmin(values))]
-    if not best["converged"]:
+    winner = int(np.argmin(values))
+    best = results[winner]
+    capped = [i for i, r in enumerate(results) if not r["converged"]]
+    if capped:
+        which = ("the winning start" if winner in capped
+                 else f"{len(capped)} of {len(results)} starts")
         warnings.warn(
-            f"The discrete search stopped at its cap of {cap} rounds while moves still improved "
-            "the objective; the partition may not be a local optimum.", ConvergenceWarning,
-            stacklevel=stacklevel)
+            f"The discrete search stopped at its cap of {cap} rounds ({which}) while moves "
+            "still improved the objective; the partition may not be a local optimum. Raise "
+            "max_search_iter.", ConvergenceWarning, stacklevel=stacklevel)
     return best, values
+
+
+def _warn_sparse_vocabulary(X):
+    """Warn when the token ids of ``X`` leave most rows of the embedding unused."""
+    n_tokens = int(X.max()) + 1
+    n_used = np.unique(X).size
+    if n_tokens > _LARGE_VOCABULARY and 4 * n_used < n_tokens:
+        warnings.warn(
+            f"X holds {n_used} distinct token ids but the largest is {n_tokens - 1}, so the "
+            f"embedding gets {n_tokens} rows, {n_tokens - n_used} of them never used, and the "
+            "fit grows with every row. Relabel the tokens to 0..n-1 first, e.g. "
+            "np.unique(X, return_inverse=True)[1].reshape(X.shape), or pass "
+            "module__n_tokens explicitly.", EfficiencyWarning, stacklevel=5)
+
+
+# Splits read from a one-shot iterator (a generator) given as cv, kept so that a second fit with
+# the same cv object sees the same splits instead of an exhausted iterator.
+_ITERATOR_SPLITS = weakref.WeakKeyDictionary()
+
+
+def _reusable_splits(cv):
+    """``cv`` as a list of (train, validation) pairs; a one-shot iterator is read only once."""
+    if iter(cv) is not cv:  # a list, tuple or other re-iterable container
+        return list(cv)
+    try:
+        return _ITERATOR_SPLITS[cv]
+    except KeyError:
+        pass
+    except TypeError:  # an iterator that cannot be weakly referenced: read it, do not keep it
+        return list(cv)
+    splits = list(cv)
+    _ITERATOR_SPLITS[cv] = splits
+    return splits
+
+
+def _check_split(pair, n_samples):
+    """One (train, validation) pair as integer index arrays within ``range(n_samples)``."""
+    try:
+        tr, va = pair
+    except (TypeError, ValueError):
+        raise ValueError(f"each split must be a (train, validation) pair of index arrays, "
+                         f"got {pair!r}.") from None
+    out = []
+    for name, idx in (("train", tr), ("validation", va)):
+        idx = np.asarray(idx)
+        if idx.dtype == bool and idx.shape == (n_samples,):
+            idx = np.flatnonzero(idx)
+        if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
+            raise ValueError(f"the {name} indices of a split must be a 1-D array of integers "
+                             f"(or a boolean mask of length {n_samples}), got dtype "
+                             f"{idx.dtype} and shape {idx.shape}.")
+        if idx.size and (idx.min() < -n_samples or idx.max() >= n_samples):
+            raise ValueError(f"the {name} indices of a split must lie in [0, {n_samples}), got "
+                             f"values from {idx.min()} to {idx.max()}.")
+        out.append(idx.astype(np.int64) % n_samples)
+    return tuple(out)
 
 
 def _resolve_device(device):
@@ -157,8 +227,11 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         type-II maximum likelihood); no validation split is held out and ``cv`` is ignored.
         Closed-form models only: module models raise ``NotImplementedError``.
     alpha : float, default=1e-6
-        Ridge penalty on the shared values (module models: weight decay on all the network's
-        parameters in the inner training loss).
+        Ridge penalty on the shared values, in internal units: the closed-form models fit X
+        and y each brought to one global scale (root mean square 1 after removing the offsets
+        that the model allows: column means with an intercept, one global mean for the
+        shared means), so ``alpha`` does not depend on the data's units. Module models: weight
+        decay on all the network's parameters in the inner training loss.
     fit_intercept : bool, default=True
         Fit a free intercept per output (``model="linear"`` only).
     cv : int, float or cross-validation splitter, default=5
@@ -273,14 +346,17 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
     intercept_ : ndarray of shape (n_outputs,)
         ``model="linear"`` only.
     objective_ : float
-        Outer objective of the chosen partition.
+        Outer objective of the chosen partition. Closed-form models compute it on the
+        internally standardised data (see ``alpha``), so it is the same whatever the units or
+        the offset of X and y.
     validation_loss_ : float or None
-        Its mean validation MSE over the splits (``None`` for ``objective="evidence"``). Module
-        models: the validation ``loss`` (standardised targets) of the search's short retrain.
+        Its mean validation MSE over the splits, in the units of y (``None`` for
+        ``objective="evidence"``). Module models: the validation ``loss`` (standardised
+        targets) of the search's short retrain.
     log_evidence_ : float
         Log marginal likelihood of the chosen partition on all the data, with the precisions at
         their type-II maximum likelihood and without the penalties (reported for both
-        objectives). Closed-form models only.
+        objectives), as a density of y in its own units. Closed-form models only.
     restart_objectives_ : ndarray of shape (n_restarts + 1,)
         Objective reached from each start (the last from the shared start).
     loss_curve_ : ndarray
@@ -444,17 +520,22 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
     # -- data -------------------------------------------------------------------------------
     def _validate_temperature(self):
         t = self.temperature
-        if len(t) != 2 or not all(isinstance(v, numbers.Real) and v > 0 for v in t):
-            raise ValueError("temperature must be a tuple (start, end) of two positive numbers, "
-                             f"got {t!r}.")
+        if len(t) != 2 or not all(isinstance(v, numbers.Real) and np.isfinite(v) and v > 0
+                                  for v in t):
+            raise ValueError("temperature must be a tuple (start, end) of two finite positive "
+                             f"numbers, got {t!r}.")
         return float(t[0]), float(t[1])
 
     def _design(self, X, y):
-        """The tied linear-Gaussian form of the chosen model: inputs, targets, intercept."""
+        """The tied linear-Gaussian form of the chosen model in internal units (see
+        :mod:`sharelearn._scaling`): inputs, targets, intercept, and the units."""
         if self.model == "mean":
-            return np.ones((X.shape[0], 1)), X, False
+            _, Y, units = standardize(None, X, center_x="none", center_y="global")
+            return np.ones((X.shape[0], 1)), Y, False, units
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
-        return X, Y, self.fit_intercept
+        center = "columns" if self.fit_intercept else "none"
+        Xs, Ys, units = standardize(X, Y, center_x=center, center_y=center)
+        return Xs, Ys, self.fit_intercept, units
 
     def _splits(self, n_samples, rng):
         cv = self.cv
@@ -464,12 +545,18 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
             splitter = ShuffleSplit(n_splits=1, test_size=float(cv),
                                     random_state=rng.randint(2**31))
         else:
-            splitter = check_cv(cv)  # wraps an iterable of (train, validation) index pairs
-        dummy = np.zeros((n_samples, 1))
+            splitter = cv
+        shown = f"cv={cv!r}" if isinstance(cv, numbers.Real) else f"cv ({type(cv).__name__})"
         try:
-            splits = [(np.asarray(tr), np.asarray(va)) for tr, va in splitter.split(dummy)]
+            # a splitter, or an iterable of (train, validation) index pairs
+            pairs = (splitter.split(np.zeros((n_samples, 1))) if hasattr(splitter, "split")
+                     else _reusable_splits(splitter))
+            splits = [_check_split(pair, n_samples) for pair in pairs]
         except ValueError as err:
-            raise ValueError(f"cv={cv!r} cannot split {n_samples} samples: {err}") from None
+            raise ValueError(f"{shown} cannot split {n_samples} samples: {err}") from None
+        if not splits:
+            raise ValueError(f"{shown} gave no (train, validation) splits; pass an int, a "
+                             "splitter or a non-empty list of (train, validation) pairs.")
         min_train = 2 if (self.model == "linear" and self.fit_intercept) else 1
         for tr, va in splits:
             if len(tr) < min_train or len(va) < 1:
@@ -486,6 +573,10 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
     def fit(self, X, y=None):
         """Learn the sharing scheme.
 
+        All or nothing: a call that raises leaves the estimator exactly as it was before it,
+        and a successful call replaces every fitted attribute (none of an earlier fit with
+        another ``model`` survives).
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
@@ -497,11 +588,40 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         self : SharingDiscoverer
         """
         self._check_unexpected_kwargs()
-        # a module model has no log_evidence_: drop what an earlier closed-form fit kept for it
-        self.__dict__.pop("_evidence_terms", None)
-        start_time = time.perf_counter()
-        if not _is_closed_form(self):
-            return self._fit_module(X, y, start_time)
+        saved = dict(vars(self))
+        try:
+            self._forget_fit()
+            start_time = time.perf_counter()
+            if not _is_closed_form(self):
+                return self._fit_module(X, y, start_time)
+            return self._fit_closed_form(X, y, start_time)
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(saved)
+            raise
+
+    def _forget_fit(self):
+        """Remove everything an earlier fit left (public ``*_`` attributes and private state)."""
+        params = set(self.get_params(deep=False))
+        for name in list(vars(self)):
+            public_fitted = name.endswith("_") and not name.startswith("_")
+            if (public_fitted and name not in params) or name in _PRIVATE_FIT_STATE:
+                del self.__dict__[name]
+
+    def _validate_targets(self, y):
+        """``y`` as a float64 array of 1 or 2 dimensions (sparse y densified; numeric strings
+        converted as numpy converts them, other strings rejected)."""
+        if sp.issparse(y):
+            y = y.toarray()
+        try:
+            y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+        except ValueError as err:
+            raise ValueError(f"y must hold numbers for model={self.model!r}: {err}") from None
+        if y.ndim > 2:
+            raise ValueError(f"y must be 1-D or 2-D, got {y.ndim} dimensions.")
+        return y
+
+    def _fit_closed_form(self, X, y, start_time):
         temperature = self._validate_temperature()
         device = _resolve_device(self.device)
         dtype = torch.float64 if self.dtype == "float64" else torch.float32
@@ -509,30 +629,24 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
             if y is None:
                 raise ValueError("SharingDiscoverer(model='linear') requires y to be passed, "
                                  "but the target y is None: call fit(X, y).")
-            X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
-                                 dtype=np.float64)
-            if y.ndim > 2:
-                raise ValueError(f"y must be 1-D or 2-D, got {y.ndim} dimensions.")
-            self._y_1d = y.ndim == 1
+            if sp.issparse(y):
+                y = y.toarray()
+            X, y = validate_data(self, X, y, multi_output=True, dtype=np.float64)
+            y = self._validate_targets(y)
+            y_1d = y.ndim == 1
         else:
             X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
-        Xd, Y, intercept = self._design(X, y)
+            y_1d = False
+        Xd, Y, intercept, units = self._design(X, y)
         n_items = self._n_items(X.shape[1], Y.shape[1])
-        reference = None
-        layer_shape = (Y.shape[1], Xd.shape[1])
-        if isinstance(self.reference, str):
-            reference = named_sharing(self.reference, layer_shape)
-        elif self.reference is not None:
-            reference = _to_partition(self.reference, "reference")
-            if reference.size != n_items:
-                raise ValueError(f"reference partitions {reference.size} items, but the model "
-                                 f"has {n_items} shareable items.")
+        reference = self._reference_partition(n_items, (Y.shape[1], Xd.shape[1]))
         rng = check_random_state(self.random_state)
         everything = [(np.arange(X.shape[0]), np.arange(X.shape[0]))]
         evidence = self.objective == "evidence"
         if evidence and X.shape[0] < 2:
             raise ValueError("objective='evidence' needs at least 2 samples.")
         splits = everything if evidence else self._splits(X.shape[0], rng)
+        self._warn_unbounded_penalties(n_items)
         # copies: the user's arrays are never shared with torch
         Xt = torch.tensor(Xd, dtype=dtype, device=device)
         Yt = torch.tensor(Y, dtype=dtype, device=device)
@@ -563,7 +677,7 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
                 print(f"[SharingDiscoverer] start {i} ({r['start']}): objective "
                       f"{r['value']:.4f}, {r['n_iter']} relaxation steps, "
                       f"{r['n_moves']} search rounds")
-        best, values = _best_start(results, self.max_search_iter, stacklevel=4)
+        best, values = _best_start(results, self.max_search_iter, stacklevel=5)
 
         labels = best["labels"]
         self.sharing_partition_ = labels
@@ -571,36 +685,65 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         self.selection_matrix_ = labels_to_selection(labels)
         self.soft_selection_ = best["soft"]
         self.objective_ = best["value"]
-        self.validation_loss_ = (None if evidence
-                                 else float(objective.state(labels)["fit"].mean()))
+        self.validation_loss_ = (None if evidence else float(
+            objective.state(labels)["fit"].mean()) * units.y_scale ** 2)
         self.restart_objectives_ = values
         self.loss_curve_ = best["curve"]
         self.n_iter_ = best["n_iter"]
         self.n_search_moves_ = best["n_moves"]
+        self._y_1d = y_1d
         self._reference_labels = reference
         self._symmetry_group = None
-        self._refit(Xd, Y, intercept, labels, dtype, device)
+        self._refit(Xd, Y, intercept, units, labels, dtype, device)
         self.fit_time_ = time.perf_counter() - start_time
         return self
+
+    def _reference_partition(self, n_items, layer_shape):
+        """The ``reference`` as labels of the model's items (None without one)."""
+        if isinstance(self.reference, str):
+            return named_sharing(self.reference, layer_shape)
+        if self.reference is None:
+            return None
+        reference = _to_partition(self.reference, "reference")
+        if reference.size != n_items:
+            owner = "model" if _is_closed_form(self) else "module"
+            raise ValueError(f"reference partitions {reference.size} items, but the {owner} "
+                             f"has {n_items} shareable items.")
+        return reference
+
+    def _warn_unbounded_penalties(self, n_items):
+        """Without nuclear and code-length penalties nothing bounds the number of groups."""
+        if self.local_search and self.nuclear == 0 and self.code_length == 0 and n_items > 16:
+            warnings.warn(
+                "With nuclear=0 and code_length=0 nothing in the objective limits the number "
+                f"of groups: the discrete search may open up to one group per item ({n_items} "
+                "here), each round costing more as groups multiply, and may take far longer "
+                "than with the default penalties. Give either penalty a positive weight.",
+                EfficiencyWarning, stacklevel=5)
 
     @property
     def log_evidence_(self):
         """Log marginal likelihood of the chosen partition on all the data (no penalties), with
-        the precisions at their type-II maximum likelihood. Closed-form models only; computed
-        on first access from the partition's sufficient statistics kept by ``fit``."""
+        the precisions at their type-II maximum likelihood, as a density of the targets in the
+        user's units. Closed-form models only; computed on first access from the partition's
+        sufficient statistics kept by ``fit``."""
         terms = self.__dict__.get("_evidence_terms")
         if terms is None:
             raise AttributeError("log_evidence_ exists after fitting a closed-form model "
                                  "(model='mean' or model='linear').")
         if self.__dict__.get("_log_evidence_value") is None:
-            G, c, yy, n_obs = (torch.as_tensor(t, dtype=torch.float64) for t in terms)
+            *stats, log_scale = terms
+            G, c, yy, n_obs = (torch.as_tensor(t, dtype=torch.float64) for t in stats)
             alpha, beta = fit_precisions(G, c, yy, float(n_obs))
+            # the fit ran on Y / y_scale: the density of Y has the Jacobian y_scale^-N
             self._log_evidence_value = float(
-                -0.5 * neg2_log_evidence(G, c, yy, float(n_obs), alpha, beta))
+                -0.5 * neg2_log_evidence(G, c, yy, float(n_obs), alpha, beta)
+                - float(n_obs) * float(log_scale))
         return self._log_evidence_value
 
-    def _refit(self, Xd, Y, intercept, labels, dtype, device):
-        """Shared values of the chosen partition, fitted on all the data."""
+    def _refit(self, Xd, Y, intercept, units, labels, dtype, device):
+        """Shared values of the chosen partition, fitted on all the (internal) data, and
+        mapped back to the user's units."""
         everything = [(np.arange(Xd.shape[0]), np.arange(Xd.shape[0]))]
         Xt = torch.tensor(Xd, dtype=dtype, device=device)
         Yt = torch.tensor(Y, dtype=dtype, device=device)
@@ -609,18 +752,23 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         # what log_evidence_ needs, computed on first access: the precisions' fixed point costs
         # more than a whole fit of a small problem
         self._evidence_terms = tuple(np.asarray(t.detach().cpu(), dtype=np.float64) for t in (
-            stats["G"][0], stats["c"][0], full.yy_tr[0], full.n_tr[0] * full.n_outputs))
+            stats["G"][0], stats["c"][0], full.yy_tr[0], full.n_tr[0] * full.n_outputs)) + (
+            np.log(units.y_scale),)
         self._log_evidence_value = None
         psi = ridge_solve(stats["G"][0], stats["c"][0], self.alpha)
         psi = psi.cpu().numpy().astype(np.float64)
         W = psi[labels].reshape(Y.shape[1], Xd.shape[1])
-        self.shared_values_ = psi
         if self.model == "mean":
-            self.means_ = W[:, 0]
+            # the features are the targets of a constant input: one global offset and scale
+            self.shared_values_ = psi * units.y_scale + units.y_offset
+            self.means_ = W[:, 0] * units.y_scale + units.y_offset
         else:
-            self.coef_ = W
+            self.shared_values_ = psi * units.weight_scale
+            self.coef_ = W * units.weight_scale
             b = full.y_mean[0].cpu().numpy() - W @ full.x_mean[0].cpu().numpy()
-            self.intercept_ = b.astype(np.float64)
+            x_offset = np.broadcast_to(units.x_offset, (Xd.shape[1],))
+            self.intercept_ = (units.y_offset + units.y_scale * b - self.coef_ @ x_offset
+                               ).astype(np.float64)
 
     # -- module models ----------------------------------------------------------------------
     def _check_module_X(self, X, y=None, *, reset):
@@ -664,6 +812,8 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
                                      f"module__{k}" for k in kwargs) + ".")
             return copy.deepcopy(model)
         if model == "sequence":
+            if "n_tokens" not in kwargs:
+                _warn_sparse_vocabulary(X)
             kwargs = {"length": X.shape[1], "n_tokens": int(X.max()) + 1,
                       "n_outputs": n_outputs, **kwargs}
             model = SequenceNetwork
@@ -729,17 +879,6 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         return fit[tr], fit[va], stop
 
     def _fit_module(self, X, y, start_time):
-        # A failed fit leaves the estimator as it was: no half-fitted attributes (validation
-        # sets n_features_in_ before the module is even built).
-        saved = dict(vars(self))
-        try:
-            return self._fit_module_steps(X, y, start_time)
-        except BaseException:
-            vars(self).clear()
-            vars(self).update(saved)
-            raise
-
-    def _fit_module_steps(self, X, y, start_time):
         if self.objective == "evidence":
             raise NotImplementedError(
                 "objective='evidence' (the marginal likelihood) is implemented for the "
@@ -751,10 +890,10 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         temperature = self._validate_temperature()
         device = _resolve_device(self.device)
         dtype = torch.float64 if self.dtype == "float64" else torch.float32
+        if sp.issparse(y):
+            y = y.toarray()
         X, y = self._check_module_X(X, y, reset=True)
-        y = np.asarray(y, dtype=np.float64)
-        if y.ndim > 2:
-            raise ValueError(f"y must be 1-D or 2-D, got {y.ndim} dimensions.")
+        y = self._validate_targets(y)
         y_1d = y.ndim == 1
         Y = y.reshape(-1, 1) if y_1d else y
         rng = check_random_state(self.random_state)
@@ -771,14 +910,7 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
             t.to(device=device, dtype=dtype) for t in self._other_initialisations(
                 X, Y.shape[1], rng.randint(2**31, size=self.search_inits - 1))]
 
-        reference = None
-        if isinstance(self.reference, str):
-            reference = named_sharing(self.reference, (n_items, 1))
-        elif self.reference is not None:
-            reference = _to_partition(self.reference, "reference")
-            if reference.size != n_items:
-                raise ValueError(f"reference partitions {reference.size} items, but the "
-                                 f"module has {n_items} shareable items.")
+        reference = self._reference_partition(n_items, (n_items, 1))
 
         fit_rows = np.concatenate([train, val])
         mean = Y[fit_rows].mean(0)
@@ -841,7 +973,7 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
             if self.verbose:
                 print(f"[SharingDiscoverer] start {len(results) - 1} ({start}): objective "
                       f"{value:.4f}, {n_iter} relaxation steps, {n_moves} search rounds")
-        best, values = _best_start(results, self.max_search_iter, stacklevel=6)
+        best, values = _best_start(results, self.max_search_iter, stacklevel=5)
         labels = best["labels"]
         n_groups = int(labels.max()) + 1
 

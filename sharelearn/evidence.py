@@ -32,8 +32,21 @@ def _eig(G):
     return lam.clamp_min(0), Q
 
 
+def noise_floor(yy, n_obs, dtype):
+    """The smallest noise variance the precisions may reach: a fraction of the targets' mean
+    square far below any real noise but above the dtype's resolution. On noise-free data the
+    type-II maximum likelihood noise precision grows without bound; here it stops."""
+    rel = max(1e-10, 1e3 * torch.finfo(dtype).eps)
+    return rel * (yy / n_obs).clamp_min(torch.finfo(dtype).tiny)
+
+
 def fit_precisions(G, c, yy, n_obs, *, n_iter=100, tol=1e-7):
     """Type-II maximum-likelihood ``(alpha, beta)`` for each quadratic in a batch (no gradient).
+
+    The noise precision ``beta`` is capped at the inverse of :func:`noise_floor` (noise-free
+    data) and the prior precision ``alpha`` kept within 24 orders of magnitude of the data's
+    scale, so that both stay finite on degenerate problems (a constant design, fewer
+    observations than groups).
 
     Parameters
     ----------
@@ -45,6 +58,7 @@ def fit_precisions(G, c, yy, n_obs, *, n_iter=100, tol=1e-7):
         lam, Q = _eig(G)
         ct = (Q.transpose(-1, -2) @ c[..., None])[..., 0]
         scale = (yy / n_obs).clamp_min(1e-300)
+        beta_max = 1.0 / noise_floor(yy, n_obs, G.dtype)
         beta = 1.0 / scale
         alpha = torch.ones_like(beta) / scale
         for _ in range(n_iter):
@@ -52,17 +66,40 @@ def fit_precisions(G, c, yy, n_obs, *, n_iter=100, tol=1e-7):
             sse = (yy - 2 * (mt * ct).sum(-1) + (lam * mt**2).sum(-1)).clamp_min(1e-300)
             gamma = (beta[..., None] * lam / (alpha[..., None] + beta[..., None] * lam)).sum(-1)
             new_alpha = gamma.clamp_min(1e-12) / (mt**2).sum(-1).clamp_min(1e-300)
-            new_beta = (n_obs - gamma).clamp_min(1e-12) / sse
+            new_beta = torch.minimum((n_obs - gamma).clamp_min(1e-12) / sse, beta_max)
+            new_alpha = new_alpha.clamp(1e-12 / scale, 1e12 / scale)
             done = ((new_alpha - alpha).abs() <= tol * alpha).all() and \
                 ((new_beta - beta).abs() <= tol * beta).all()
-            alpha, beta = torch.minimum(new_alpha.clamp_min(1e-12), 1e12 / scale), new_beta
+            alpha, beta = new_alpha, new_beta
             if done:
                 break
     return alpha, beta
 
 
-def neg2_log_evidence(G, c, yy, n_obs, alpha, beta):
-    """``-2 log p(y | A, alpha, beta)`` (batched, differentiable in ``G`` and ``c``).
+def stable_cholesky(H):
+    """Cholesky factor of a batch of symmetric positive definite matrices; where rounding makes
+    one fail (a huge ratio of noise to prior precision on a singular design), a jitter of a
+    growing multiple of the dtype's resolution times the mean diagonal is added to that one."""
+    L, info = torch.linalg.cholesky_ex(H)
+    if not bool((info != 0).any()):
+        return L
+    eps = torch.finfo(H.dtype).eps
+    eye = torch.eye(H.shape[-1], dtype=H.dtype, device=H.device)
+    size = torch.diagonal(H, dim1=-2, dim2=-1).abs().mean(-1, keepdim=True)[..., None]
+    for k in range(1, 8):
+        failed = (info != 0)[..., None, None]
+        jitter = torch.where(failed, (10.0 ** (2 * k)) * eps * size, torch.zeros_like(size))
+        L, info = torch.linalg.cholesky_ex(H + jitter * eye)
+        if not bool((info != 0).any()):
+            return L
+    raise ValueError("The evidence of this problem cannot be computed: its posterior precision "
+                     "is not positive definite even with a jitter (are X or y non-finite or "
+                     "degenerate?).")
+
+
+def neg2_log_evidence(G, c, yy, n_obs, alpha, beta, *, return_mean=False):
+    """``-2 log p(y | A, alpha, beta)`` (batched, differentiable in ``G`` and ``c``), and with
+    ``return_mean`` also the posterior mean of the shared values.
 
     An empty group (a zero row and column of ``G``) contributes nothing: its ``log alpha`` in the
     log-determinant cancels its prior normalisation.
@@ -70,9 +107,10 @@ def neg2_log_evidence(G, c, yy, n_obs, alpha, beta):
     r = G.shape[-1]
     eye = torch.eye(r, dtype=G.dtype, device=G.device)
     H = alpha[..., None, None] * eye + beta[..., None, None] * G
-    L = torch.linalg.cholesky(H)
+    L = stable_cholesky(H)
     m = beta[..., None] * torch.cholesky_solve(c[..., None], L)[..., 0]
     sse = yy - 2 * (m * c).sum(-1) + (m[..., None, :] @ G @ m[..., :, None])[..., 0, 0]
     logdet = 2 * torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(-1)
-    return (-n_obs * torch.log(beta) - r * torch.log(alpha) + logdet + beta * sse
-            + alpha * (m**2).sum(-1) + n_obs * math.log(2 * math.pi))
+    value = (-n_obs * torch.log(beta) - r * torch.log(alpha) + logdet + beta * sse
+             + alpha * (m**2).sum(-1) + n_obs * math.log(2 * math.pi))
+    return (value, m) if return_mean else value

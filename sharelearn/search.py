@@ -222,9 +222,7 @@ class EvidenceObjective(HardObjective):
         G, c = G[..., 0, :, :], c[..., 0, :]
         yy, n_obs = pb.yy_tr[0], float(pb.n_tr[0]) * pb.n_outputs
         alpha, beta = fit_precisions(G, c, yy.expand(G.shape[:-2]), n_obs)
-        value = neg2_log_evidence(G, c, yy, n_obs, alpha, beta)
-        eye = torch.eye(G.shape[-1], dtype=G.dtype, device=G.device)
-        psi = torch.linalg.solve(G + (alpha / beta)[..., None, None] * eye, c[..., None])[..., 0]
+        value, psi = neg2_log_evidence(G, c, yy, n_obs, alpha, beta, return_mean=True)
         return value, psi[..., None, :], (alpha, beta)
 
     def state(self, labels):

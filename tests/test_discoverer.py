@@ -238,3 +238,113 @@ def test_named_references_for_valid_shift_and_means():
         SharingDiscoverer(reference="rotation").fit(Xm)
     with pytest.raises(ValueError, match="needs a square layer"):
         SharingDiscoverer(model="linear", reference="permutation").fit(X, Y)
+
+
+# -- degenerate data, bad splits and settings: the package's own errors, never torch's ---------
+def test_evidence_on_degenerate_linear_problems_fits():
+    X, Y, _, _ = make_convolution(40, input_shape=5, kernel_size=2, random_state=0)
+    W = np.arange(8.0).reshape(2, 4)
+    cases = {
+        "two samples": (X[:2, :4], Y[:2, :2]),
+        "constant X": (np.ones((20, 4)), Y[:20, :2]),
+        "noise-free": (X[:, :4], X[:, :4] @ W.T),
+    }
+    for name, (Xc, Yc) in cases.items():
+        disc = SharingDiscoverer(model="linear", objective="evidence", random_state=0).fit(Xc, Yc)
+        assert np.isfinite(disc.objective_) and np.isfinite(disc.log_evidence_), name
+    # noise-free data with eight distinct weights: all eight told apart, values recovered
+    assert disc.n_groups_ == 8
+    np.testing.assert_allclose(disc.coef_, W, atol=1e-6)
+
+
+def test_targets_are_validated_like_X(conv_data):
+    import scipy.sparse as sp
+
+    X, Y, _, _ = conv_data
+    dense = SharingDiscoverer(model="linear", random_state=0, **FAST).fit(X, Y)
+    as_text = SharingDiscoverer(model="linear", random_state=0, **FAST).fit(X, Y.astype(str))
+    as_sparse = SharingDiscoverer(model="linear", random_state=0, **FAST).fit(
+        X, sp.csr_matrix(Y))
+    np.testing.assert_array_equal(as_text.sharing_partition_, dense.sharing_partition_)
+    np.testing.assert_array_equal(as_sparse.sharing_partition_, dense.sharing_partition_)
+    words = np.full(Y.shape, "seven")
+    with pytest.raises(ValueError, match="y must hold numbers"):
+        SharingDiscoverer(model="linear").fit(X, words)
+
+
+def test_a_generator_of_splits_is_read_once_and_reused(means_data):
+    X, _, _ = means_data
+    pairs = [(np.arange(50), np.arange(50, 80)), (np.arange(30, 80), np.arange(30))]
+    disc = SharingDiscoverer(cv=(p for p in pairs), random_state=0, **FAST)
+    first = disc.fit(X).sharing_partition_.copy()
+    np.testing.assert_array_equal(disc.fit(X).sharing_partition_, first)
+    as_list = SharingDiscoverer(cv=pairs, random_state=0, **FAST).fit(X)
+    np.testing.assert_array_equal(as_list.sharing_partition_, first)
+
+
+@pytest.mark.parametrize("cv, message", [
+    ([], "gave no"),
+    ([(np.arange(50.0), np.arange(50, 80))], "must be a 1-D array of integers"),
+    ([(np.arange(50), np.arange(50, 90))], r"must lie in \[0, 80\)"),
+    ([(np.arange(50),)], "must be a \\(train, validation\\) pair"),
+])
+def test_bad_splits_are_clear_errors(means_data, cv, message):
+    X, _, _ = means_data
+    with pytest.raises(ValueError, match=message):
+        SharingDiscoverer(cv=cv).fit(X)
+
+
+def test_non_finite_temperature_is_rejected(means_data):
+    X, _, _ = means_data
+    with pytest.raises(ValueError, match="two finite positive numbers"):
+        SharingDiscoverer(temperature=(1.0, float("inf"))).fit(X)
+
+
+def _same_state(before, after):
+    assert before.keys() == after.keys()
+    for key, value in before.items():
+        other = after[key]
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(value, other, err_msg=key)
+        else:
+            assert value is other or value == other, key
+
+
+def test_a_failed_fit_leaves_the_estimator_as_it_was(conv_data):
+    X, Y, _, _ = conv_data
+    disc = SharingDiscoverer(model="linear", random_state=0, **FAST).fit(X[:, :4], Y)
+    before = dict(vars(disc))
+    # fails after the data were validated (n_features_in_ would have become 3)
+    disc.set_params(reference=np.zeros(5, dtype=int))
+    with pytest.raises(ValueError, match="reference partitions 5 items"):
+        disc.fit(X[:, :3], Y)
+    after = dict(vars(disc))
+    assert after.pop("reference") is not None and before.pop("reference") is None
+    _same_state(before, after)
+    assert disc.predict(X[:, :4]).shape == Y.shape
+
+
+def test_a_fit_with_another_model_drops_the_old_models_attributes(conv_data):
+    X, Y, _, _ = conv_data
+    disc = SharingDiscoverer(model="linear", random_state=0, **FAST).fit(X, Y)
+    assert hasattr(disc, "coef_")
+    disc.set_params(model="mean").fit(X)
+    assert not hasattr(disc, "coef_") and not hasattr(disc, "intercept_")
+    assert disc.means_.shape == (X.shape[1],)
+
+
+def test_settings_that_make_the_work_grow_warn(conv_data):
+    from sklearn.exceptions import EfficiencyWarning
+
+    X, Y, _, _ = conv_data
+    with pytest.warns(EfficiencyWarning, match="nothing in the objective limits"):
+        SharingDiscoverer(model="linear", nuclear=0, code_length=0, random_state=0,
+                          n_restarts=0).fit(X, Y)
+
+
+def test_a_capped_search_warns_even_when_another_start_wins():
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, _, _ = make_shared_means(100, n_features=6, n_groups=2, random_state=2)
+    with pytest.warns(ConvergenceWarning, match=r"\(3 of 4 starts\)"):
+        SharingDiscoverer(max_search_iter=1, random_state=0).fit(X)

@@ -480,3 +480,28 @@ def test_threaded_search_scores_and_chooses_as_the_serial_one(float_data):
     assert np.array_equal(parallel.sharing_partition_, serial.sharing_partition_)
     assert parallel.objective_ == serial.objective_
     np.testing.assert_array_equal(parallel.restart_objectives_, serial.restart_objectives_)
+
+
+def test_a_mostly_unused_token_vocabulary_warns():
+    from sklearn.exceptions import EfficiencyWarning
+
+    X, y, _ = make_sum_of_numbers(60, length=2, random_state=0)
+    X = X.copy()
+    X[0, 0] = 5000
+    est = SharingDiscoverer("sequence", module__embedding_dim=2, module__hidden=2, max_iter=1,
+                            search_steps=2, max_epochs=2, local_search=False, n_restarts=1,
+                            dtype="float32", random_state=0)
+    with pytest.warns(EfficiencyWarning, match="embedding gets 5001 rows"):
+        est.fit(X, y)
+
+
+def test_a_failed_module_fit_leaves_a_fitted_closed_form_estimator_as_it_was(float_data):
+    X, y = float_data
+    est = SharingDiscoverer(model="linear", random_state=0, n_restarts=0).fit(X, y)
+    before = {k: v for k, v in vars(est).items()}
+    est.set_params(model=PositionwiseSum, reference=[0, 0, 1], **MODULE_FAST)
+    with pytest.raises(ValueError, match="reference partitions 3 items"):
+        est.fit(X, y)
+    for key in ("coef_", "sharing_partition_", "n_features_in_", "_evidence_terms"):
+        assert vars(est)[key] is before[key]
+    assert not hasattr(est, "history_")

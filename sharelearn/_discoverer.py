@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import copy
+import difflib
+import functools
 import numbers
 import time
+import types
 import warnings
 import weakref
 
@@ -17,11 +20,11 @@ from sklearn.exceptions import ConvergenceWarning, EfficiencyWarning
 from sklearn.model_selection import KFold, ShuffleSplit
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import nettrain
 from ._scaling import standardize
+from ._threads import fit_threads
 from .bilevel import discover
 from .evidence import fit_precisions, neg2_log_evidence
 from .hypergrad import SOLVERS
@@ -69,6 +72,36 @@ def _is_closed_form(est):
 
 def _predicts(est):
     return not _is_model("mean")(est)
+
+
+class _for_models:
+    """A method that exists only for some models: where ``check(estimator)`` is false,
+    ``hasattr`` is False (as with scikit-learn's ``available_if``) and calling it raises an
+    ``AttributeError`` whose message says what to use instead."""
+
+    def __init__(self, check, advice):
+        self.check, self.advice = check, advice
+
+    def __call__(self, fn):
+        self.fn = fn
+        functools.update_wrapper(self, fn)
+        return self
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self.fn
+        if not self.check(obj):
+            raise AttributeError(f"SharingDiscoverer(model={obj.model!r}) has no "
+                                 f"{self.fn.__name__}: {self.advice}")
+        return types.MethodType(self.fn, obj)
+
+
+_NO_PREDICT = ("model='mean' learns which feature means are equal and has no target to "
+               "predict; use transform (the features pooled by group) or means_, or fit "
+               "model='linear' with a y to predict.")
+_NO_TRANSFORM = ("a network model predicts but does not transform; use predict, or "
+                 "to_module() for the tied network.")
+_MEAN_ONLY = "inverse_transform broadcasts the groups of model='mean' back to its features."
 
 
 def _best_start(results, cap, stacklevel):
@@ -144,6 +177,40 @@ def _check_split(pair, n_samples):
                              f"values from {idx.min()} to {idx.max()}.")
         out.append(idx.astype(np.int64) % n_samples)
     return tuple(out)
+
+
+def _warn_if_standardised_per_feature(X, model):
+    """Warn when every feature has mean 0 and standard deviation 1 to rounding: the mark of a
+    per-feature standardisation (``StandardScaler``), which rarely leaves a sharing intact."""
+    if X.shape[1] < 2 or X.shape[0] < 3:
+        return
+    mean, std = X.mean(0), X.std(0)
+    tol = 1e-7
+    if not (np.all(np.abs(mean) <= tol) and (np.all(np.abs(std - 1) <= tol)
+                                             or np.all(np.abs(X.std(0, ddof=1) - 1) <= tol))):
+        return
+    if model == "mean":
+        why = ("centring each feature makes every mean 0, so there is nothing left to share, "
+               "and scaling each feature by its own spread changes which means are equal")
+    else:
+        why = ("scaling each input by its own spread multiplies each column of the weights "
+               "by its own factor, so weights that were equal no longer are (unless the inputs "
+               "had equal spreads already)")
+    warnings.warn(
+        f"Every feature of X has mean 0 and standard deviation 1: X looks standardised per "
+        f"feature (e.g. by StandardScaler). For model={model!r}, {why}. Fit on the raw "
+        "features, or scale all of them by one number; the fit removes offsets and one global "
+        "scale by itself.", UserWarning, stacklevel=5)
+
+
+def _work_hint(X, y):
+    """A size hint of a fit for the thread choice: inputs squared times outputs (the cost of a
+    closed-form problem's statistics), from the shapes alone, before any validation."""
+    def trailing(a):  # the size of one sample, where the array-like says its shape
+        shape = getattr(a, "shape", None)
+        return int(np.prod(shape[1:])) if shape is not None and len(shape) > 1 else 1
+
+    return float(trailing(X)) ** 2 * trailing(y)
 
 
 def _resolve_device(device):
@@ -234,10 +301,12 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         decay on all the network's parameters in the inner training loss.
     fit_intercept : bool, default=True
         Fit a free intercept per output (``model="linear"`` only).
-    cv : int, float or cross-validation splitter, default=5
-        Train/validation splits of the outer objective: an int is a shuffled K-fold, a float in
-        (0, 1) a single random hold-out of that fraction; a splitter (e.g. ``ShuffleSplit``) or
-        an iterable of (train, validation) index arrays is used as given. Averaging several
+    cv : int, float, cross-validation splitter, iterable or None, default=5
+        Train/validation splits of the outer objective: an int is a shuffled K-fold (None: 5),
+        a float in (0, 1) a single random hold-out of that fraction; a splitter (e.g.
+        ``ShuffleSplit``) or an iterable of (train, validation) index arrays is used as given
+        (a one-shot iterator such as a generator is read once, and a later fit with the same
+        object reuses its splits). Averaging several
         splits lowers the variance of the objective. Module models use only the first split
         (one network per split would multiply the cost).
     max_iter : int, default=100
@@ -311,7 +380,13 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
     patience : int, default=100
         Module models: epochs without improvement before the refit stops.
     device : {"cpu", "cuda", "auto"}, default="cpu"
+        Where the torch computations run. ``"auto"`` takes CUDA when it is available and the
+        CPU otherwise; ``"cuda"`` without CUDA is an error. Inputs and fitted attributes are
+        numpy arrays on the host whatever the device.
     dtype : {"float64", "float32"}, default="float64"
+        Floating-point precision of the computations. float32 halves the memory and is faster
+        on GPUs; offsets and scales are removed in float64 before the cast (see ``alpha``), so
+        it keeps the units-invariance of the answer.
     reference : array-like, str or None, default=None
         A known partition of the items (labels or a hard selection matrix) used by ``score``,
         or a named one built for the model's own layer shape (see
@@ -321,9 +396,17 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         Closed-form models: restarts run in parallel with joblib. Module models: the restarts
         run in turn, sharing the search's cache of scored partitions, and each round of the
         search retrains its candidate partitions in ``n_jobs`` threads (the same partitions
-        and scores as serially; set ``OMP_NUM_THREADS=1`` so that the threads do not
-        oversubscribe the cores).
+        and scores as serially; each runs torch on the fit's ``n_threads``, one by default,
+        so the threads do not oversubscribe the cores).
+    n_threads : int or None, default=None
+        torch intra-op threads during ``fit``, set for the fit and restored afterwards.
+        ``None`` chooses (see :func:`sharelearn._threads.choose_threads`): one thread, which was
+        fastest on every problem size measured, unless the environment variable
+        ``SHARELEARN_NUM_THREADS`` says otherwise; never more than torch's current count.
     random_state : int, RandomState instance or None, default=None
+        Seeds the train/validation splits, the relaxation's random starts and the networks'
+        initialisations. An int gives the same partition on every call on the same device;
+        ``None`` draws fresh seeds from numpy's global generator.
     verbose : int, default=0
         Show a progress bar over the starts and print one line per start. Silent at 0.
 
@@ -403,8 +486,7 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         "objective": [StrOptions({"validation", "evidence"})],
         "alpha": [Interval(numbers.Real, 0, None, closed="left")],
         "fit_intercept": ["boolean"],
-        "cv": [Interval(numbers.Integral, 2, None, closed="left"),
-               Interval(numbers.Real, 0, 1, closed="neither"), "cv_object"],
+        "cv": [Interval(numbers.Real, 0, 1, closed="neither"), "cv_object"],
         "max_iter": [Interval(numbers.Integral, 0, None, closed="left")],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
         "temperature": [tuple],
@@ -428,6 +510,7 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         "dtype": [StrOptions({"float64", "float32"})],
         "reference": ["array-like", "sparse matrix", str, None],
         "n_jobs": [numbers.Integral, None],
+        "n_threads": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -441,8 +524,8 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
                  hypergrad="cg", hypergrad_iter=10, neumann_alpha=0.01, search_steps=200,
                  search_inits=3, max_epochs=1000, validation_fraction=0.2, patience=100,
                  device="cpu",
-                 dtype="float64", reference=None, n_jobs=None, random_state=None, verbose=0,
-                 **kwargs):
+                 dtype="float64", reference=None, n_jobs=None, n_threads=None,
+                 random_state=None, verbose=0, **kwargs):
         self.model = model
         self.share = share
         self.n_groups = n_groups
@@ -477,6 +560,7 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         self.dtype = dtype
         self.reference = reference
         self.n_jobs = n_jobs
+        self.n_threads = n_threads
         self.random_state = random_state
         self.verbose = verbose
         self._set_module_params(kwargs)
@@ -497,9 +581,17 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
 
     def _check_unexpected_kwargs(self):
         bad = getattr(self, "_unexpected_kwargs", [])
-        if bad:
-            raise TypeError(f"SharingDiscoverer got unexpected keyword arguments {bad}; keyword "
-                            "arguments of a module model are passed as module__<name>=value.")
+        if not bad:
+            return
+        known = list(super().get_params(deep=False))
+        hints = []
+        for key in bad:
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+            hints.append(f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key))
+        raise TypeError(
+            f"SharingDiscoverer got unexpected keyword argument{'s' if len(bad) > 1 else ''} "
+            f"{', '.join(hints)}. Keyword arguments of a module model's constructor are "
+            "passed as module__<name>=value.")
 
     def _module_kwargs(self):
         return {k[len("module__"):]: v for k, v in vars(self).items()
@@ -539,6 +631,8 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
 
     def _splits(self, n_samples, rng):
         cv = self.cv
+        if cv is None:  # scikit-learn's convention: the default 5-fold
+            cv = 5
         if isinstance(cv, numbers.Integral):
             splitter = KFold(n_splits=int(cv), shuffle=True, random_state=rng.randint(2**31))
         elif isinstance(cv, numbers.Real):
@@ -592,9 +686,10 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         try:
             self._forget_fit()
             start_time = time.perf_counter()
-            if not _is_closed_form(self):
-                return self._fit_module(X, y, start_time)
-            return self._fit_closed_form(X, y, start_time)
+            with fit_threads(_work_hint(X, y), self.n_threads):
+                if not _is_closed_form(self):
+                    return self._fit_module(X, y, start_time)
+                return self._fit_closed_form(X, y, start_time)
         except BaseException:
             vars(self).clear()
             vars(self).update(saved)
@@ -637,6 +732,7 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         else:
             X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
             y_1d = False
+        _warn_if_standardised_per_feature(X, self.model)
         Xd, Y, intercept, units = self._design(X, y)
         n_items = self._n_items(X.shape[1], Y.shape[1])
         reference = self._reference_partition(n_items, (Y.shape[1], Xd.shape[1]))
@@ -1096,7 +1192,7 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
             return (X @ self.selection_matrix_) / counts
         return X @ self.coef_.T + self.intercept_
 
-    @available_if(_is_model("mean"))
+    @_for_models(_is_model("mean"), _MEAN_ONLY)
     def inverse_transform(self, X):
         """Broadcast group values back to the features (``model="mean"`` only)."""
         check_is_fitted(self)
@@ -1105,7 +1201,7 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
             raise ValueError(f"X must have shape (n_samples, {self.n_groups_}), got {X.shape}.")
         return X[:, self.sharing_partition_]
 
-    @available_if(_predicts)
+    @_for_models(_predicts, _NO_PREDICT)
     def predict(self, X):
         """Output of the tied linear map or of the fitted network (not for ``"mean"``)."""
         check_is_fitted(self)
@@ -1129,7 +1225,7 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
             self._symmetry_group = symmetry_group(self.sharing_partition_, shape)
         return self._symmetry_group
 
-    @available_if(_is_closed_form)
+    @_for_models(_is_closed_form, _NO_TRANSFORM)
     def get_feature_names_out(self, input_features=None):
         """Output names: ``sharingdiscoverer0, 1, ...`` (one per group or output)."""
         check_is_fitted(self)
@@ -1184,7 +1280,9 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         return tags
 
 
-# Networks predict but do not transform. available_if is applied after the class is built:
+# Networks predict but do not transform. The descriptor is applied after the class is built:
 # set_output's wrapping of ``transform`` (done when the class is created) would hide it.
-SharingDiscoverer.transform = available_if(_is_closed_form)(SharingDiscoverer.transform)
-SharingDiscoverer.fit_transform = available_if(_is_closed_form)(TransformerMixin.fit_transform)
+SharingDiscoverer.transform = _for_models(_is_closed_form, _NO_TRANSFORM)(
+    SharingDiscoverer.transform)
+SharingDiscoverer.fit_transform = _for_models(_is_closed_form, _NO_TRANSFORM)(
+    TransformerMixin.fit_transform)

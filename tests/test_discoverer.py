@@ -348,3 +348,90 @@ def test_a_capped_search_warns_even_when_another_start_wins():
     X, _, _ = make_shared_means(100, n_features=6, n_groups=2, random_state=2)
     with pytest.warns(ConvergenceWarning, match=r"\(3 of 4 starts\)"):
         SharingDiscoverer(max_search_iter=1, random_state=0).fit(X)
+
+
+# -- the first run: threads, messages, preprocessing -------------------------------------------
+class _RecordingKFold:
+    """A 3-fold splitter that records torch's thread count when the fit asks it for splits."""
+
+    def __init__(self):
+        self.seen = []
+
+    def split(self, X, y=None, groups=None):
+        from sklearn.model_selection import KFold
+
+        self.seen.append(torch.get_num_threads())
+        yield from KFold(3).split(X)
+
+    def get_n_splits(self, X=None, y=None, groups=None):
+        return 3
+
+
+def test_fit_runs_on_its_own_thread_count_and_restores_the_callers(means_data):
+    X, _, _ = means_data
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        cv = _RecordingKFold()
+        SharingDiscoverer(cv=cv, random_state=0, **FAST).fit(X)
+        assert cv.seen == [1] and torch.get_num_threads() == 2
+        SharingDiscoverer(cv=cv, n_threads=2, random_state=0, **FAST).fit(X)
+        assert cv.seen[-1] == 2
+        with pytest.raises(ValueError):  # restored after a failed fit too
+            SharingDiscoverer(cv=cv, reference=[0, 1], **FAST).fit(X)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_misspelt_parameter_names_the_closest_one(means_data):
+    X, _, _ = means_data
+    with pytest.raises(TypeError, match=r"'nuclaer' \(did you mean 'nuclear'\?\)"):
+        SharingDiscoverer(nuclaer=2).fit(X)
+
+
+def test_cv_of_one_is_explained_once(means_data):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X, _, _ = means_data
+    with pytest.raises(InvalidParameterError) as info:
+        SharingDiscoverer(cv=1).fit(X)
+    assert str(info.value).count("an int in the range [2, inf)") == 1
+
+
+def test_methods_of_other_models_say_what_to_use(means_data):
+    X, _, _ = means_data
+    disc = SharingDiscoverer(random_state=0, **FAST).fit(X)
+    assert not hasattr(disc, "predict")
+    with pytest.raises(AttributeError, match="use transform .* or fit model='linear'"):
+        disc.predict(X)
+
+
+def test_per_feature_standardisation_warns(means_data, conv_data):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, Y, _, _ = conv_data
+    with pytest.warns(UserWarning, match="looks standardised per feature"):
+        make_pipeline(StandardScaler(), SharingDiscoverer(model="linear", **FAST)).fit(X, Y)
+    with pytest.warns(UserWarning, match="makes every mean 0"):
+        SharingDiscoverer(**FAST).fit(StandardScaler().fit_transform(means_data[0]))
+
+
+@pytest.mark.parametrize("make, kwargs", [
+    (make_shared_means, dict(n_features=6, n_groups=2)),
+    (make_shared_means, dict(n_features=6, n_groups=6, spacing=0.0)),
+    (make_convolution, dict(input_shape=8, kernel_size=3)),
+    (make_convolution, dict(input_shape=8, kernel_size=3, mode="circular")),
+    (make_convolution, dict(input_shape=(5, 5), kernel_size=(2, 2))),
+])
+def test_no_standardisation_warning_on_the_packages_data(make, kwargs):
+    import warnings
+
+    data = make(60, random_state=0, **kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        if make is make_shared_means:
+            SharingDiscoverer(random_state=0, **FAST).fit(data[0])
+        else:
+            SharingDiscoverer(model="linear", random_state=0, **FAST).fit(data[0], data[1])

@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import importlib.util
 import json
-import os
 import sys
 import time
 import warnings
@@ -97,9 +96,9 @@ def _common_options():
                        help="no progress bar (it is shown on stderr only when stderr is a "
                             "terminal)")
     group.add_argument("--threads", type=_int_at_least(1), metavar="N",
-                       help="torch threads for the fit (default: chosen from the problem's "
-                            "size, one thread for small problems; same as setting "
-                            "SHARELEARN_NUM_THREADS)")
+                       help="torch threads for the fit, the estimator's n_threads (default: "
+                            "chosen for the problem, one thread at the package's sizes, or "
+                            "SHARELEARN_NUM_THREADS when set)")
     return common
 
 
@@ -189,25 +188,16 @@ def build_parser():
 
 # -- running a fit ------------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def _fitting(args, work):
-    """Threads and progress of a fit: the thread choice of ``sharelearn._threads`` and, when
-    stderr is a terminal and ``--quiet`` is off, the estimator's progress bar on stderr (its
-    per-start lines go to stderr too, keeping stdout for the result)."""
-    from ._threads import fit_threads
-
+def _fit(parser, estimator, args, X, Y):
+    """``estimator.fit`` on ``--threads`` (None: the estimator's choice), with its progress bar
+    when stderr is a terminal and ``--quiet`` is off (its per-start lines then go to stderr
+    too, keeping stdout for the result); its ValueError is reported as a usage error."""
     verbose = int(not args.quiet and sys.stderr.isatty())
-    with fit_threads(work), contextlib.ExitStack() as stack:
-        if verbose:
-            stack.enter_context(contextlib.redirect_stdout(sys.stderr))
-        yield verbose
-
-
-def _fit(parser, estimator, args, X, Y, work):
-    """``estimator.fit``, its ValueError reported as a usage error."""
+    estimator.set_params(verbose=verbose, n_threads=args.threads)
     try:
-        with _fitting(args, work) as verbose:
-            estimator.set_params(verbose=verbose)
+        with contextlib.ExitStack() as stack:
+            if verbose:
+                stack.enter_context(contextlib.redirect_stdout(sys.stderr))
             start = time.perf_counter()
             estimator.fit(X, Y)
     except ValueError as exc:
@@ -233,7 +223,7 @@ def _run_demo(parser, args):
           f"{W[0, :args.kernel_size].astype(int).tolist()}, {W.shape[0]} x {W.shape[1]} = {W.size} "
           "weight entries, nothing told about the structure.", flush=True)
     disc = SharingDiscoverer(model="linear", random_state=args.seed)
-    elapsed = _fit(parser, disc, args, X, Y, W.size * X.shape[1])
+    elapsed = _fit(parser, disc, args, X, Y)
     drawing, legend = _draw(disc.sharing_partition_, W.shape, disc.shared_values_)
     print(f"\nDiscovered sharing ({disc.n_groups_} groups), weight matrix of group ids:")
     print(drawing)
@@ -424,7 +414,7 @@ def _run_discover(parser, args):
     print(f"Data: X {X.shape[0]} x {X.shape[1]}" + (
         "" if Y is None else f", Y {' x '.join(map(str, Y.shape))}") +
         f"; model {model!r}: {n_items} shareable {what}.", flush=True)
-    elapsed = _fit(parser, disc, args, X, Y, n_items * X.shape[1])
+    elapsed = _fit(parser, disc, args, X, Y)
 
     for line in _summary_lines(disc, shape):
         print(line)
@@ -452,10 +442,6 @@ def main(argv=None):
     if args.command is None:  # options only, e.g. --quiet
         parser.print_help(sys.stderr)
         return 2
-    if args.threads is not None:
-        from ._threads import ENV_VAR
-
-        os.environ[ENV_VAR] = str(args.threads)  # seen by every fit of this process
     return args.run(args.command_parser, args)
 
 

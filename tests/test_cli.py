@@ -57,7 +57,7 @@ def test_demo_recovers_draws_and_names_the_circular_convolution(capsys):
 
 def test_demo_valid_mode(capsys):
     args = ["demo", "--mode", "valid", "--n-inputs", "6", "--kernel-size", "2",
-            "--n-samples", "80"]
+            "--n-samples", "80", "--threads", "1"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "0 of 30 entries (exact recovery)" in out

@@ -322,11 +322,19 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         in which its rounded (argmax) partition did not change or its objective did not improve
         by ``tol``.
     n_restarts : int or "auto", default="auto"
-        Relaxation restarts from random logits; one more search always starts from the fully
-        shared partition, and the partition with the best objective is kept. ``"auto"`` runs 3
-        restarts when one relaxation step is cheap (items x inputs <= 2**16, e.g. a 30 x 32 map)
-        and none above, where the search from the shared partition alone is used. Module
-        models: ``"auto"`` is 1 restart.
+        Relaxation restarts from random logits; one more search always starts from ``init``,
+        and the partition with the best objective is kept. ``"auto"`` runs 3 restarts when one
+        relaxation step is cheap (items x inputs <= 2**16, e.g. a 30 x 32 map) and none above,
+        where the search from ``init`` alone is used. Module models: ``"auto"`` is 1 restart.
+    init : "auto", "shared", str or array-like, default="auto"
+        The partition the search starts from besides the relaxations, as ``KMeans(init=...)``:
+        ``"auto"`` and ``"shared"`` the fully shared partition (one group), a named sharing
+        built for the model's layer shape (``"shift"``, ``"permutation"``, ``"unshared"``, see
+        ``reference``), or a partition of the items (labels or a hard selection matrix).
+        ``SharingDiscoverer(init=labels, n_restarts=0, local_search=False).fit(...)`` scores
+        that partition: its ``objective_`` is on the same scale as any fit's with the same data
+        and ``random_state``, which tells whether a hypothesised sharing beats the one found.
+        With ``local_search`` the search is warm-started from it.
     local_search : bool, default=True
         Polish each rounded partition by the exact discrete search. Module models: the search
         of :func:`sharelearn.nettrain.network_search` (merges, splits along the items'
@@ -493,6 +501,7 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
         "n_restarts": [Interval(numbers.Integral, 0, None, closed="left"), StrOptions({"auto"})],
+        "init": [str, "array-like", "sparse matrix"],
         "local_search": ["boolean"],
         "max_search_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "loss": [StrOptions({"l1", "mse"})],
@@ -519,7 +528,7 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
                  nuclear_kind="nuclear", code_length=2.0, entropy=0.1, objective="validation",
                  alpha=1e-6, fit_intercept=True, cv=5,
                  max_iter=100, learning_rate=0.3, temperature=(1.0, 0.05), tol=1e-4,
-                 n_iter_no_change=10, n_restarts="auto", local_search=True,
+                 n_iter_no_change=10, n_restarts="auto", init="auto", local_search=True,
                  max_search_iter=1000, loss="l1", inner_steps=10, inner_learning_rate=0.01,
                  hypergrad="cg", hypergrad_iter=10, neumann_alpha=0.01, search_steps=200,
                  search_inits=3, max_epochs=1000, validation_fraction=0.2, patience=100,
@@ -543,6 +552,7 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
         self.n_restarts = n_restarts
+        self.init = init
         self.local_search = local_search
         self.max_search_iter = max_search_iter
         self.loss = loss
@@ -735,7 +745,8 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         _warn_if_standardised_per_feature(X, self.model)
         Xd, Y, intercept, units = self._design(X, y)
         n_items = self._n_items(X.shape[1], Y.shape[1])
-        reference = self._reference_partition(n_items, (Y.shape[1], Xd.shape[1]))
+        reference = self._partition_param("reference", n_items, (Y.shape[1], Xd.shape[1]))
+        start = self._start_partition(n_items, (Y.shape[1], Xd.shape[1]))
         rng = check_random_state(self.random_state)
         everything = [(np.arange(X.shape[0]), np.arange(X.shape[0]))]
         evidence = self.objective == "evidence"
@@ -759,7 +770,7 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
             n_restarts = 3 if n_items * Xd.shape[1] <= _AUTO_RESTART_BUDGET else 0
         seeds = rng.randint(2**31, size=n_restarts + 1)
         results = discover(
-            problem, objective, seeds, n_relax=n_restarts,
+            problem, objective, seeds, n_relax=n_restarts, start=start,
             batch_size=max(1, _RELAXATION_BUDGET // (n_items * n_columns)),
             search=self.local_search, search_max_iter=self.max_search_iter,
             n_jobs=self.n_jobs, verbose=self.verbose,
@@ -794,18 +805,30 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         self.fit_time_ = time.perf_counter() - start_time
         return self
 
-    def _reference_partition(self, n_items, layer_shape):
-        """The ``reference`` as labels of the model's items (None without one)."""
-        if isinstance(self.reference, str):
-            return named_sharing(self.reference, layer_shape)
-        if self.reference is None:
+    def _partition_param(self, name, n_items, layer_shape):
+        """The partition given as parameter ``name`` (``reference`` or ``init``: labels, a
+        hard selection matrix or a named sharing) as labels of the model's items; None when it
+        is None."""
+        value = getattr(self, name)
+        if isinstance(value, str):
+            try:
+                return named_sharing(value, layer_shape)
+            except ValueError as err:
+                raise ValueError(f"{name}={value!r}: {err}") from None
+        if value is None:
             return None
-        reference = _to_partition(self.reference, "reference")
-        if reference.size != n_items:
+        labels = _to_partition(value, name)
+        if labels.size != n_items:
             owner = "model" if _is_closed_form(self) else "module"
-            raise ValueError(f"reference partitions {reference.size} items, but the {owner} "
+            raise ValueError(f"{name} partitions {labels.size} items, but the {owner} "
                              f"has {n_items} shareable items.")
-        return reference
+        return labels
+
+    def _start_partition(self, n_items, layer_shape):
+        """The partition the search starts from besides the relaxations (see ``init``)."""
+        if isinstance(self.init, str) and self.init == "auto":
+            return np.zeros(n_items, dtype=np.int64)
+        return self._partition_param("init", n_items, layer_shape)
 
     def _warn_unbounded_penalties(self, n_items):
         """Without nuclear and code-length penalties nothing bounds the number of groups."""
@@ -1006,7 +1029,8 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
             t.to(device=device, dtype=dtype) for t in self._other_initialisations(
                 X, Y.shape[1], rng.randint(2**31, size=self.search_inits - 1))]
 
-        reference = self._reference_partition(n_items, (n_items, 1))
+        reference = self._partition_param("reference", n_items, (n_items, 1))
+        start_labels = self._start_partition(n_items, (n_items, 1))
 
         fit_rows = np.concatenate([train, val])
         mean = Y[fit_rows].mean(0)
@@ -1046,7 +1070,7 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         results = []
         for start, seed in zip(starts_iter, seeds, strict=True):
             if start == "shared":
-                labels = np.zeros(n_items, dtype=np.int64)
+                labels = start_labels
                 soft, curve, n_iter = None, np.empty(0), 0
             else:
                 soft, curve, n_iter = nettrain.relax_network(

@@ -136,8 +136,9 @@ def _search_in_turn(objective, starts, search, search_max_iter, verbose):
 
 
 def discover(problem, objective, seeds, *, n_relax, batch_size, search, search_max_iter,
-             n_jobs=None, verbose=0, **relax_params):
-    """All the starts of one fit: ``n_relax`` relaxations and the fully shared partition.
+             start=None, n_jobs=None, verbose=0, **relax_params):
+    """All the starts of one fit: ``n_relax`` relaxations and one given partition (by default
+    the fully shared one).
 
     Parameters
     ----------
@@ -153,6 +154,8 @@ def discover(problem, objective, seeds, *, n_relax, batch_size, search, search_m
     search : bool
         Whether to improve each rounded partition by :func:`~sharelearn.search.local_search`.
     search_max_iter : int
+    start : array-like of shape (n_items,) or None
+        The partition searched from besides the relaxations; None is the fully shared one.
     n_jobs : int or None
         joblib workers: relaxation batches and searches are spread over them.
     verbose : int
@@ -179,7 +182,8 @@ def discover(problem, objective, seeds, *, n_relax, batch_size, search, search_m
     relaxed = [r for batch in relaxed for r in batch]
 
     starts = [canonical_labels(soft.argmax(1)) for soft, _, _ in relaxed]
-    starts.append(np.zeros(problem.n_items, dtype=np.int64))
+    starts.append(np.zeros(problem.n_items, dtype=np.int64) if start is None
+                  else canonical_labels(start))
     distinct = {}
     for labels in starts:
         distinct.setdefault(labels.tobytes(), labels)

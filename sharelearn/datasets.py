@@ -290,6 +290,9 @@ def make_convolution(
     mode="valid",
     kernel=None,
     noise=0.1,
+    inputs="normal",
+    correlation=0.0,
+    relative_noise=False,
     random_state=None,
 ):
     """Generate a linear regression problem whose weights are a convolution.
@@ -335,13 +338,28 @@ def make_convolution(
         finite) is used as given.
     noise : float, default=0.1
         Standard deviation of the Gaussian noise added to ``Y``; at least 0.
+    inputs : {'normal', 'images'}, default='normal'
+        ``'normal'``: standard normal inputs, correlated along each axis by ``correlation``.
+        ``'images'``: patches of the size of ``input_shape`` (2-D only) cut at random places
+        from scikit-learn's two sample photographs (:func:`sklearn.datasets.load_sample_images`,
+        needs Pillow), in grey levels, standardised by one global mean and standard deviation:
+        natural images, whose neighbouring pixels correlate above 0.9.
+    correlation : float, default=0.0
+        With ``inputs='normal'``: the coefficient ``rho`` in ``(-1, 1)`` of a stationary AR(1)
+        process along each axis (separable for images): neighbouring inputs correlate by
+        ``rho``, inputs ``d`` apart by ``rho ** d``; every input keeps unit variance. 0 gives
+        independent inputs; 0.9 gives smooth signals.
+    relative_noise : bool, default=False
+        Whether ``noise`` is a multiple of the standard deviation of the noise-free targets
+        (all entries together) instead of an absolute amount.
     random_state : int, RandomState instance, Generator or None, default=None
-        Seeds the kernel (when ``kernel='random'``), ``X`` and the noise.
+        Seeds the kernel (when ``kernel='random'``), ``X`` (or the patches' places) and the
+        noise.
 
     Returns
     -------
     X : ndarray of shape (n_samples, n_in), dtype float64
-        Standard normal inputs (images flattened row-major).
+        The inputs (images flattened row-major).
     Y : ndarray of shape (n_samples, n_out), dtype float64
         Noisy cross-correlations (flattened row-major for images).
     labels : ndarray of shape (n_out * n_in,), dtype int64
@@ -371,14 +389,64 @@ def make_convolution(
     noise = check_real(noise, "noise", min_value=0.0)
     rng = _check_random_state(random_state)
 
+    if inputs not in ("normal", "images"):
+        raise ValueError(f"inputs must be 'normal' or 'images', got {inputs!r}.")
+    correlation = check_real(correlation, "correlation")
+    if not -1.0 < correlation < 1.0:
+        raise ValueError(f"correlation must lie in (-1, 1), got {correlation}.")
+    if inputs == "images" and len(in_shape) != 2:
+        raise ValueError("inputs='images' needs a 2-D input_shape (h, w), got "
+                         f"{tuple(in_shape)}.")
     kernel = _make_kernel(kernel, k_shape, rng)
     index = _tap_index(in_shape, k_shape, mode)
     weight = np.where(index >= 0, kernel.ravel()[index], 0.0)
     n_out, n_in = weight.shape
 
-    X = rng.standard_normal((n_samples, n_in))
-    Y = X @ weight.T + noise * rng.standard_normal((n_samples, n_out))
+    if inputs == "images":
+        X = _image_patches(n_samples, in_shape, rng)
+    else:
+        X = _ar1_inputs(n_samples, in_shape, correlation, rng)
+    clean = X @ weight.T
+    scale = float(clean.std()) if relative_noise else 1.0
+    Y = clean + noise * scale * rng.standard_normal((n_samples, n_out))
     return X, Y, _canonical(index), weight
+
+
+def _ar1_inputs(n_samples, shape, rho, rng):
+    """Standard normal inputs of ``shape`` (flattened), AR(1) with coefficient ``rho`` along
+    each axis: a stationary recursion along one axis after the other keeps unit variance."""
+    X = rng.standard_normal((n_samples, *shape))
+    if rho == 0.0:
+        return X.reshape(n_samples, -1)
+    innovation = np.sqrt(1.0 - rho**2)
+    for axis in range(1, X.ndim):
+        X = np.moveaxis(X, axis, 1)
+        for i in range(1, X.shape[1]):
+            X[:, i] = rho * X[:, i - 1] + innovation * X[:, i]
+        X = np.moveaxis(X, 1, axis)
+    return X.reshape(n_samples, -1)
+
+
+def _image_patches(n_samples, shape, rng):
+    """Grey patches of ``shape`` at random places of scikit-learn's sample photographs,
+    standardised by one global mean and standard deviation (flattened row-major)."""
+    from sklearn.datasets import load_sample_images
+
+    try:
+        photos = load_sample_images().images
+    except ImportError as err:
+        raise ImportError("inputs='images' reads scikit-learn's sample photographs, which "
+                          f"needs Pillow: pip install pillow ({err})") from None
+    grey = [photo.astype(np.float64).mean(-1) for photo in photos]
+    h, w = shape
+    if any(h > g.shape[0] or w > g.shape[1] for g in grey):
+        raise ValueError(f"input_shape {tuple(shape)} is larger than the sample photographs.")
+    which = _integers(rng, 0, len(grey), n_samples)
+    rows = [int(_integers(rng, 0, grey[i].shape[0] - h + 1, 1)[0]) for i in which]
+    cols = [int(_integers(rng, 0, grey[i].shape[1] - w + 1, 1)[0]) for i in which]
+    X = np.stack([grey[i][r:r + h, c:c + w].ravel()
+                  for i, r, c in zip(which, rows, cols, strict=True)])
+    return (X - X.mean()) / X.std()
 
 
 def make_sum_of_numbers(n_samples=100, *, length=4, variant="shared", noise=0.5, random_state=None):

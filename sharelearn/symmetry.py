@@ -1126,10 +1126,10 @@ def named_sharing(name, shape):
             return shift_sharing(n_in, n_in - n_out + 1, "valid")
         if n_out == n_in:
             return shift_sharing(n_in, n_in, "circular")
-        raise ValueError(f"reference='shift' needs n_outputs <= n_features, got shape {shape}.")
+        raise ValueError(f"the sharing 'shift' needs n_outputs <= n_features, got shape {shape}.")
     if name == "permutation":
         if n_out != n_in:
-            raise ValueError(f"reference='permutation' needs a square layer, got shape {shape}.")
+            raise ValueError(f"the sharing 'permutation' needs a square layer, got shape {shape}.")
         return sharing_from_group(permutation_generators(n_in), (n_out, n_in))
-    raise ValueError(f"reference={name!r} is not a known sharing; expected one of "
+    raise ValueError(f"{name!r} is not a known sharing; expected one of "
                      f"{', '.join(repr(n) for n in names)}.")

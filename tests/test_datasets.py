@@ -429,3 +429,56 @@ def test_sum_of_numbers_reproducible():
 def test_make_sum_of_numbers_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_sum_of_numbers(**kwargs)
+
+
+# -- realistic inputs --------------------------------------------------------------------------
+def test_ar1_inputs_have_unit_variance_and_the_asked_correlation():
+    X, Y, labels, weight = make_convolution(4000, input_shape=16, kernel_size=3, correlation=0.9,
+                                            random_state=0)
+    np.testing.assert_allclose(X.std(0), 1.0, atol=0.06)
+    lag1 = np.mean([np.corrcoef(X[:, i], X[:, i + 1])[0, 1] for i in range(15)])
+    lag2 = np.mean([np.corrcoef(X[:, i], X[:, i + 2])[0, 1] for i in range(14)])
+    assert lag1 == pytest.approx(0.9, abs=0.02) and lag2 == pytest.approx(0.81, abs=0.03)
+    # the targets are still the correlation of these inputs with the kernel
+    assert np.std(Y - X @ weight.T) == pytest.approx(0.1, rel=0.05)
+
+
+def test_2d_ar1_inputs_correlate_along_both_axes():
+    X, *_ = make_convolution(3000, input_shape=(6, 6), kernel_size=2, correlation=0.8,
+                             random_state=0)
+    images = X.reshape(-1, 6, 6)
+    across_rows = np.corrcoef(images[:, 2, 3], images[:, 3, 3])[0, 1]
+    across_cols = np.corrcoef(images[:, 3, 2], images[:, 3, 3])[0, 1]
+    assert across_rows == pytest.approx(0.8, abs=0.04)
+    assert across_cols == pytest.approx(0.8, abs=0.04)
+
+
+def test_image_patches_are_natural_and_globally_standardised():
+    X, Y, labels, weight = make_convolution(500, input_shape=(8, 8), kernel_size=3,
+                                            inputs="images", kernel="random", random_state=0)
+    assert X.shape == (500, 64) and Y.shape == (500, 36)
+    assert X.mean() == pytest.approx(0.0, abs=1e-12) and X.std() == pytest.approx(1.0)
+    # neighbouring pixels of photographs correlate strongly; the design is ill-conditioned
+    assert np.corrcoef(X[:, 0], X[:, 1])[0, 1] > 0.8
+    assert np.linalg.cond(X.T @ X) > 1e3
+    again = make_convolution(500, input_shape=(8, 8), kernel_size=3, inputs="images",
+                             kernel="random", random_state=0)[0]
+    np.testing.assert_array_equal(X, again)
+
+
+def test_relative_noise_is_a_fraction_of_the_targets_spread():
+    X, Y, _, weight = make_convolution(2000, input_shape=12, kernel_size=3, kernel="random",
+                                       noise=0.1, relative_noise=True, random_state=0)
+    clean = X @ weight.T
+    assert np.std(Y - clean) == pytest.approx(0.1 * clean.std(), rel=0.05)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(inputs="photos"), "inputs must be 'normal' or 'images'"),
+    (dict(correlation=1.0), r"correlation must lie in \(-1, 1\)"),
+    (dict(inputs="images"), "needs a 2-D input_shape"),
+    (dict(input_shape=(500, 8), kernel_size=2, inputs="images"), "larger than the sample"),
+])
+def test_realistic_inputs_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_convolution(10, **{"input_shape": 8, "kernel_size": 3, **kwargs})

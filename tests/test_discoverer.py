@@ -435,3 +435,41 @@ def test_no_standardisation_warning_on_the_packages_data(make, kwargs):
             SharingDiscoverer(random_state=0, **FAST).fit(data[0])
         else:
             SharingDiscoverer(model="linear", random_state=0, **FAST).fit(data[0], data[1])
+
+
+# -- init: evaluate or warm-start from a hypothesis ----------------------------------------------
+def test_init_scores_a_hypothesis_on_the_fits_own_scale(conv_data):
+    X, Y, truth, _ = conv_data
+    found = SharingDiscoverer(model="linear", random_state=0).fit(X, Y)
+    scored = SharingDiscoverer(model="linear", init=truth, n_restarts=0, local_search=False,
+                               random_state=0).fit(X, Y)
+    np.testing.assert_array_equal(scored.sharing_partition_, truth)
+    np.testing.assert_array_equal(found.sharing_partition_, truth)
+    assert scored.objective_ == pytest.approx(found.objective_, rel=1e-12)
+    shared = SharingDiscoverer(model="linear", init="shared", n_restarts=0, local_search=False,
+                               random_state=0).fit(X, Y)
+    assert shared.n_groups_ == 1 and shared.objective_ > scored.objective_
+    # a named hypothesis: "shift" is the valid convolution of this layer's shape
+    named = SharingDiscoverer(model="linear", init="shift", n_restarts=0, local_search=False,
+                              random_state=0).fit(X, Y)
+    np.testing.assert_array_equal(named.sharing_partition_, truth)
+
+
+def test_init_warm_starts_the_search(conv_data):
+    X, Y, truth, _ = conv_data
+    guess = truth.copy()
+    guess[:3] = truth.max() + 1  # three entries moved to a wrong group of their own
+    est = SharingDiscoverer(model="linear", init=guess, n_restarts=0, random_state=0).fit(X, Y)
+    np.testing.assert_array_equal(est.sharing_partition_, truth)
+    assert est.n_search_moves_ >= 1
+
+
+@pytest.mark.parametrize("init, message", [
+    (np.zeros(7, dtype=int), "init partitions 7 items, but the model has 20"),
+    ("rotation", "init='rotation': 'rotation' is not a known sharing"),
+    ("permutation", "init='permutation': the sharing 'permutation' needs a square layer"),
+])
+def test_bad_init_is_a_clear_error(conv_data, init, message):
+    X, Y, _, _ = conv_data
+    with pytest.raises(ValueError, match=message):
+        SharingDiscoverer(model="linear", init=init).fit(X, Y)

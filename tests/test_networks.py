@@ -505,3 +505,12 @@ def test_a_failed_module_fit_leaves_a_fitted_closed_form_estimator_as_it_was(flo
     for key in ("coef_", "sharing_partition_", "n_features_in_", "_evidence_terms"):
         assert vars(est)[key] is before[key]
     assert not hasattr(est, "history_")
+
+
+def test_init_gives_a_module_models_starting_partition(float_data):
+    X, y = float_data
+    est = SharingDiscoverer(PositionwiseSum, init=[0, 0, 1, 1], local_search=False,
+                            **{**MODULE_FAST, "n_restarts": 0}).fit(X, y)
+    np.testing.assert_array_equal(est.sharing_partition_, [0, 0, 1, 1])
+    with pytest.raises(ValueError, match="init partitions 3 items, but the module has 4"):
+        SharingDiscoverer(PositionwiseSum, init=[0, 0, 1], **MODULE_FAST).fit(X, y)

@@ -4,8 +4,8 @@ torch starts with one intra-op thread per core. The fits of this package are mos
 tensor operations, whose cost is the per-operation overhead; spreading each over several
 OpenMP threads only adds synchronisation, and when another process holds a core (a test run,
 a second fit, a browser) every operation waits for the thread that has no core: on a 2-core
-machine the README's first discovery took 0.4-0.8 s on one thread and 13-19 s on torch's
-default two (``benchmarks/bench_threads.py``, figures in ``docs/results.md``).
+machine shared with another job, the README's first discovery took 0.36 s on one thread and
+18 s on torch's default two (``benchmarks/bench_threads.py``, figures in ``docs/results.md``).
 
 :func:`fit_threads` scopes a thread count to one fit: it is chosen by :func:`choose_threads`
 from a size hint of the fit, set with :func:`torch.set_num_threads` and restored on exit, also
@@ -34,10 +34,11 @@ import torch
 __all__ = ["PARALLEL_WORK", "choose_threads", "fit_threads"]
 
 #: Work (``n_items * n_inputs`` of a closed-form problem, or a network's parameter count) from
-#: which the automatic choice keeps torch's thread count instead of one thread. Measured on
-#: this project's 2-core machine, more threads were never faster while another process was
-#: running, and at most marginally faster on an idle machine even at 65,536 items x 256 inputs
-#: (``benchmarks/bench_threads.py``): no fit of the package's sizes reaches it.
+#: which the automatic choice keeps torch's thread count instead of one thread. On this
+#: project's 2-core machine, two threads were 2 to 50 times slower than one while another job
+#: ran, at every size; at 65,536 items x 256 inputs on a momentarily idle machine they won one
+#: of three single fits (by 1.5 times) and lost the other two (``benchmarks/bench_threads.py``).
+#: One thread has the smaller worst case, so no size reaches it; ``n_threads`` gives more.
 PARALLEL_WORK = float("inf")
 
 ENV_VAR = "SHARELEARN_NUM_THREADS"

@@ -419,7 +419,8 @@ def _run_discover(parser, args):
     for line in _summary_lines(disc, shape):
         print(line)
     group = disc.symmetry_group_
-    print(f"symmetry: {group.name} (order {group.order})")
+    order = group.order if group.order < 10**12 else f"{float(group.order):.3g}"
+    print(f"symmetry: {group.name} (order {order})")
     print(f"objective: {disc.objective_:.4f} ({args.objective}; lower is better)")
     if args.output_partition is not None:
         _write_partition(disc, args.output_partition, shape, model)

@@ -46,6 +46,11 @@ PROMISES = {
                               "distance 0",
                               "stored weight rows: (2, 16) -> full weight: (6, 16)",
                               "positions of one group still share their row: True"],
+    "plot_preprocessing.py": ["linear, GlobalScaler (centred, one scale):\n   4 groups, "
+                              "partition distance 0",
+                              "   warning: Every feature of X has mean 0",
+                              "mean, GlobalScaler (one scale, not centred):\n   2 groups, "
+                              "partition distance 0"],
     "plot_symmetry_naming.py": ["discovered symmetry: C_8 of order 8",
                                 "discovered symmetry: S_6 of order 720"],
 }

@@ -37,7 +37,7 @@ from .networks import (
     tie_parameters,
 )
 from .partition import _to_partition, canonical_labels, labels_to_selection, partition_distance
-from .search import EvidenceObjective, HardObjective
+from .search import EvidenceObjective, HardObjective, input_correlation, ridge_clusters
 from .symmetry import named_sharing, symmetry_group
 
 __all__ = ["SharingDiscoverer"]
@@ -53,6 +53,10 @@ _REFIT_LR_FACTOR = 0.1
 # it the search from the shared partition reached the same objective 100x faster (measured on
 # valid 70 -> 68, 4,760 entries, and the 64-input small-data curve: benchmarks/bench_shift.py).
 _AUTO_RESTART_BUDGET = 2**16
+# Inputs count as strongly correlated when the largest eigenvalue of their correlation matrix is
+# above this fraction of their number (independent inputs: (1 + sqrt(d / n))^2 / d, 0.03 to 0.15
+# on the benchmarks' shift tasks; AR(0.9) signals of 64 inputs about 0.3; image patches 0.6-0.9).
+_CORRELATED_INPUTS = 0.2
 # What a fit leaves besides its public ``*_`` attributes; a new fit removes all of it first.
 _PRIVATE_FIT_STATE = ("_y_1d", "_evidence_terms", "_log_evidence_value", "_reference_labels",
                       "_symmetry_group", "_n_tokens", "_module_share_", "_module_template",
@@ -325,7 +329,9 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         Relaxation restarts from random logits; one more search always starts from ``init``,
         and the partition with the best objective is kept. ``"auto"`` runs 3 restarts when one
         relaxation step is cheap (items x inputs <= 2**16, e.g. a 30 x 32 map) and none above,
-        where the search from ``init`` alone is used. Module models: ``"auto"`` is 1 restart.
+        where the searches from ``init`` and (linear map, ``init="auto"``, strongly correlated
+        inputs) from two clusters of a ridge estimate are used. Module models: ``"auto"`` is 1
+        restart.
     init : "auto", "shared", str or array-like, default="auto"
         The partition the search starts from besides the relaxations, as ``KMeans(init=...)``:
         ``"auto"`` and ``"shared"`` the fully shared partition (one group), a named sharing
@@ -448,8 +454,10 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         Log marginal likelihood of the chosen partition on all the data, with the precisions at
         their type-II maximum likelihood and without the penalties (reported for both
         objectives), as a density of y in its own units. Closed-form models only.
-    restart_objectives_ : ndarray of shape (n_restarts + 1,)
-        Objective reached from each start (the last from the shared start).
+    restart_objectives_ : ndarray of shape (n_starts,)
+        Objective reached from each start: the relaxations, then ``init`` (the shared
+        partition by default), then, for a linear map fitted without relaxations, with
+        ``init="auto"`` and strongly correlated inputs, two clusters of a ridge estimate.
     loss_curve_ : ndarray
         Relaxed objective per outer iteration of the winning restart.
     n_iter_ : int
@@ -769,8 +777,15 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         if n_restarts == "auto":
             n_restarts = 3 if n_items * Xd.shape[1] <= _AUTO_RESTART_BUDGET else 0
         seeds = rng.randint(2**31, size=n_restarts + 1)
+        # Without relaxations the shared start alone is weak on strongly correlated inputs
+        # (smooth signals, images); a ridge estimate's two clusters are one more start there
+        # (not when the user chose the start). On independent inputs the shared start finds
+        # the same partitions faster (measured: benchmarks/bench_shift.py).
+        extra = ([ridge_clusters(problem)] if n_restarts == 0 and Xd.shape[1] > 1
+                 and isinstance(self.init, str) and self.init == "auto"
+                 and input_correlation(problem) > _CORRELATED_INPUTS else [])
         results = discover(
-            problem, objective, seeds, n_relax=n_restarts, start=start,
+            problem, objective, seeds, n_relax=n_restarts, start=start, extra_starts=extra,
             batch_size=max(1, _RELAXATION_BUDGET // (n_items * n_columns)),
             search=self.local_search, search_max_iter=self.max_search_iter,
             n_jobs=self.n_jobs, verbose=self.verbose,

@@ -136,7 +136,7 @@ def _search_in_turn(objective, starts, search, search_max_iter, verbose):
 
 
 def discover(problem, objective, seeds, *, n_relax, batch_size, search, search_max_iter,
-             start=None, n_jobs=None, verbose=0, **relax_params):
+             start=None, extra_starts=(), n_jobs=None, verbose=0, **relax_params):
     """All the starts of one fit: ``n_relax`` relaxations and one given partition (by default
     the fully shared one).
 
@@ -156,6 +156,8 @@ def discover(problem, objective, seeds, *, n_relax, batch_size, search, search_m
     search_max_iter : int
     start : array-like of shape (n_items,) or None
         The partition searched from besides the relaxations; None is the fully shared one.
+    extra_starts : sequence of array-like of shape (n_items,)
+        More partitions to search from, after ``start``.
     n_jobs : int or None
         joblib workers: relaxation batches and searches are spread over them.
     verbose : int
@@ -184,6 +186,7 @@ def discover(problem, objective, seeds, *, n_relax, batch_size, search, search_m
     starts = [canonical_labels(soft.argmax(1)) for soft, _, _ in relaxed]
     starts.append(np.zeros(problem.n_items, dtype=np.int64) if start is None
                   else canonical_labels(start))
+    starts += [canonical_labels(s) for s in extra_starts]
     distinct = {}
     for labels in starts:
         distinct.setdefault(labels.tobytes(), labels)
@@ -200,8 +203,9 @@ def discover(problem, objective, seeds, *, n_relax, batch_size, search, search_m
     for i, rounded in enumerate(starts):
         labels, value, n_moves, converged = found[rounded.tobytes()]
         soft, curve, n_iter = relaxed[i] if i < n_relax else (None, np.empty(0), 0)
+        kind = "relax" if i < n_relax else "shared" if i == n_relax else "extra"
         results.append(dict(labels=labels, rounded=rounded, value=float(value), soft=soft,
                             curve=curve, n_iter=n_iter, n_moves=n_moves, converged=converged,
-                            start="relax" if i < n_relax else "shared",
+                            start=kind,
                             seed=seeds[i] if i < n_relax else None))
     return results

@@ -22,6 +22,10 @@ case is resolvable when it is 5 or more. Peak memory is the resident-set high-wa
 fit, run in a forked child.
 
     python benchmarks/bench_realistic.py [--quick] [--seeds N] [--objective validation|evidence]
+        [--no-memory] [--only TEXT]
+
+A single ``--objective`` writes ``realistic_<objective>.csv`` (so that the two can run side by
+side, one per core).
 """
 
 from __future__ import annotations
@@ -197,7 +201,8 @@ def main(argv=None):
             summary.append(row)
             print_table([row], floatfmt=".3g")
     print_table(summary, floatfmt=".3g", title="Realistic shift tasks")
-    suffix = "_quick" if args.quick else ""
+    suffix = ("_quick" if args.quick else "") + (
+        "" if args.objective == "both" else f"_{args.objective}")
     write_csv(summary, f"realistic{suffix}.csv")
     write_csv(fits, f"realistic_fits{suffix}.csv")
     print(f"total {time.perf_counter() - start:.0f} s")

@@ -742,8 +742,6 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
             if y is None:
                 raise ValueError("SharingDiscoverer(model='linear') requires y to be passed, "
                                  "but the target y is None: call fit(X, y).")
-            if sp.issparse(y):
-                y = y.toarray()
             X, y = validate_data(self, X, y, multi_output=True, dtype=np.float64)
             y = self._validate_targets(y)
             y_1d = y.ndim == 1
@@ -1024,8 +1022,6 @@ class SharingDiscoverer(TransformerMixin, BaseEstimator):
         temperature = self._validate_temperature()
         device = _resolve_device(self.device)
         dtype = torch.float64 if self.dtype == "float64" else torch.float32
-        if sp.issparse(y):
-            y = y.toarray()
         X, y = self._check_module_X(X, y, reset=True)
         y = self._validate_targets(y)
         y_1d = y.ndim == 1

@@ -78,7 +78,7 @@ def _standardize_array(A, center, name):
             f"The spread of {name} is {scale / largest_offset:.1e} times its offset: fewer than "
             "three significant digits of the data remain after removing the offset, so the "
             f"discovered sharing may be wrong. Subtract the offset from {name} before fitting.",
-            UserWarning, stacklevel=4)
+            UserWarning, stacklevel=7)
     if scale == 0.0:  # constant data: nothing to scale
         scale = 1.0
     return centred / scale, offset, scale

@@ -1,10 +1,10 @@
 """Module models with ``n_jobs``: the search's candidate retrains in threads.
 
-Fits ``SharingDiscoverer("sequence")`` on the sum-of-numbers data of ``bench_sum_of_numbers.py``
-(paper sizes, same splits and seeds) serially and with ``n_jobs=2``, and reports the fit times
-and whether the two fits chose the same partition with the same objective (they must: each
-retrain is the same computation in whichever thread it runs). Run it on an otherwise idle
-machine: the threaded fit needs both cores.
+Fits ``NetworkSharingDiscoverer("sequence")`` on the sum-of-numbers data of
+``bench_sum_of_numbers.py`` (paper sizes, same splits and seeds) serially and with ``n_jobs=2``,
+and reports the fit times and whether the two fits chose the same partition with the same
+objective (they must: each retrain is the same computation in whichever thread it runs). Run it
+on an otherwise idle machine: the threaded fit needs both cores.
 
 Usage (from the repository root)::
 
@@ -22,7 +22,7 @@ import os
 import torch
 from _common import print_table, write_csv
 
-from sharelearn import SharingDiscoverer
+from sharelearn import NetworkSharingDiscoverer
 from sharelearn.datasets import make_sum_of_numbers
 
 
@@ -39,8 +39,9 @@ def main():
         fits = {}
         for n_jobs in (None, 2):
             load = os.getloadavg()[0]
-            est = SharingDiscoverer("sequence", reference=truth, cv=0.6, validation_fraction=0.5,
-                                    dtype="float32", random_state=0, n_jobs=n_jobs).fit(X, y)
+            est = NetworkSharingDiscoverer("sequence", reference=truth, cv=0.6,
+                                           validation_fraction=0.5, dtype="float32",
+                                           random_state=0, n_jobs=n_jobs).fit(X, y)
             fits[n_jobs] = (est, load)
         (serial, load1), (threaded, load2) = fits[None], fits[2]
         row = dict(L=length, PD=int(-serial.score(X, y)),

@@ -22,11 +22,12 @@ Sub-commands
       all Bell(K) partitions, refitted on all 100 rows;
     * ``brute_force_30/70``: the same for the 30/70 objective.
 
-    The estimator's ``objective_`` is checked against :class:`sharelearn.search.HardObjective`
-    built here on the rebuilt folds (they must agree, which proves the folds are the same), and
-    the trials where sharelearn's objective exceeds brute force's by more than 1e-9 are counted
-    and their seeds listed. The paper's numbers (Table 1, as transcribed in METHOD.md) are printed
-    alongside. Target: PD <= 0.05 at every K, and never worse than brute force.
+    The estimator's ``objective_`` is checked against its model's hard objective
+    (:class:`sharelearn.models.closed_form.ValidationObjective`) built on the rebuilt folds (they
+    must agree, which proves the folds are the same), and the trials where sharelearn's
+    objective exceeds brute force's by more than 1e-9 are counted and their seeds listed. The
+    paper's numbers (Table 1, as transcribed in METHOD.md) are printed alongside. Target:
+    PD <= 0.05 at every K, and never worse than brute force.
 
 ``sweeps``
     K = 5 (unless varied), 50 trials per setting (``--trials``), default estimator:
@@ -72,11 +73,10 @@ from sklearn.utils import check_random_state
 
 import sharelearn
 from sharelearn import SharingDiscoverer, partition_distance
-from sharelearn._scaling import standardize
 from sharelearn.datasets import make_shared_means
-from sharelearn.inner import TiedLinearGaussian
+from sharelearn.models import SharedMeans
 from sharelearn.partition import bell_number, enumerate_partitions
-from sharelearn.search import HardObjective
+from sharelearn.penalties import Penalties
 
 # Table 1 of the paper (rank 1, both penalties, 200 trials) as transcribed in METHOD.md:
 # K -> (PD, PD +-, MSE of theta, MSE +-).
@@ -117,18 +117,17 @@ def default_splits(n_samples, random_state):
 
 def hard_objective(X, splits):
     """The estimator's outer objective of hard partitions of the feature means of ``X``."""
-    # the estimator fits the features with their global offset and scale removed
-    _, Xs, _ = standardize(None, X, center_x="none", center_y="global")
-    problem = TiedLinearGaussian(torch.ones(X.shape[0], 1, dtype=torch.float64),
-                                 torch.tensor(Xs), splits, fit_intercept=False,
-                                 alpha=DEFAULTS.alpha)
-    return HardObjective(problem, DEFAULTS.nuclear, DEFAULTS.code_length)
+    # the estimator's model, prepared on the same folds (it brings X to internal units)
+    model = SharedMeans(alpha=DEFAULTS.alpha)
+    model.prepare(X, None, splits, dtype=torch.float64, device=torch.device("cpu"))
+    return model.hard_objective(Penalties.from_params(nuclear=DEFAULTS.nuclear,
+                                                      code_length=DEFAULTS.code_length))
 
 
 def brute_force(objective, n_items):
     """``(labels, value)`` of the best of all Bell(n_items) partitions."""
     parts = enumerate_partitions(n_items)
-    values = np.array([objective.state(p)["value"] for p in parts])
+    values = np.array([objective.state(p).value for p in parts])
     best = int(np.argmin(values))
     return parts[best], float(values[best])
 
@@ -166,11 +165,11 @@ def warm_up():
 
 
 def check_same_objective(est, objective, label):
-    """The estimator's objective must equal HardObjective on the rebuilt splits."""
-    mine = objective.state(est.sharing_partition_)["value"]
+    """The estimator's objective must equal ValidationObjective on the rebuilt splits."""
+    mine = objective.state(est.sharing_partition_).value
     if abs(mine - est.objective_) > TOL * max(1.0, abs(mine)):
         raise RuntimeError(f"{label}: estimator objective {est.objective_!r} != rebuilt "
-                           f"HardObjective {mine!r}; the splits differ.")
+                           f"ValidationObjective {mine!r}; the splits differ.")
 
 
 # -- table 1 ---------------------------------------------------------------------------------

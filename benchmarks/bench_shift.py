@@ -77,10 +77,9 @@ from sklearn.utils import check_random_state
 
 import sharelearn
 from sharelearn import SharingDiscoverer, partition_distance
-from sharelearn._scaling import standardize
 from sharelearn.datasets import make_convolution
-from sharelearn.inner import TiedLinearGaussian
-from sharelearn.search import HardObjective
+from sharelearn.models import LinearMap
+from sharelearn.penalties import Penalties
 
 TARGET_MIN_EXACT_FRACTION = 0.9  # PD = 0 in at least 9 of 10 seeds
 TARGET_TIME_S = {4760: 5.0, 65536: 60.0}
@@ -146,12 +145,12 @@ def truth_objective(X, Y, labels, found, seed):
     kfold = KFold(n_splits=5, shuffle=True, random_state=rng.randint(2**31))
     splits = [(np.asarray(tr), np.asarray(va)) for tr, va in kfold.split(X)]
     defaults = SharingDiscoverer()
-    # the estimator fits X and Y with their column means and one global scale each removed
-    Xs, Ys, _ = standardize(X, Y, center_x="columns", center_y="columns")
-    problem = TiedLinearGaussian(torch.tensor(Xs), torch.tensor(Ys), splits, fit_intercept=True,
-                                 alpha=defaults.alpha)
-    objective = HardObjective(problem, defaults.nuclear, defaults.code_length)
-    return objective.state(labels)["value"], objective.state(found)["value"]
+    # the estimator's model, prepared on the same folds (it brings X and Y to internal units)
+    model = LinearMap(alpha=defaults.alpha)
+    model.prepare(X, Y, splits, dtype=torch.float64, device=torch.device("cpu"))
+    objective = model.hard_objective(Penalties.from_params(nuclear=defaults.nuclear,
+                                                           code_length=defaults.code_length))
+    return objective.state(labels).value, objective.state(found).value
 
 
 def fit_in_child(X, Y, labels, seed):

@@ -6,7 +6,7 @@ early-stopping sequences (``validation_fraction=0.5``), and of the other 250, 10
 validation (``cv=0.6``). Test: 100,000 noise-free sequences
 (``make_sum_of_numbers(100_000, noise=0, random_state=10_000 + seed)``).
 
-Fit: ``SharingDiscoverer("sequence", reference=labels, cv=0.6, validation_fraction=0.5,
+Fit: ``NetworkSharingDiscoverer("sequence", reference=labels, cv=0.6, validation_fraction=0.5,
 dtype="float32", random_state=seed)``, defaults otherwise (embedding 500, hidden 50, L1 loss on
 standardised targets, 1 relaxation restart plus the search from the shared start, conjugate-
 gradient hypergradients, each partition the search scores retrained from 3 initialisations).
@@ -47,10 +47,12 @@ import torch
 from _common import print_table, write_csv
 from sklearn.utils import check_random_state
 
-from sharelearn import SharingDiscoverer
-from sharelearn._discoverer import _REFIT_LR_FACTOR
+from sharelearn import NetworkSharingDiscoverer
 from sharelearn.datasets import make_sum_of_numbers
+from sharelearn.models import network_model
+from sharelearn.models.module import _REFIT_LR_FACTOR
 from sharelearn.nettrain import RetrainScorer, refit_best
+from sharelearn.penalties import Penalties
 
 N_SAMPLES = 500
 N_TEST = 100_000
@@ -74,18 +76,20 @@ def _baseline_mae(est, X, y, labels, X_test, y_test, seed):
     Y = ((y - est.target_mean_[0]) / est.target_scale_[0]).astype(np.float32)[:, None]
     Xt, Yt = torch.as_tensor(X), torch.as_tensor(Y)
     t0 = time.perf_counter()
-    templates = [est._build_module(X, 1, BASELINE_SEED + 10 * seed + i)
+    model = network_model(est)  # builds the module as the fit does
+    templates = [model.build(X, 1, BASELINE_SEED + 10 * seed + i)
                  for i in range(est.search_inits)]
+    penalties = Penalties.from_params(nuclear=est.nuclear, code_length=est.code_length)
     scorer = RetrainScorer(templates, est._module_share_,
                            (Xt[train], Yt[train], Xt[val], Yt[val]), steps=est.search_steps,
-                           lr=est.inner_learning_rate, loss=est.loss, weight_decay=est.alpha,
-                           n_obs=len(train), nuclear=est.nuclear, code_length=est.code_length,
+                           lr=est.inner_learning_rate, loss=est.loss,
+                           weight_decay=est.weight_decay, n_obs=len(train), penalties=penalties,
                            dtype=torch.float32, device="cpu")
     fit = np.concatenate([train, val])
     module, _, _ = refit_best(scorer.trained_modules(labels), X=Xt[fit], y=Yt[fit],
                               X_stop=Xt[stop], y_stop=Yt[stop],
                               lr=_REFIT_LR_FACTOR * est.inner_learning_rate,
-                              loss=est.loss, weight_decay=est.alpha,
+                              loss=est.loss, weight_decay=est.weight_decay,
                               max_epochs=est.max_epochs, patience=est.patience, device="cpu",
                               verbose=0)
     return _test_mae(module, est, X_test, y_test), time.perf_counter() - t0
@@ -97,8 +101,9 @@ def run_case(length, variant, seed, baselines):
     X_test, y_test, _ = make_sum_of_numbers(N_TEST, length=length, variant=variant, noise=0.0,
                                             random_state=10_000 + seed)
     load = os.getloadavg()[0]
-    est = SharingDiscoverer("sequence", reference=truth, cv=0.6, validation_fraction=0.5,
-                            dtype="float32", random_state=seed)
+    est = NetworkSharingDiscoverer("sequence", reference=truth, cv=0.6,
+                                   validation_fraction=0.5, dtype="float32",
+                                   random_state=seed)
     t0 = time.perf_counter()
     est.fit(X, y)
     wall = time.perf_counter() - t0
@@ -157,8 +162,8 @@ def main():
 
     # warm-up: the first fit pays torch's one-off initialisation
     X, y, _ = make_sum_of_numbers(60, length=2, random_state=0)
-    SharingDiscoverer("sequence", max_iter=2, search_steps=5, max_epochs=5,
-                      module__embedding_dim=4, module__hidden=2).fit(X, y)
+    NetworkSharingDiscoverer("sequence", max_iter=2, search_steps=5, max_epochs=5,
+                             module__embedding_dim=4, module__hidden=2).fit(X, y)
 
     rows = []
     for variant in variants:
@@ -173,7 +178,7 @@ def main():
                       + f"fit={row['fit_s']:.1f}s load={row['load1']:.2f}", flush=True)
                 write_csv(rows, f"sum_of_numbers_fits{suffix}.csv")
     summary = summarise(rows, baselines)
-    print_table(summary, title="\nSum of numbers: sharelearn SharingDiscoverer('sequence')")
+    print_table(summary, title="\nSum of numbers: sharelearn NetworkSharingDiscoverer('sequence')")
     write_csv(summary, f"sum_of_numbers{suffix}.csv")
 
 

@@ -2,13 +2,13 @@
 Sharing inside your own torch module
 ====================================
 
-Any ``torch.nn.Module`` can be handed to ``SharingDiscoverer``, with a declaration of which of
-its parameters may be tied and along which axis. Here a small module applies its own little
-layer to each of six real inputs and sums the results, so each input position has a weight row
-and a bias row. The target is ``tanh(x0) - tanh(x1) + tanh(x2) - ...``: positions of the same
-sign could share one layer, positions of opposite signs cannot. The discoverer finds that
-grouping from 400 samples; the module class itself is never changed (the tying goes through
-``torch.nn.utils.parametrize``).
+Any ``torch.nn.Module`` can be handed to ``NetworkSharingDiscoverer``, with a declaration of
+which of its parameters may be tied and along which axis. Here a small module applies its own
+little layer to each of six real inputs and sums the results, so each input position has a
+weight row and a bias row. The target is ``tanh(x0) - tanh(x1) + tanh(x2) - ...``: positions of
+the same sign could share one layer, positions of opposite signs cannot. The discoverer finds
+that grouping from 400 samples; the module class itself is never changed (the tying goes
+through ``torch.nn.utils.parametrize``).
 """
 
 import os
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sharelearn import SharingDiscoverer, partition_distance
+from sharelearn import NetworkSharingDiscoverer, partition_distance
 from sharelearn.plotting import SharingDisplay
 
 
@@ -52,9 +52,9 @@ truth = (signs < 0).astype(int)
 # The module is passed as a class with its keyword arguments routed skorch-style
 # (``module__length``), so a grid search can reach them. ``share`` says that the rows (axis 0)
 # of ``weight`` and ``bias`` are the items to group; both are tied by the same partition.
-disc = SharingDiscoverer(PositionwiseSum, share={"weight": 0, "bias": 0}, module__length=length,
-                         cv=0.6, validation_fraction=0.3, dtype="float32", random_state=0,
-                         **budget).fit(X, y)
+disc = NetworkSharingDiscoverer(PositionwiseSum, share={"weight": 0, "bias": 0},
+                                module__length=length, cv=0.6, validation_fraction=0.3,
+                                dtype="float32", random_state=0, **budget).fit(X, y)
 print(f"found {disc.sharing_partition_.tolist()}, truth {truth.tolist()}, "
       f"partition distance {partition_distance(disc.sharing_partition_, truth)}")
 

@@ -6,15 +6,15 @@ The paper's network experiment. Each sample is a sequence of digits and the targ
 a function that does not depend on the order of the digits. The network embeds each digit, applies
 one linear layer *per position*, sums over positions and reads out. Whether the per-position
 layers should be one shared layer (a Deep Sets network, invariant to permutations) is learned from
-the data by ``SharingDiscoverer("sequence")``. With alternating signs (``d0 - d1 + d2 - ...``)
-the positions fall into two groups instead.
+the data by ``NetworkSharingDiscoverer("sequence")``. With alternating signs
+(``d0 - d1 + d2 - ...``) the positions fall into two groups instead.
 """
 
 import os
 
 import matplotlib.pyplot as plt
 
-from sharelearn import SharingDiscoverer, partition_distance
+from sharelearn import NetworkSharingDiscoverer, partition_distance
 from sharelearn.datasets import make_sum_of_numbers
 from sharelearn.plotting import SharingDisplay
 
@@ -31,8 +31,8 @@ length = 4
 fits = {}
 for variant in ("shared", "alternating"):
     X, y, truth = make_sum_of_numbers(500, length=length, variant=variant, random_state=0)
-    disc = SharingDiscoverer("sequence", cv=0.6, validation_fraction=0.5, dtype="float32",
-                             random_state=0, **sizes).fit(X, y)
+    disc = NetworkSharingDiscoverer("sequence", cv=0.6, validation_fraction=0.5,
+                                    dtype="float32", random_state=0, **sizes).fit(X, y)
     fits[variant] = (disc, truth)
     print(f"{variant:>11}: found {disc.sharing_partition_.tolist()}, truth {truth.tolist()}, "
           f"partition distance {partition_distance(disc.sharing_partition_, truth)}")

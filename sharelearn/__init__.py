@@ -2,6 +2,7 @@
 
 from . import datasets, metrics, partition
 from ._discoverer import SharingDiscoverer
+from ._network import NetworkSharingDiscoverer
 from ._version import __version__
 from .partition import (
     canonical_labels,
@@ -11,6 +12,7 @@ from .partition import (
 )
 
 __all__ = [
+    "NetworkSharingDiscoverer",
     "SharingDiscoverer",
     "__version__",
     "canonical_labels",

@@ -12,16 +12,15 @@ outputs are NumPy arrays.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 from sklearn.utils import check_random_state
 
 from ._validation import check_int, check_real
+from .partition import canonical_labels
+from .symmetry.convolution import _check_conv_geometry, _tap_index, shift_sharing
 
 __all__ = ["make_convolution", "make_shared_means", "make_sum_of_numbers"]
 
-_CONV_MODES = ("valid", "same", "circular")
 _SUM_VARIANTS = ("shared", "alternating")
 
 
@@ -51,87 +50,6 @@ def _integers(rng, low, high, size):
     if isinstance(rng, np.random.Generator):
         return rng.integers(low, high, size=size, dtype=np.int64)
     return rng.randint(low, high, size=size).astype(np.int64)
-
-
-def _canonical(labels):
-    """Relabel ``labels`` as ``0..r-1`` in order of first appearance (1-D int64)."""
-    labels = np.asarray(labels).ravel()
-    if labels.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
-    rank = np.empty(first.size, dtype=np.int64)
-    rank[np.argsort(first, kind="stable")] = np.arange(first.size, dtype=np.int64)
-    return rank[inverse.ravel()]
-
-
-def _as_shape(value, name):
-    """Turn an int or a sequence of ints into a tuple of positive ints."""
-    if isinstance(value, numbers.Integral):
-        return (check_int(value, name, min_value=1),)
-    expected = f"{name} must be a positive int or a tuple of positive ints, got {value!r}."
-    if isinstance(value, (str, bytes)):
-        raise ValueError(expected)
-    try:
-        items = tuple(value)
-    except TypeError:
-        raise ValueError(expected) from None
-    if len(items) not in (1, 2):
-        raise ValueError(f"{name}={value!r} must have 1 or 2 dimensions, got {len(items)}.")
-    return tuple(check_int(v, f"{name}[{d}]", min_value=1) for d, v in enumerate(items))
-
-
-def _output_shape(input_shape, kernel_shape, mode):
-    """Output size per dimension of a cross-correlation."""
-    if mode == "valid":
-        return tuple(n - k + 1 for n, k in zip(input_shape, kernel_shape, strict=True))
-    return tuple(input_shape)
-
-
-def _tap_index(input_shape, kernel_shape, mode):
-    """Map each entry of the dense correlation matrix to the kernel tap landing there.
-
-    Returns an ``int64`` array of shape ``(n_out, n_in)`` whose entry ``(o, i)``
-    is the row-major index of the kernel tap that multiplies input ``i`` in
-    output ``o``, or ``-1`` where no tap lands (a structural zero).  The output
-    is ``y[o] = sum_t kernel[t] * x[o + t - pad]`` per dimension, with
-    ``pad = 0`` for 'valid' and 'circular' (indices taken modulo the input
-    size) and ``pad = (k - 1) // 2`` for 'same' (out-of-range indices are zero
-    padding).
-    """
-    in_shape = np.asarray(input_shape, dtype=np.int64)
-    k_shape = np.asarray(kernel_shape, dtype=np.int64)
-    out_shape = _output_shape(input_shape, kernel_shape, mode)
-    ndim = len(input_shape)
-    n_in = int(np.prod(in_shape))
-    n_out = int(np.prod(out_shape))
-    n_taps = int(np.prod(k_shape))
-
-    pad = (k_shape - 1) // 2 if mode == "same" else np.zeros(ndim, dtype=np.int64)
-    out_idx = np.indices(out_shape).reshape(ndim, -1)  # (ndim, n_out)
-    tap_idx = np.indices(tuple(kernel_shape)).reshape(ndim, -1)  # (ndim, n_taps)
-    src = out_idx[:, :, None] + tap_idx[:, None, :] - pad[:, None, None]
-    if mode == "circular":
-        src = src % in_shape[:, None, None]
-        inside = np.ones(src.shape[1:], dtype=bool)
-    else:
-        inside = np.all((src >= 0) & (src < in_shape[:, None, None]), axis=0)
-
-    strides = np.ones(ndim, dtype=np.int64)  # row-major strides of the input
-    for d in range(ndim - 2, -1, -1):
-        strides[d] = strides[d + 1] * in_shape[d + 1]
-    flat_src = np.tensordot(strides, src, axes=1)  # (n_out, n_taps)
-
-    rows = np.broadcast_to(np.arange(n_out)[:, None], (n_out, n_taps))[inside]
-    cols = flat_src[inside]
-    taps = np.broadcast_to(np.arange(n_taps)[None, :], (n_out, n_taps))[inside]
-    if np.unique(rows * n_in + cols).size != rows.size:
-        raise ValueError(
-            f"Two kernel taps land on the same weight entry: kernel_size={tuple(kernel_shape)} "
-            f"is too large for input_shape={tuple(input_shape)} in mode={mode!r}."
-        )
-    index = np.full((n_out, n_in), -1, dtype=np.int64)
-    index[rows, cols] = taps
-    return index
 
 
 def _convolution_matrix(kernel, input_shape, mode="valid"):
@@ -219,41 +137,7 @@ def make_shared_means(
     psi = spacing * np.arange(n_groups, dtype=np.float64)
     means = psi[groups]
     X = means[None, :] + noise * rng.standard_normal((n_samples, n_features))
-    return X, _canonical(groups), means
-
-
-def _check_conv_geometry(input_shape, kernel_size, mode):
-    """Validate the shapes and mode of :func:`make_convolution`."""
-    in_shape = _as_shape(input_shape, "input_shape")
-    ndim = len(in_shape)
-    if isinstance(kernel_size, numbers.Integral):
-        k = check_int(kernel_size, "kernel_size", min_value=1)
-        k_shape = (k,) * ndim
-    else:
-        k_shape = _as_shape(kernel_size, "kernel_size")
-        if len(k_shape) != ndim:
-            raise ValueError(
-                f"kernel_size={kernel_size!r} has {len(k_shape)} dimensions but "
-                f"input_shape={input_shape!r} has {ndim}."
-            )
-    if not isinstance(mode, str) or mode not in _CONV_MODES:
-        allowed = ", ".join(repr(m) for m in _CONV_MODES)
-        raise ValueError(f"mode={mode!r} is not supported; expected one of {allowed}.")
-    if mode == "same" and ndim != 1:
-        raise ValueError(
-            f"mode='same' is only supported for 1-D inputs, got input_shape={input_shape!r}; "
-            "use 'valid' or 'circular' for 2-D inputs."
-        )
-    if any(k > n for k, n in zip(k_shape, in_shape, strict=True)):
-        if ndim == 1:
-            raise ValueError(
-                f"kernel_size={k_shape[0]} must be <= n_in={in_shape[0]} for mode={mode!r}."
-            )
-        raise ValueError(
-            f"kernel_size={k_shape} must be <= input_shape={in_shape} in every dimension "
-            f"for mode={mode!r}."
-        )
-    return in_shape, k_shape
+    return X, canonical_labels(groups), means
 
 
 def _make_kernel(kernel, k_shape, rng):
@@ -398,9 +282,8 @@ def make_convolution(
         raise ValueError("inputs='images' needs a 2-D input_shape (h, w), got "
                          f"{tuple(in_shape)}.")
     kernel = _make_kernel(kernel, k_shape, rng)
-    index = _tap_index(in_shape, k_shape, mode)
-    weight = np.where(index >= 0, kernel.ravel()[index], 0.0)
-    n_out, n_in = weight.shape
+    weight = _convolution_matrix(kernel, in_shape, mode)
+    n_out = weight.shape[0]
 
     if inputs == "images":
         X = _image_patches(n_samples, in_shape, rng)
@@ -409,7 +292,7 @@ def make_convolution(
     clean = X @ weight.T
     scale = float(clean.std()) if relative_noise else 1.0
     Y = clean + noise * scale * rng.standard_normal((n_samples, n_out))
-    return X, Y, _canonical(index), weight
+    return X, Y, shift_sharing(in_shape, k_shape, mode), weight
 
 
 def _ar1_inputs(n_samples, shape, rho, rng):
@@ -510,4 +393,4 @@ def make_sum_of_numbers(n_samples=100, *, length=4, variant="shared", noise=0.5,
         groups = np.arange(length, dtype=np.int64) % 2
         signs = 1 - 2 * groups
     y = (X @ signs).astype(np.float64) + rng.uniform(-noise, noise, size=n_samples)
-    return X, y, _canonical(groups)
+    return X, y, canonical_labels(groups)

@@ -3,7 +3,7 @@
 With a Gaussian prior ``psi ~ N(0, alpha^-1 I)`` on the ``r`` shared values and Gaussian noise of
 precision ``beta`` on the ``N`` scalar observations, the shared values integrate out in closed
 form (Bayesian linear regression). With ``G = Phi^T Phi``, ``c = Phi^T y`` and ``yy = ||y||^2``,
-the tied design's sufficient statistics (see :mod:`sharelearn.inner`)::
+the tied design's sufficient statistics (see :mod:`sharelearn.models.gaussian`)::
 
     -2 log p(y | A, alpha, beta) = -N log beta - r log alpha + log det(alpha I + beta G)
                                    + beta ||y - Phi m||^2 + alpha ||m||^2 + N log(2 pi),

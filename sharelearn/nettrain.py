@@ -1,22 +1,12 @@
-"""How the tied-network problem is solved: inner training, the network restart loop, the discrete
-search by short retrains, and the final refit with skorch.
+"""Training tied networks: the inner steps, the search's retrains, and the refit with skorch.
 
-The bi-level loop keeps one flat parameter vector and one Adam state per restart and warm-starts
-them across outer steps: each outer step runs only ``inner_steps`` full-batch Adam steps on the
-training loss, then one implicit hypergradient (:mod:`sharelearn.hypergrad`) moves the logits of
-the soft selection. Per-step overhead dominates at these sizes, so this loop is plain torch.
-
-Rounding the relaxation (row-wise argmax) gives a partition that the discrete search then
-polishes. The search's objective is a cheaper, documented proxy of the outer objective: the
-validation loss of the *hard*-shared network retrained for ``search_steps`` full-batch Adam steps
-from each of ``search_inits`` fixed initialisations (the best validation loss over checkpoints
-every 10 steps and over the initialisations, i.e. an early-stopped retrain with restarts), plus
-the hard-partition penalties. Each round takes the best merge of
-two groups (all pairs are scored; with ``L`` items that is cheap) if it improves, otherwise the
-best split of a group along its items' gradients (:func:`gradient_splits`, one per group), and
-otherwise the first improving move of one item to another group or to a new one (``L x groups``
-candidates, so scoring them all every round would dominate the fit). Scores are cached per
-partition, so restarts that reach the same partition share them.
+The search's objective for networks (:class:`RetrainScorer`) is a cheaper, documented proxy of
+the outer objective: the validation loss of the *hard*-shared network retrained for
+``search_steps`` full-batch Adam steps from each of ``search_inits`` fixed initialisations (the
+best validation loss over checkpoints every 10 steps and over the initialisations, i.e. an
+early-stopped retrain with restarts), plus the hard-partition penalties. Scores are cached per
+partition, so the starts of a fit that reach the same partition share them. The moves that use it
+are in :mod:`sharelearn.search.network`.
 
 The final network of the chosen partition is trained further by skorch (callbacks for early
 stopping, step-size decay and history) on the training and validation samples, early-stopped on a
@@ -33,13 +23,17 @@ import math
 import numpy as np
 import torch
 
-from . import relaxation
-from .hypergrad import implicit_hypergradient
 from .networks import TiedNetworkProblem, _loss_function
 from .partition import canonical_labels, labels_to_selection
+from .penalties import data_term
+from .search import SearchState
+from .search.network import best_candidate, merges
 
-__all__ = ["RetrainScorer", "gradient_splits", "holdout_merges", "network_search", "refit_best",
-           "refit_network", "relax_network"]
+__all__ = ["LOSS_FLOOR", "RetrainScorer", "check_finite", "holdout_merges", "inner_steps",
+           "refit_best", "refit_network"]
+
+# The floor of the loss in the data term: a network's loss on noise-free data can reach 0.
+LOSS_FLOOR = 1e-12
 
 _CHECKPOINT_EVERY = 10
 # holdout_merges refits a merge only if the search's retrains of it reached a validation loss at
@@ -53,7 +47,7 @@ def _adam(w, lr):
     return torch.optim.Adam([w], lr=lr)
 
 
-def _check_finite(value, where):
+def check_finite(value, where):
     if not math.isfinite(value):
         raise FloatingPointError(
             f"The training loss became {value} at {where}; lower inner_learning_rate or check "
@@ -72,7 +66,7 @@ def inner_steps(problem, w, S, optimizer, n_steps, where, schedule=None):
         optimizer.zero_grad()
         loss = problem.train_loss(w, S)
         value = float(loss.detach())
-        _check_finite(value, f"{where}, inner step {k}")
+        check_finite(value, f"{where}, inner step {k}")
         loss.backward()
         optimizer.step()
         if schedule is not None:
@@ -80,61 +74,10 @@ def inner_steps(problem, w, S, optimizer, n_steps, where, schedule=None):
     return value
 
 
-def hard_penalty(labels, nuclear, code_length):
-    """The penalties of a hard partition: the relaxation's, evaluated at its one-hot ``S``
-    (``nuclear * sum_j sqrt(size_j) + code_length * sum_j size_j log(P / size_j)``)."""
-    S = torch.as_tensor(labels_to_selection(labels, sparse=False), dtype=torch.float64)
-    return float(relaxation.penalty(S, nuclear=nuclear, code_length=code_length, entropy=0))
-
-
-def _penalised(loss, labels, *, n_obs, nuclear, code_length):
+def _penalised(loss, labels, penalties, n_obs):
     """The search's objective of a hard partition with a loss ``loss``:
     ``n_obs * log(loss) + penalties``."""
-    return n_obs * math.log(max(loss, 1e-12)) + hard_penalty(labels, nuclear, code_length)
-
-
-def relax_network(make_problem, *, n_items, n_columns, seed, max_iter, learning_rate,
-                  temperature, tol, n_iter_no_change, penalties, n_obs, inner_steps_per_outer,
-                  warmup_steps, inner_lr, solver, solver_iter, neumann_alpha, dtype, device):
-    """One relaxation of the network's sharing from random logits.
-
-    Returns the soft selection (numpy), the relaxed-objective curve and the iteration count.
-    """
-    gen = torch.Generator(device="cpu").manual_seed(int(seed))
-    logits = torch.randn(n_items, n_columns, generator=gen, dtype=dtype).to(device)
-    logits.requires_grad_(True)
-    outer_opt = torch.optim.Adam([logits], lr=learning_rate)
-    t_start, t_end = temperature
-    S = relaxation.soft_selection(logits, t_start).detach()
-    problem = make_problem(S)
-    w = problem.initial_vector().requires_grad_(True)
-    opt = _adam(w, inner_lr)
-    inner_steps(problem, w, S, opt, warmup_steps, "warm-up")
-
-    def outer_loss(w_, S_):
-        return n_obs * torch.log(problem.val_loss(w_, S_).clamp_min(1e-12))
-
-    stop, n_iter = relaxation.EarlyStopping(tol, n_iter_no_change), 0
-    for step in range(max_iter):
-        T = relaxation.temperature_at(step, max_iter, t_start, t_end)
-        S = relaxation.soft_selection(logits, T)
-        inner_steps(problem, w, S, opt, inner_steps_per_outer, f"outer step {step}")
-        hypergrad, data_value = implicit_hypergradient(
-            problem.train_loss, outer_loss, w, S.detach(), solver, n_iter=solver_iter,
-            alpha=neumann_alpha)
-        _check_finite(data_value, f"outer step {step} (validation loss)")
-        penalty = relaxation.penalty(S, **penalties)
-        outer_opt.zero_grad()
-        # chain rule through the softmax: the data term's gradient in S comes from hypergrad
-        ((S * hypergrad.detach()).sum() + penalty).backward()
-        outer_opt.step()
-        n_iter = step + 1
-        if stop(data_value + float(penalty.detach()), S):
-            break
-    with torch.no_grad():
-        S = relaxation.soft_selection(logits, relaxation.temperature_at(
-            max(n_iter - 1, 0), max_iter, t_start, t_end))
-    return S.cpu().numpy(), np.asarray(stop.curve), n_iter
+    return data_term(n_obs, loss, LOSS_FLOOR) + penalties.of_labels(labels)
 
 
 class RetrainScorer:
@@ -164,8 +107,8 @@ class RetrainScorer:
         The retrain: number of steps, initial Adam step size, ``"l1"`` or ``"mse"``, weight decay.
     n_obs : int
         Number of scalar training observations (the unit of the data term).
-    nuclear, code_length : float
-        Penalty weights of the hard partition.
+    penalties : Penalties
+        The penalties of the hard partition.
     dtype, device :
         Of the selection matrix.
     n_jobs : int, default=1
@@ -173,13 +116,13 @@ class RetrainScorer:
         computation in whichever thread it runs, so the scores do not depend on it.
     """
 
-    def __init__(self, templates, share, data, *, steps, lr, loss, weight_decay, n_obs, nuclear,
-                 code_length, dtype, device, n_jobs=1):
+    def __init__(self, templates, share, data, *, steps, lr, loss, weight_decay, n_obs, penalties,
+                 dtype, device, n_jobs=1):
         if isinstance(templates, torch.nn.Module):
             templates = [templates]
         self.templates, self.share, self.data = list(templates), share, data
         self.steps, self.lr, self.loss, self.weight_decay = int(steps), lr, loss, weight_decay
-        self.n_obs, self.nuclear, self.code_length = n_obs, nuclear, code_length
+        self.n_obs, self.penalties = n_obs, penalties
         self.dtype, self.device = dtype, device
         self.n_jobs = max(1, int(n_jobs))
         self._cache = {}
@@ -197,7 +140,7 @@ class RetrainScorer:
                         f"the search's retrain, step {k}", schedule=schedule)
             with torch.no_grad():
                 value = float(problem.val_loss(w, S))
-            _check_finite(value, f"the search's retrain (validation), step {k}")
+            check_finite(value, f"the search's retrain (validation), step {k}")
             if value < best:
                 best, best_w = value, w.detach().clone()
         return best, best_w, problem
@@ -236,8 +179,12 @@ class RetrainScorer:
 
     def __call__(self, labels):
         labels = canonical_labels(labels)
-        return _penalised(self.validation_loss(labels), labels, n_obs=self.n_obs,
-                         nuclear=self.nuclear, code_length=self.code_length)
+        return _penalised(self.validation_loss(labels), labels, self.penalties, self.n_obs)
+
+    def state(self, labels):
+        """The search's state of a partition (:class:`sharelearn.search.SearchState`)."""
+        labels = canonical_labels(labels)
+        return SearchState(labels=labels, value=float(self(labels)))
 
     def item_gradients(self, labels):
         """Training-loss gradient of each item, untied, at the partition's best retrain
@@ -251,112 +198,6 @@ class RetrainScorer:
         initialisation, best validation loss first."""
         S, runs = self._retrain(labels)
         return [copy.deepcopy(problem.load(w, S)) for _, w, problem in runs]
-
-
-def _merges(labels):
-    g = int(labels.max()) + 1
-    for a in range(g):
-        for b in range(a + 1, g):
-            yield canonical_labels(np.where(labels == b, a, labels))
-
-
-def _moves(labels):
-    g = int(labels.max()) + 1
-    sizes = np.bincount(labels)
-    for i in range(labels.size):
-        targets = [j for j in range(g) if j != labels[i]]
-        if sizes[labels[i]] > 1:
-            targets.append(g)  # a new singleton group
-        for j in targets:
-            new = labels.copy()
-            new[i] = j
-            yield canonical_labels(new)
-
-
-def gradient_splits(labels, gradients):
-    """One split of each group of two or more items, along its items' gradients.
-
-    The items of a group share their values, so the training loss is stationary in the
-    group's value, not in each item's: an item's own gradient says where its data would pull
-    it if it were free. A group whose items are pulled apart along one direction (positions
-    with opposite signs tied together, say) shows it as a dominant direction of its items'
-    centred gradients. The items are split by the sign of their projection on the top right
-    singular vector of that matrix; the side with positive projections becomes a new group.
-
-    Parameters
-    ----------
-    labels : ndarray of shape (n_items,)
-        Canonical labels.
-    gradients : ndarray of shape (n_items, item_size)
-
-    Yields
-    ------
-    labels : ndarray of shape (n_items,)
-        Canonical labels of each proposed split (groups with no split direction yield none).
-    """
-    n_groups = int(labels.max()) + 1
-    for group in range(n_groups):
-        members = np.flatnonzero(labels == group)
-        if members.size < 2:
-            continue
-        G = gradients[members] - gradients[members].mean(0)
-        if not np.any(G):
-            continue
-        _, _, vt = np.linalg.svd(G, full_matrices=False)
-        side = G @ vt[0] > 0
-        if side.all() or not side.any():
-            continue
-        new = labels.copy()
-        new[members[side]] = n_groups
-        yield canonical_labels(new)
-
-
-def _best(scorer, candidates):
-    """``(value, labels)`` of the best-scoring candidate (the first on ties), or
-    ``(inf, None)``."""
-    candidates = list(candidates)
-    scorer.prefetch(candidates)
-    scored = [(scorer(c), i, c) for i, c in enumerate(candidates)]
-    return min(scored, key=lambda t: (t[0], t[1]))[::2] if scored else (np.inf, None)
-
-
-def _first_improving(scorer, candidates, threshold):
-    """``(value, labels)`` of the first candidate scoring below ``threshold``, or
-    ``(inf, None)``. Candidates are retrained ``scorer.n_jobs`` at a time, in order, so the
-    answer is the serial one."""
-    candidates = list(candidates)
-    for start in range(0, len(candidates), scorer.n_jobs):
-        chunk = candidates[start:start + scorer.n_jobs]
-        scorer.prefetch(chunk)
-        for c in chunk:
-            if (v := scorer(c)) < threshold:
-                return v, c
-    return np.inf, None
-
-
-def network_search(scorer, labels, *, max_iter):
-    """Greedy search: the best of all merges of two groups, else the best split of a group
-    along its items' gradients (:func:`gradient_splits`), else the first improving move of one
-    item (to another group or a new one); stops when none improves.
-
-    Returns ``(labels, value, n_moves, converged)``.
-    """
-    current = canonical_labels(labels)
-    value = scorer(current)
-    for n_moves in range(max_iter):
-        best_value, best = _best(scorer, _merges(current))
-        if best_value >= value - 1e-9:
-            # a group that mixes items the data pull apart: one move of one item at a time
-            # may not leave it (each half-way partition can score worse than both ends)
-            best_value, best = _best(scorer, gradient_splits(
-                current, scorer.item_gradients(current)))
-        if best_value >= value - 1e-9:
-            # first improvement: there are L x groups moves, and each costs a retrain
-            best_value, best = _first_improving(scorer, _moves(current), value - 1e-9)
-        if best is None or best_value >= value - 1e-9:
-            return current, value, n_moves, True
-        current, value = best, best_value
-    return current, value, max_iter, False
 
 
 def holdout_merges(scorer, labels, refit, *, n_obs, max_iter):
@@ -389,14 +230,13 @@ def holdout_merges(scorer, labels, refit, *, n_obs, max_iter):
     labels = canonical_labels(labels)
 
     def value(labels_, fitted_):
-        return _penalised(fitted_[2], labels_, n_obs=n_obs, nuclear=scorer.nuclear,
-                         code_length=scorer.code_length)
+        return _penalised(fitted_[2], labels_, scorer.penalties, n_obs)
 
     fitted = refit(labels)
     current = value(labels, fitted)
     for n_merged in range(max_iter):
         # the first partition's merges were scored in the search's last round (cached)
-        _, candidate = _best(scorer, _merges(labels))
+        _, candidate = best_candidate(scorer, merges(labels))
         if candidate is None:
             return labels, fitted, n_merged
         if (scorer.validation_loss(candidate)
@@ -502,6 +342,6 @@ def _StopOnNonFinite():
 
         def on_epoch_end(self, net, **kwargs):
             value = net.history[-1, "train_loss"]
-            _check_finite(float(value), f"refit epoch {net.history[-1, 'epoch']}")
+            check_finite(float(value), f"refit epoch {net.history[-1, 'epoch']}")
 
     return StopOnNonFinite()

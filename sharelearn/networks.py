@@ -31,7 +31,6 @@ __all__ = [
     "TiedNetworkProblem",
     "TiedParameter",
     "check_share",
-    "n_shared_items",
     "tie_parameters",
 ]
 
@@ -75,12 +74,6 @@ def _get_parameter(module, name):
         return module.get_parameter(name)
     except AttributeError:
         return None
-
-
-def n_shared_items(module, share):
-    """Number of shareable items declared by ``share`` in ``module`` (validated)."""
-    sizes = check_share(module, share)
-    return sizes[0]
 
 
 def check_share(module, share):

@@ -18,6 +18,7 @@ import numbers
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from ._validation import check_pair
 from .partition import _to_partition, canonical_labels, partition_distance
 
 __all__ = ["SharingDisplay"]
@@ -47,18 +48,7 @@ def _pyplot(caller):
 
 def _check_shape(shape, n_items):
     """``(n_rows, n_cols)`` as a pair of positive ints whose product is ``n_items``."""
-    expected = f"shape must be a pair (n_rows, n_cols) of positive integers, got {shape!r}."
-    if isinstance(shape, (str, bytes, numbers.Number)):
-        raise ValueError(expected)
-    try:
-        dims = tuple(shape)
-    except TypeError:
-        raise ValueError(expected) from None
-    if len(dims) != 2 or not all(
-        isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 1 for d in dims
-    ):
-        raise ValueError(expected)
-    dims = (int(dims[0]), int(dims[1]))
+    dims = check_pair(shape, "shape", "(n_rows, n_cols)", name_items=False)
     if dims[0] * dims[1] != n_items:
         raise ValueError(
             f"shape={dims} has {dims[0] * dims[1]} cells but the partition has {n_items} items."

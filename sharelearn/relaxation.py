@@ -1,12 +1,10 @@
-"""The relaxed selection matrix and the penalties of the outer objective.
+"""The relaxation's parts: the soft selection, its annealing, its optimizer, its stopping rule.
 
 A soft selection matrix ``S`` (``P x r``) is a row-wise softmax of free logits at a temperature:
-``S = softmax(Z / T)``. Annealing ``T`` towards 0 hardens the rows. The penalties below are
-written so that at a hard ``S`` they equal the penalties of the discrete search
-(:mod:`sharelearn.search`), which makes the relaxation and the search optimise one objective.
-
-Every function here also takes a batch of selection matrices (``B x P x r``), one per restart, and
-returns one value per matrix: the restarts of a fit relax together, as one tensor computation.
+``S = softmax(Z / T)``. Annealing ``T`` towards 0 hardens the rows. The loop that uses these
+parts is :func:`sharelearn.outer.relax`; the penalties of the relaxed objective are in
+:mod:`sharelearn.penalties`. Everything here also takes a batch of selection matrices
+(``B x P x r``), one per restart: the restarts of a fit relax together.
 """
 
 from __future__ import annotations
@@ -16,55 +14,12 @@ import math
 import numpy as np
 import torch
 
-__all__ = [
-    "Adam",
-    "EarlyStopping",
-    "code_length",
-    "column_norm",
-    "nuclear_norm",
-    "penalty",
-    "row_entropy",
-    "soft_selection",
-    "temperature_at",
-]
+__all__ = ["Adam", "EarlyStopping", "soft_selection", "temperature_at"]
 
 
 def soft_selection(logits, temperature):
     """Row-wise softmax of ``logits / temperature``."""
     return torch.softmax(logits / temperature, dim=-1)
-
-
-def row_entropy(S):
-    """Sum over items of the entropy of each row (0 exactly when every row is one-hot)."""
-    return -(S * torch.log(S.clamp_min(1e-30))).sum((-2, -1))
-
-
-def nuclear_norm(S):
-    """The nuclear norm ``||S||_*``: sum of singular values. ``sum_j sqrt(size_j)`` when hard.
-
-    ``torch.linalg.svdvals`` has a well-defined gradient even where singular values repeat.
-    """
-    return torch.linalg.svdvals(S).sum(-1)
-
-
-def column_norm(S):
-    """Sum of column L2 norms, what the paper's public code computes as ``trace(sqrt(S^T S))``
-    with an element-wise square root. Equal to the nuclear norm at a hard ``S``."""
-    return torch.sqrt((S * S).sum(-2) + 1e-30).sum(-1)
-
-
-def code_length(S):
-    """Description length of the assignment in nats: ``sum_j m_j log(P / m_j)``, ``m_j`` = column
-    mass. For a hard partition this is the cost of naming each item's group with a code fitted to
-    the group sizes; it grows with the number of items that are spread over groups, which is what
-    keeps a search over partitions from fitting the validation noise through the assignment."""
-    P = S.shape[-2]
-    # float64: in float32 a column's mass can underflow to where the log's gradient misbehaves
-    m = S.sum(-2, dtype=torch.float64)
-    return (m * torch.log(P / m.clamp_min(1e-30))).sum(-1).to(S.dtype)
-
-
-_code_length = code_length  # the name is also the penalty's weight in penalty()
 
 
 def temperature_at(step, n_steps, start, end):
@@ -108,19 +63,6 @@ class Adam:
         self.param = self.param.detach()[index].requires_grad_(True)
         self.m, self.v = self.m[index], self.v[index]
         return self.param
-
-
-def penalty(S, *, nuclear, code_length, entropy, nuclear_kind="nuclear"):
-    """The penalties of the relaxed outer objective at a soft selection ``S``."""
-    value = S.new_zeros(S.shape[:-2])
-    if nuclear:
-        norm = nuclear_norm if nuclear_kind == "nuclear" else column_norm
-        value = value + nuclear * norm(S)
-    if code_length:
-        value = value + code_length * _code_length(S)
-    if entropy:
-        value = value + entropy * row_entropy(S)
-    return value
 
 
 class EarlyStopping:

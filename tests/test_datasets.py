@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 from scipy import ndimage, signal
 
-from sharelearn import datasets
 from sharelearn.datasets import make_convolution, make_shared_means, make_sum_of_numbers
+from sharelearn.partition import canonical_labels
 
 
 # ---------------------------------------------------------------------------
@@ -84,13 +84,14 @@ def correlate_1d(x, k, mode):
 
 
 # ---------------------------------------------------------------------------
-# _canonical
+# canonical labels (partition.canonical_labels, which replaced a private copy here)
 # ---------------------------------------------------------------------------
-def test_canonical_helper():
-    out = datasets._canonical([7, 7, -1, 3, -1, 7, 9])
+def test_labels_are_renumbered_by_first_appearance():
+    out = canonical_labels([7, 7, 0, 3, 0, 7, 9])
     assert out.tolist() == [0, 0, 1, 2, 1, 0, 3]
     assert out.dtype == np.int64
-    assert datasets._canonical(np.zeros((0,))).shape == (0,)
+    labels = make_sum_of_numbers(3, length=5, variant="alternating", random_state=0)[2]
+    assert labels.tolist() == [0, 1, 0, 1, 0] and labels.dtype == np.int64
 
 
 # ---------------------------------------------------------------------------
@@ -264,12 +265,11 @@ def test_user_kernel_and_tuple_shapes():
     np.testing.assert_array_equal(w3, w4)
 
 
-def test_private_weight_builder_matches_loops():
+def test_weight_matches_loops_in_every_mode():
     kernel = np.array([0.3, -1.2, 2.0])
     for mode in ("valid", "same", "circular"):
-        np.testing.assert_array_equal(
-            datasets._convolution_matrix(kernel, (6,), mode), hand_weight_1d(kernel, 6, mode)
-        )
+        weight = make_convolution(1, input_shape=6, kernel_size=3, mode=mode, kernel=kernel)[3]
+        np.testing.assert_array_equal(weight, hand_weight_1d(kernel, 6, mode))
 
 
 def test_convolution_noise_and_reproducibility():
@@ -314,6 +314,17 @@ def test_convolution_noise_and_reproducibility():
 def test_make_convolution_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_convolution(**kwargs)
+
+
+def test_shape_messages_say_how_many_dimensions():
+    # the sequences accepted have 1 or 2 items, and a wrong length is named as such (an earlier
+    # message spoke of "a tuple of positive ints", which a 3-tuple is too)
+    with pytest.raises(ValueError, match=r"input_shape must be a positive int or a tuple of 1 or 2 "
+                                         r"positive ints, got 'abc'\."):
+        make_convolution(input_shape="abc")
+    with pytest.raises(ValueError, match=r"input_shape=\(2, 2, 2\) must have 1 or 2 dimensions, "
+                                         r"got 3\."):
+        make_convolution(input_shape=(2, 2, 2))
 
 
 # ---------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""SharingDiscoverer inside the scikit-learn ecosystem: estimator checks, Pipelines, grid search,
-joblib and dask parallelism, persistence."""
+"""SharingDiscoverer and NetworkSharingDiscoverer inside the scikit-learn ecosystem: estimator
+checks, Pipelines, grid search, joblib and dask parallelism, persistence."""
 
 import io
 import pickle
@@ -17,31 +17,32 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sharelearn import SharingDiscoverer
-from sharelearn.datasets import make_convolution, make_shared_means
+from sharelearn import NetworkSharingDiscoverer, SharingDiscoverer
+from sharelearn.datasets import make_convolution, make_shared_means, make_sum_of_numbers
 from sharelearn.metrics import partition_scorer
 
 FAST = dict(n_restarts=1, max_iter=15, random_state=0)
 
 
-# A small network keeps the ~40 checks of the "sequence" model at a few seconds together.
+# A small network keeps the ~40 checks of the "sequence" module at a few seconds together.
 SEQUENCE_FAST = dict(n_restarts=1, random_state=0, max_iter=2, inner_steps=1, search_steps=5,
                      max_epochs=5, local_search=False, dtype="float32",
                      module__embedding_dim=4, module__hidden=3)
 
 
 def _expected_failed_checks(estimator):
+    failed = {}
     if any(k.startswith("module__") for k in estimator.get_params()):
-        return {"check_no_attributes_set_in_init":
-                "module__* keyword arguments are routed skorch-style through **kwargs and "
-                "stored as attributes named after them; get_params and set_params include "
-                "them, so clone and grid search work."}
-    return {}
+        failed["check_no_attributes_set_in_init"] = (
+            "module__* keyword arguments are routed skorch-style through **kwargs and "
+            "stored as attributes named after them; get_params and set_params include "
+            "them, so clone and grid search work.")
+    return failed
 
 
 @parametrize_with_checks([SharingDiscoverer(model="mean", **FAST),
                           SharingDiscoverer(model="linear", **FAST),
-                          SharingDiscoverer(model="sequence", **SEQUENCE_FAST)],
+                          NetworkSharingDiscoverer("sequence", **SEQUENCE_FAST)],
                          expected_failed_checks=_expected_failed_checks)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
@@ -98,6 +99,24 @@ def test_clone_and_get_params():
     assert params["nuclear"] == 3.0 and params["temperature"] == (2.0, 0.1)
     twin = clone(est)
     assert twin.get_params() == params and twin is not est
+    net = NetworkSharingDiscoverer("sequence", weight_decay=1e-3, temperature=(2.0, 0.1),
+                                   module__hidden=7)
+    params = net.get_params(deep=True)
+    assert params["module"] == "sequence" and params["weight_decay"] == 1e-3
+    assert params["module__hidden"] == 7 and "model" not in params and "alpha" not in params
+    twin = clone(net)
+    assert twin.get_params() == params and twin is not net
+
+
+def test_grid_search_of_a_network_by_partition_distance():
+    X, y, truth = make_sum_of_numbers(60, length=3, random_state=0)
+    est = NetworkSharingDiscoverer("sequence", reference=truth, **SEQUENCE_FAST)
+    search = GridSearchCV(est, {"module__hidden": [2, 3], "weight_decay": [0.0, 1e-3]},
+                          cv=2).fit(X, y)
+    assert len(search.cv_results_["mean_test_score"]) == 4
+    assert search.best_estimator_.to_module().output.in_features in (2, 3)
+    assert search.best_estimator_.get_params()["module__hidden"] == \
+        search.best_params_["module__hidden"]
 
 
 def test_parallel_grid_search_equals_serial():
@@ -128,9 +147,20 @@ def test_grid_search_on_a_dask_local_cluster_equals_serial():
                                   on_dask.best_estimator_.restart_objectives_)
 
 
-@pytest.mark.parametrize("model", ["mean", "linear"])
+@pytest.mark.parametrize("model", ["mean", "linear", "sequence"])
 def test_pickle_and_joblib_round_trips(model):
     X, Y, truth, _ = make_convolution(60, input_shape=4, kernel_size=2, random_state=0)
+    if model == "sequence":
+        X, Y, truth = make_sum_of_numbers(60, length=3, random_state=0)
+        est = NetworkSharingDiscoverer(model, **SEQUENCE_FAST).fit(X, Y)
+        buffer = io.BytesIO()
+        joblib.dump(est, buffer)
+        buffer.seek(0)
+        for loaded in (pickle.loads(pickle.dumps(est)), joblib.load(buffer)):
+            np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+            assert loaded.score(X, Y) == est.score(X, Y)
+            np.testing.assert_array_equal(loaded.sharing_partition_, est.sharing_partition_)
+        return
     est = SharingDiscoverer(model=model, **FAST)
     est.fit(X, Y) if model == "linear" else est.fit(X)
     buffer = io.BytesIO()
@@ -148,12 +178,15 @@ def test_pickle_and_joblib_round_trips(model):
 def test_fitted_state_holds_no_tensors_so_a_cuda_fit_loads_on_cpu():
     # Everything fitted is numpy: an estimator fitted on CUDA pickles without device tensors
     # and predicts on a CPU-only machine (its `device` parameter is only used by fit).
-    X, Y, _, _ = make_convolution(60, input_shape=4, kernel_size=2, random_state=0)
-    est = SharingDiscoverer(model="linear", **FAST).fit(X, Y)
-    for name, value in vars(est).items():
-        assert not isinstance(value, torch.Tensor), name
-    moved = pickle.loads(pickle.dumps(est.set_params(device="cuda")))
-    np.testing.assert_array_equal(moved.predict(X), est.predict(X))
+    Xc, Yc, _, _ = make_convolution(60, input_shape=4, kernel_size=2, random_state=0)
+    Xs, ys, _ = make_sum_of_numbers(60, length=3, random_state=0)
+    for est, X, Y in ((SharingDiscoverer(model="linear", **FAST), Xc, Yc),
+                      (NetworkSharingDiscoverer("sequence", **SEQUENCE_FAST), Xs, ys)):
+        est.fit(X, Y)
+        for name, value in vars(est).items():
+            assert not isinstance(value, torch.Tensor), name
+        moved = pickle.loads(pickle.dumps(est.set_params(device="cuda")))
+        np.testing.assert_array_equal(moved.predict(X), est.predict(X))
 
 
 def test_convergence_warning_when_search_hits_its_cap():
@@ -175,7 +208,11 @@ def test_verbose_prints_progress_and_default_is_silent(capsys):
     SharingDiscoverer(verbose=1, **FAST).fit(X)
     captured = capsys.readouterr()
     assert "[SharingDiscoverer] start 0 (relax): objective" in captured.out
-    assert "SharingDiscoverer searches" in captured.err  # the progress bar
+    assert "sharelearn searches" in captured.err  # the progress bar
+    Xs, ys, _ = make_sum_of_numbers(60, length=3, random_state=0)
+    NetworkSharingDiscoverer("sequence", verbose=1, **SEQUENCE_FAST).fit(Xs, ys)
+    captured = capsys.readouterr()
+    assert "[NetworkSharingDiscoverer] start 0 (relax): objective" in captured.out
 
 
 def test_custom_splitter_is_used(monkeypatch):

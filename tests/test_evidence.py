@@ -10,8 +10,7 @@ from scipy import integrate
 from sharelearn import SharingDiscoverer
 from sharelearn.datasets import make_convolution, make_shared_means
 from sharelearn.evidence import fit_precisions, neg2_log_evidence
-from sharelearn.inner import TiedLinearGaussian
-from sharelearn.search import EvidenceObjective
+from sharelearn.models.gaussian import TiedLinearGaussian
 
 
 def _tiny():
@@ -56,21 +55,20 @@ def test_fitted_precisions_maximise_the_evidence():
             assert neg2_log_evidence(G, c, yy, 6, a * fa, b * fb).item() >= best - 1e-9
 
 
-def test_evidence_prefers_the_true_sharing_and_search_objective_matches_relaxation():
+def test_evidence_prefers_the_true_sharing_and_search_objective_matches_relaxation(build):
     X, Y, truth, _ = make_convolution(40, input_shape=6, kernel_size=3, random_state=0)
     everything = [(np.arange(40), np.arange(40))]
     problem = TiedLinearGaussian(torch.tensor(X), torch.tensor(Y), everything,
                                  fit_intercept=True, alpha=1e-6)
-    objective = EvidenceObjective(problem, 0.0, 0.0)
-    assert objective.state(truth)["value"] < objective.state(np.arange(truth.size))["value"]
-    assert objective.state(truth)["value"] < objective.state(np.zeros(truth.size, int))["value"]
-    from sharelearn.bilevel import relaxed_objective
+    objective = build.hard_objective(problem, 0.0, 0.0, objective="evidence")
+    assert objective.state(truth).value < objective.state(np.arange(truth.size)).value
+    assert objective.state(truth).value < objective.state(np.zeros(truth.size, int)).value
 
     S = torch.zeros(truth.size, truth.max() + 2, dtype=torch.float64)
     S[np.arange(truth.size), truth] = 1
-    soft = relaxed_objective(problem, S, nuclear=0, code_length=0, entropy=0,
-                             objective="evidence").item()
-    assert soft == pytest.approx(objective.state(truth)["value"], rel=1e-8)
+    soft = build.relaxed_objective(problem, S, nuclear=0, code_length=0, entropy=0,
+                                   objective="evidence").item()
+    assert soft == pytest.approx(objective.state(truth).value, rel=1e-8)
 
 
 def test_exact_recovery_with_the_evidence_objective():
@@ -93,7 +91,7 @@ def test_log_evidence_is_reported_for_the_validation_objective_too():
     assert disc.log_evidence_ == pytest.approx(ev.log_evidence_)
 
 
-def test_log_evidence_on_access_equals_the_evidence_objective_of_the_partition():
+def test_log_evidence_on_access_equals_the_evidence_objective_of_the_partition(build):
     import pickle
 
     X, Y, _, _ = make_convolution(60, input_shape=6, kernel_size=3, random_state=0)
@@ -101,7 +99,8 @@ def test_log_evidence_on_access_equals_the_evidence_objective_of_the_partition()
     everything = [(np.arange(60), np.arange(60))]
     problem = TiedLinearGaussian(torch.tensor(X), torch.tensor(Y), everything,
                                  fit_intercept=True, alpha=disc.alpha)
-    expected = -0.5 * EvidenceObjective(problem, 0.0, 0.0).state(disc.sharing_partition_)["value"]
+    evidence = build.hard_objective(problem, 0.0, 0.0, objective="evidence")
+    expected = -0.5 * evidence.state(disc.sharing_partition_).value
     restored = pickle.loads(pickle.dumps(disc))
     assert disc.log_evidence_ == pytest.approx(expected, rel=1e-9)
     assert restored.log_evidence_ == pytest.approx(expected, rel=1e-9)

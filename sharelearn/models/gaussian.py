@@ -84,7 +84,7 @@ class TiedLinearGaussian:
         self.b_va = self.B_va.transpose(1, 2).reshape(self.n_splits, -1)
         self.norm_va = self.n_va * self.n_outputs  # scalar validation observations per split
         # Number of scalar training observations per split: the unit in which one extra free
-        # parameter costs about one (see ``sharelearn.search.HardObjective``).
+        # parameter costs about one (see ``sharelearn.models.closed_form.ValidationObjective``).
         self.n_obs_train = float(self.n_tr.mean()) * self.n_outputs
         # Keeps log(MSE) finite on noise-free data and when the quadratic form cancels in low
         # precision: a relative floor above the dtype's resolution, far below any real noise.

@@ -1,0 +1,368 @@
+"""What every sharelearn estimator shares: parameters, validation, the fit's orchestration.
+
+An estimator validates its parameters and data, builds a model of :mod:`sharelearn.models`,
+hands it to the one outer loop (:func:`sharelearn.outer.discover`) and sets the fitted
+attributes the model returns; the mathematics lives in the models, the loop and the search.
+:class:`SharingDiscoverer` (closed-form models) and :class:`NetworkSharingDiscoverer` (torch
+modules) are the two families over this base.
+"""
+
+from __future__ import annotations
+
+import difflib
+import numbers
+import time
+import warnings
+import weakref
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import KFold, ShuffleSplit
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from ._threads import fit_threads
+from .outer import discover
+from .partition import _to_partition, labels_to_selection, partition_distance
+from .penalties import Penalties
+from .symmetry import named_sharing, symmetry_group
+
+__all__ = ["BaseDiscoverer"]
+
+def _best_start(results, cap, stacklevel):
+    """The start with the lowest objective and every start's objective; a ConvergenceWarning
+    (pointing ``stacklevel`` frames up: the user's call of ``fit``, past scikit-learn's
+    ``_fit_context`` wrapper) when the search of any start stopped at its cap: a start that
+    stopped early may have been beaten only because it stopped."""
+    values = np.array([r.value for r in results])
+    winner = int(np.argmin(values))
+    best = results[winner]
+    capped = [i for i, r in enumerate(results) if not r.converged]
+    if capped:
+        which = ("the winning start" if winner in capped
+                 else f"{len(capped)} of {len(results)} starts")
+        warnings.warn(
+            f"The discrete search stopped at its cap of {cap} rounds ({which}) while moves "
+            "still improved the objective; the partition may not be a local optimum. Raise "
+            "max_search_iter.", ConvergenceWarning, stacklevel=stacklevel)
+    return best, values
+
+
+# Splits read from a one-shot iterator (a generator) given as cv, kept so that a second fit with
+# the same cv object sees the same splits instead of an exhausted iterator.
+_ITERATOR_SPLITS = weakref.WeakKeyDictionary()
+
+
+def _reusable_splits(cv):
+    """``cv`` as a list of (train, validation) pairs; a one-shot iterator is read only once."""
+    if iter(cv) is not cv:  # a list, tuple or other re-iterable container
+        return list(cv)
+    try:
+        return _ITERATOR_SPLITS[cv]
+    except KeyError:
+        pass
+    except TypeError:  # an iterator that cannot be weakly referenced: read it, do not keep it
+        return list(cv)
+    splits = list(cv)
+    _ITERATOR_SPLITS[cv] = splits
+    return splits
+
+
+def _check_split(pair, n_samples):
+    """One (train, validation) pair as integer index arrays within ``range(n_samples)``."""
+    try:
+        tr, va = pair
+    except (TypeError, ValueError):
+        raise ValueError(f"each split must be a (train, validation) pair of index arrays, "
+                         f"got {pair!r}.") from None
+    out = []
+    for name, idx in (("train", tr), ("validation", va)):
+        idx = np.asarray(idx)
+        if idx.dtype == bool and idx.shape == (n_samples,):
+            idx = np.flatnonzero(idx)
+        if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
+            raise ValueError(f"the {name} indices of a split must be a 1-D array of integers "
+                             f"(or a boolean mask of length {n_samples}), got dtype "
+                             f"{idx.dtype} and shape {idx.shape}.")
+        if idx.size and (idx.min() < -n_samples or idx.max() >= n_samples):
+            raise ValueError(f"the {name} indices of a split must lie in [0, {n_samples}), got "
+                             f"values from {idx.min()} to {idx.max()}.")
+        out.append(idx.astype(np.int64) % n_samples)
+    return tuple(out)
+
+
+def _work_hint(X, y):
+    """A size hint of a fit for the thread choice: inputs squared times outputs (the cost of a
+    closed-form problem's statistics), from the shapes alone, before any validation."""
+    def trailing(a):  # the size of one sample, where the array-like says its shape
+        shape = getattr(a, "shape", None)
+        return int(np.prod(shape[1:])) if shape is not None and len(shape) > 1 else 1
+
+    return float(trailing(X)) ** 2 * trailing(y)
+
+
+def _resolve_device(device):
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was requested but CUDA is not available; "
+                         "use device='cpu' or device='auto'.")
+    return torch.device(device)
+
+
+
+
+class BaseDiscoverer(BaseEstimator):
+    """Base of the sharelearn estimators (not for direct use).
+
+    Subclasses define ``__init__`` (scikit-learn reads the parameters from its signature),
+    ``_fit(X, y, rng)`` returning ``(model, start, extra_starts, seeds, fitted)`` after
+    validating the data, and the prediction methods.
+    """
+
+    _parameter_constraints = {
+        "n_candidate_groups": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "nuclear": [Interval(numbers.Real, 0, None, closed="left")],
+        "nuclear_kind": [StrOptions({"nuclear", "column"})],
+        "code_length": [Interval(numbers.Real, 0, None, closed="left")],
+        "entropy": [Interval(numbers.Real, 0, None, closed="left")],
+        "cv": [Interval(numbers.Real, 0, 1, closed="neither"), "cv_object"],
+        "max_iter": [Interval(numbers.Integral, 0, None, closed="left")],
+        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
+        "temperature": [tuple],
+        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_restarts": [Interval(numbers.Integral, 0, None, closed="left"), StrOptions({"auto"})],
+        "init": [str, "array-like", "sparse matrix"],
+        "local_search": ["boolean"],
+        "max_search_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "device": [StrOptions({"cpu", "cuda", "auto"})],
+        "dtype": [StrOptions({"float64", "float32"})],
+        "reference": ["array-like", "sparse matrix", str, None],
+        "n_jobs": [numbers.Integral, None],
+        "n_threads": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    # What a fit leaves besides its public ``*_`` attributes; a new fit removes all of it first.
+    _PRIVATE_FIT_STATE = ("_y_1d", "_evidence_terms", "_log_evidence_value",
+                          "_reference_labels", "_symmetry_group", "_model")
+
+    # -- the fit ---------------------------------------------------------------------------------
+    def _fit_all_or_nothing(self, X, y):
+        """Run the fit; a call that raises leaves the estimator exactly as it was before it, and
+        a successful call replaces every fitted attribute."""
+        saved = dict(vars(self))
+        try:
+            self._forget_fit()
+            start_time = time.perf_counter()
+            with fit_threads(_work_hint(X, y), self.n_threads):
+                self._fit(X, y)
+            self.fit_time_ = time.perf_counter() - start_time
+            return self
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(saved)
+            raise
+
+    def _forget_fit(self):
+        """Remove everything an earlier fit left (public ``*_`` attributes and private state)."""
+        params = set(self.get_params(deep=False))
+        for name in list(vars(self)):
+            public_fitted = name.endswith("_") and not name.startswith("_")
+            if (public_fitted and name not in params) or name in self._PRIVATE_FIT_STATE:
+                del self.__dict__[name]
+
+    def _run(self, model, *, seeds, n_restarts, start, extra_starts=()):
+        """The outer loop on a prepared model, then the model's refit; sets the fitted
+        attributes common to every model and those the model returns."""
+        temperature = self._validate_temperature()
+        n_columns = (self.n_candidate_groups if self.n_candidate_groups is not None
+                     else model.default_columns())
+        n_columns = min(int(n_columns), model.n_items)
+        penalties = Penalties.from_params(nuclear=self.nuclear, code_length=self.code_length,
+                                          entropy=self.entropy, nuclear_kind=self.nuclear_kind)
+        self._warn_unbounded_penalties(model.n_items)
+        objective, results = discover(
+            model, penalties, seeds, n_relax=n_restarts, n_columns=n_columns, start=start,
+            extra_starts=extra_starts, search=self.local_search,
+            search_max_iter=self.max_search_iter, n_jobs=self.n_jobs, verbose=self.verbose,
+            max_iter=self.max_iter, learning_rate=self.learning_rate, temperature=temperature,
+            tol=self.tol, n_iter_no_change=self.n_iter_no_change)
+        if self.verbose:
+            for i, r in enumerate(results):
+                print(f"[{type(self).__name__}] start {i} ({r.kind}): objective "
+                      f"{r.value:.4f}, {r.n_iter} relaxation steps, {r.n_moves} search rounds")
+        best, values = _best_start(results, self.max_search_iter, stacklevel=7)
+        labels, fitted = model.refit(best.labels, objective)
+        extra_moves = fitted.pop("_extra_moves", 0)
+        attributes = dict(
+            sharing_partition_=labels,
+            n_groups_=int(labels.max()) + 1,
+            selection_matrix_=labels_to_selection(labels),
+            soft_selection_=best.soft,
+            objective_=best.value,
+            restart_objectives_=values,
+            loss_curve_=best.curve,
+            n_iter_=best.n_iter,
+            n_search_moves_=best.n_moves + extra_moves,
+        )
+        attributes.update(fitted)
+        model.release()
+        # everything succeeded: only now is the fitted state written
+        for name, value in attributes.items():
+            setattr(self, name, value)
+        self._model = model
+        self._symmetry_group = None
+
+    def _warn_unbounded_penalties(self, n_items):
+        """Without nuclear and code-length penalties nothing bounds the number of groups."""
+        if self.local_search and self.nuclear == 0 and self.code_length == 0 and n_items > 16:
+            from sklearn.exceptions import EfficiencyWarning
+
+            warnings.warn(
+                "With nuclear=0 and code_length=0 nothing in the objective limits the number "
+                f"of groups: the discrete search may open up to one group per item ({n_items} "
+                "here), each round costing more as groups multiply, and may take far longer "
+                "than with the default penalties. Give either penalty a positive weight.",
+                EfficiencyWarning, stacklevel=7)
+
+    # -- parameters and data ----------------------------------------------------------------------
+    def _record_unexpected(self, kwargs):
+        """Keep unknown keyword arguments for ``fit`` to report: scikit-learn's estimator checks
+        require that ``__init__`` and ``set_params`` never raise
+        (check_do_not_raise_errors_in_init_or_set_params)."""
+        if kwargs:
+            self._unexpected_kwargs = [*getattr(self, "_unexpected_kwargs", []), *kwargs]
+
+    def set_params(self, **params):
+        """Set parameters; unknown ones are reported by ``fit`` (with the closest name)."""
+        known = BaseEstimator.get_params(self, deep=False)
+        self._record_unexpected({k: params.pop(k) for k in list(params) if k not in known})
+        return BaseEstimator.set_params(self, **params)
+
+    def _check_unexpected_kwargs(self, advice):
+        """A TypeError naming each unknown keyword argument and the closest parameter."""
+        bad = getattr(self, "_unexpected_kwargs", [])
+        if not bad:
+            return
+        known = list(BaseEstimator.get_params(self, deep=False))
+        hints = []
+        for key in bad:
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+            hints.append(f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key))
+        raise TypeError(
+            f"{type(self).__name__} got unexpected keyword argument{'s' if len(bad) > 1 else ''}"
+            f" {', '.join(hints)}. {advice}")
+
+    def _validate_temperature(self):
+        t = self.temperature
+        if len(t) != 2 or not all(isinstance(v, numbers.Real) and np.isfinite(v) and v > 0
+                                  for v in t):
+            raise ValueError("temperature must be a tuple (start, end) of two finite positive "
+                             f"numbers, got {t!r}.")
+        return float(t[0]), float(t[1])
+
+    def _torch_setup(self):
+        """``(dtype, device)`` of the fit."""
+        dtype = torch.float64 if self.dtype == "float64" else torch.float32
+        return dtype, _resolve_device(self.device)
+
+    def _validate_targets(self, y, what):
+        """``y`` as a float64 array of 1 or 2 dimensions (sparse y densified; numeric strings
+        converted as numpy converts them, other strings rejected)."""
+        if sp.issparse(y):
+            y = y.toarray()
+        try:
+            y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+        except ValueError as err:
+            raise ValueError(f"y must hold numbers for {what}: {err}") from None
+        if y.ndim > 2:
+            raise ValueError(f"y must be 1-D or 2-D, got {y.ndim} dimensions.")
+        return y
+
+    def _splits(self, n_samples, rng, min_train=1):
+        cv = self.cv
+        if cv is None:  # scikit-learn's convention: the default 5-fold
+            cv = 5
+        if isinstance(cv, numbers.Integral):
+            splitter = KFold(n_splits=int(cv), shuffle=True, random_state=rng.randint(2**31))
+        elif isinstance(cv, numbers.Real):
+            splitter = ShuffleSplit(n_splits=1, test_size=float(cv),
+                                    random_state=rng.randint(2**31))
+        else:
+            splitter = cv
+        shown = f"cv={cv!r}" if isinstance(cv, numbers.Real) else f"cv ({type(cv).__name__})"
+        try:
+            # a splitter, or an iterable of (train, validation) index pairs
+            pairs = (splitter.split(np.zeros((n_samples, 1))) if hasattr(splitter, "split")
+                     else _reusable_splits(splitter))
+            splits = [_check_split(pair, n_samples) for pair in pairs]
+        except ValueError as err:
+            raise ValueError(f"{shown} cannot split {n_samples} samples: {err}") from None
+        if not splits:
+            raise ValueError(f"{shown} gave no (train, validation) splits; pass an int, a "
+                             "splitter or a non-empty list of (train, validation) pairs.")
+        for tr, va in splits:
+            if len(tr) < min_train or len(va) < 1:
+                raise ValueError(
+                    f"Too few samples to split: n_samples={n_samples} gives a split with "
+                    f"{len(tr)} training and {len(va)} validation samples; need at least "
+                    f"{min_train} and 1.")
+        return splits
+
+    def _partition_param(self, name, n_items, layer_shape, owner="model"):
+        """The partition given as parameter ``name`` (``reference`` or ``init``: labels, a
+        hard selection matrix or a named sharing) as labels of the model's items; None when it
+        is None."""
+        value = getattr(self, name)
+        if isinstance(value, str):
+            try:
+                return named_sharing(value, layer_shape)
+            except ValueError as err:
+                raise ValueError(f"{name}={value!r}: {err}") from None
+        if value is None:
+            return None
+        labels = _to_partition(value, name)
+        if labels.size != n_items:
+            raise ValueError(f"{name} partitions {labels.size} items, but the {owner} "
+                             f"has {n_items} shareable items.")
+        return labels
+
+    def _start_partition(self, n_items, layer_shape, owner="model"):
+        """The partition the search starts from besides the relaxations (see ``init``)."""
+        if self._init_is_auto():
+            return np.zeros(n_items, dtype=np.int64)
+        return self._partition_param("init", n_items, layer_shape, owner)
+
+    def _init_is_auto(self):
+        return isinstance(self.init, str) and self.init == "auto"
+
+    # -- what every fitted estimator answers ------------------------------------------------------
+    def _score_reference(self):
+        """Minus the partition distance to ``reference``, or None without one."""
+        check_is_fitted(self)
+        if self._reference_labels is None:
+            return None
+        return -partition_distance(self.sharing_partition_, self._reference_labels)
+
+    def _layer_shape(self):
+        return self._model.layer_shape
+
+    @property
+    def symmetry_group_(self):
+        """The largest group of output and input permutations that keeps the discovered
+        sharing (:class:`sharelearn.symmetry.SymmetryGroup`, with ``.name`` and ``.order``).
+
+        Computed on first access, for the layer the items form (``coef_``'s shape for a linear
+        map, a column of means for shared means, ``(n_items, 1)`` for a network's items).
+        """
+        check_is_fitted(self)
+        if getattr(self, "_symmetry_group", None) is None:
+            self._symmetry_group = symmetry_group(self.sharing_partition_, self._layer_shape())
+        return self._symmetry_group
+

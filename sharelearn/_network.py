@@ -1,0 +1,409 @@
+"""NetworkSharingDiscoverer: learn which parameters of a torch module are tied together."""
+
+from __future__ import annotations
+
+import copy
+import numbers
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, _fit_context
+from sklearn.model_selection import ShuffleSplit
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._base import BaseDiscoverer
+from .hypergrad import SOLVERS
+from .models import network_model
+from .models.sequence import SequenceModel
+from .networks import tie_parameters
+from .partition import labels_to_selection
+
+__all__ = ["NetworkSharingDiscoverer"]
+
+
+class NetworkSharingDiscoverer(BaseDiscoverer):
+    """Discover which parameters of a torch module share their values, from data.
+
+    The items are slices (or entries) of the module's parameters, named by ``share``; a
+    partition of them ties each group to one shared value, and the partition is chosen to
+    minimise ``N log(validation loss of the network trained with that sharing) + penalties``
+    (the penalties of :class:`SharingDiscoverer`). The network is trained by gradient descent:
+    the relaxation's hypergradient comes from implicit differentiation
+    (:mod:`sharelearn.hypergrad`), the discrete search scores partitions by short retrains of
+    the hard-shared network (:mod:`sharelearn.nettrain`, :mod:`sharelearn.search.network`),
+    and the chosen network is refitted with skorch. Targets are standardised per output.
+
+    Parameters
+    ----------
+    module : "sequence", torch.nn.Module subclass or instance, default="sequence"
+        ``"sequence"``: the built-in :class:`sharelearn.networks.SequenceNetwork` (embedding ->
+        per-position linear layer -> ReLU -> sum over positions -> linear) on integer token
+        sequences ``X`` (``n_samples x L``), whose items are its ``L`` per-position layers. Its
+        sizes are routed as ``module__embedding_dim`` (default 500) and ``module__hidden``
+        (default 50); ``length`` and ``n_tokens`` (``max(X) + 1``) come from the data unless
+        given as ``module__...``.
+        A module class is built as ``module(**module__kwargs)`` (keyword arguments given to
+        this estimator as ``module__name=value``, skorch-style, so that ``set_params`` and grid
+        search reach them); a module instance is deep-copied and never trained in place. Both
+        need ``share``. The module maps a batch of ``X`` to predictions shaped like ``y``.
+    share : dict or None, default=None
+        What to share, ``{parameter name: axis or None}``. With an int axis the items are the
+        slices of that parameter along the axis (e.g. ``{"weight": 0}`` for a per-position
+        weight of shape ``(L, out, in)``); with ``None`` every entry is an item. All listed
+        parameters are tied by the one partition, so they must have the same number of items.
+        ``None`` is only valid for ``"sequence"``, where it means
+        ``{"position_weight": 0, "position_bias": 0}``.
+    n_candidate_groups : int or None, default=None
+        Number of candidate groups (columns of the relaxed selection matrix); ``None`` uses one
+        per item, capped at 16. The discrete search may still open new groups beyond it.
+    nuclear, nuclear_kind, code_length, entropy :
+        The penalties, as for :class:`SharingDiscoverer`.
+    loss : {"l1", "mse"}, default="l1"
+        Training and validation loss on standardised targets (each output centred and scaled to
+        unit variance on the fitting samples).
+    weight_decay : float, default=1e-6
+        Weight decay on all the network's parameters in the inner training loss.
+    cv : int, float, cross-validation splitter, iterable or None, default=5
+        The train/validation split of the outer objective: only the first split of ``cv`` is
+        used (one network per split would multiply the cost); see :class:`SharingDiscoverer`.
+    max_iter, learning_rate, temperature, tol, n_iter_no_change :
+        The relaxation, as for :class:`SharingDiscoverer`.
+    n_restarts : int or "auto", default="auto"
+        Relaxation restarts from random logits (``"auto"``: 1); one more search always starts
+        from ``init``, and the partition with the best objective is kept.
+    init : "auto", "shared", str or array-like, default="auto"
+        The partition the search starts from besides the relaxations (see
+        :class:`SharingDiscoverer`).
+    local_search : bool, default=True
+        Polish each rounded partition by the search of :mod:`sharelearn.search.network`
+        (merges, splits along the items' gradients, one-item moves), then, with a hold-out
+        (``validation_fraction``), the check of :func:`sharelearn.nettrain.holdout_merges`,
+        which keeps the best merge of two groups of the chosen partition if the refits score it
+        no worse on the hold-out.
+    max_search_iter : int, default=1000
+        Cap on accepted rounds of the discrete search per start; reaching it raises a
+        ``ConvergenceWarning``.
+    inner_steps : int, default=10
+        Full-batch Adam steps of the network per outer step, warm-started from the previous
+        outer step (plus ``10 * inner_steps`` warm-up steps before the first).
+    inner_learning_rate : float, default=0.01
+        Adam step size of the network (inner steps, search retrains, refit).
+    hypergrad : {"cg", "neumann", "exact", "identity"}, default="cg"
+        Linear solver of the implicit hypergradient, see :mod:`sharelearn.hypergrad`.
+        ``"exact"`` forms the Hessian (small networks only).
+    hypergrad_iter : int, default=10
+        Conjugate-gradient iterations or Neumann terms.
+    neumann_alpha : float, default=0.01
+        Step-size factor ``alpha`` of the Neumann series (needs ``alpha < 2 / lambda_max``).
+    search_steps : int, default=200
+        Full-batch Adam steps (step size decaying linearly to 0) of each short retrain that
+        scores a partition in the discrete search (a proxy for the outer objective; see
+        :mod:`sharelearn.nettrain`).
+    search_inits : int, default=3
+        Initialisations each partition is retrained from in the search; its score is the best
+        of them. The first is the fit's own network; the others are built from the module class
+        with other seeds, or, for a module instance, are copies whose submodules'
+        ``reset_parameters`` are called with other seeds (an instance without any is retrained
+        from its own initialisation only). One retrain from one initialisation sometimes
+        stalls, which can make the search keep a spurious group; each extra initialisation adds
+        the cost of one retrain per scored partition. Measured on the sum-of-numbers misses of
+        one initialisation, the true partition beat the found one for 93-100% of pairs of
+        initialisations and for every triple (see ``docs/models.md``).
+    max_epochs : int, default=1000
+        Epochs (full-batch) of the final refit with skorch, which fine-tunes the search's
+        retrains of the chosen partition (one per initialisation, see ``search_inits``) at a
+        tenth of ``inner_learning_rate``, decaying linearly to 0 over the epochs; if a refit
+        never beats its start on the early-stopping hold-out, the start is kept, and of the
+        refits the one with the lowest hold-out loss is kept. Without a hold-out
+        (``validation_fraction=None``) only the best retrain is refitted.
+    validation_fraction : float or None, default=0.2
+        Fraction of the samples held out of the search and used only by the final refit: to
+        early-stop it (patience ``patience``, best epoch restored) and to confirm the search's
+        partition against its best merge (see ``local_search``). ``None`` trains the refit for
+        ``max_epochs`` on all the samples, without that check.
+    patience : int, default=100
+        Epochs without improvement before the refit stops.
+    device, dtype, reference, n_threads, random_state, verbose :
+        As for :class:`SharingDiscoverer`; ``random_state`` also seeds the networks'
+        initialisations.
+    n_jobs : int or None, default=None
+        The restarts run in turn, sharing the search's cache of scored partitions; each round
+        of the search retrains its candidate partitions in ``n_jobs`` threads (the same
+        partitions and scores as serially; each runs torch on the fit's ``n_threads``, one by
+        default, so the threads do not oversubscribe the cores).
+    **module_kwargs
+        ``module__name=value``: keyword arguments of the module class.
+
+    Attributes
+    ----------
+    sharing_partition_, n_groups_, selection_matrix_, soft_selection_, restart_objectives_,
+    loss_curve_, n_iter_, fit_time_, symmetry_group_ :
+        As for :class:`SharingDiscoverer`; the items are the slices (or entries) declared by
+        ``share``.
+    objective_ : float
+        Objective of the chosen partition (its search retrains' validation loss).
+    validation_loss_ : float
+        The validation ``loss`` (standardised targets) of the search's short retrain.
+    n_search_moves_ : int
+        Accepted rounds of the discrete search for the winning restart, plus the merges
+        accepted on the hold-out.
+    target_mean_, target_scale_ : ndarray of shape (n_outputs,)
+        The target standardisation.
+    history_ : list of dict
+        Per-epoch ``train_loss`` and ``valid_loss`` of the final refit.
+    n_features_in_ : int
+
+    See Also
+    --------
+    SharingDiscoverer : the same for closed-form models (shared means, a linear map).
+
+    Examples
+    --------
+    >>> from sharelearn import NetworkSharingDiscoverer
+    >>> from sharelearn.datasets import make_sum_of_numbers
+    >>> X, y, truth = make_sum_of_numbers(200, length=3, random_state=0)
+    >>> net = NetworkSharingDiscoverer("sequence", module__embedding_dim=8, module__hidden=8,
+    ...                                search_steps=50, max_epochs=50, reference=truth,
+    ...                                random_state=0).fit(X, y)
+    >>> net.sharing_partition_.shape
+    (3,)
+    """
+
+    _parameter_constraints = {
+        **BaseDiscoverer._parameter_constraints,
+        "module": [StrOptions({"sequence"}), type, torch.nn.Module],
+        "share": [dict, None],
+        "loss": [StrOptions({"l1", "mse"})],
+        "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
+        "inner_steps": [Interval(numbers.Integral, 1, None, closed="left")],
+        "inner_learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
+        "hypergrad": [StrOptions(set(SOLVERS))],
+        "hypergrad_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "neumann_alpha": [Interval(numbers.Real, 0, None, closed="neither")],
+        "search_steps": [Interval(numbers.Integral, 1, None, closed="left")],
+        "search_inits": [Interval(numbers.Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither"), None],
+        "patience": [Interval(numbers.Integral, 1, None, closed="left")],
+    }
+    _PRIVATE_FIT_STATE = BaseDiscoverer._PRIVATE_FIT_STATE + (
+        "_n_tokens", "_module_share_", "_module_template", "_module_state")
+
+    def __init__(self, module="sequence", *, share=None, n_candidate_groups=None,
+                 nuclear=2.0, nuclear_kind="nuclear", code_length=2.0, entropy=0.1, loss="l1",
+                 weight_decay=1e-6, cv=5, max_iter=100, learning_rate=0.3,
+                 temperature=(1.0, 0.05), tol=1e-4, n_iter_no_change=10, n_restarts="auto",
+                 init="auto", local_search=True, max_search_iter=1000, inner_steps=10,
+                 inner_learning_rate=0.01, hypergrad="cg", hypergrad_iter=10,
+                 neumann_alpha=0.01, search_steps=200, search_inits=3, max_epochs=1000,
+                 validation_fraction=0.2, patience=100, device="cpu", dtype="float64",
+                 reference=None, n_jobs=None, n_threads=None, random_state=None, verbose=0,
+                 **module_kwargs):
+        self.module = module
+        self.share = share
+        self.n_candidate_groups = n_candidate_groups
+        self.nuclear = nuclear
+        self.nuclear_kind = nuclear_kind
+        self.code_length = code_length
+        self.entropy = entropy
+        self.loss = loss
+        self.weight_decay = weight_decay
+        self.cv = cv
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.temperature = temperature
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.n_restarts = n_restarts
+        self.init = init
+        self.local_search = local_search
+        self.max_search_iter = max_search_iter
+        self.inner_steps = inner_steps
+        self.inner_learning_rate = inner_learning_rate
+        self.hypergrad = hypergrad
+        self.hypergrad_iter = hypergrad_iter
+        self.neumann_alpha = neumann_alpha
+        self.search_steps = search_steps
+        self.search_inits = search_inits
+        self.max_epochs = max_epochs
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.device = device
+        self.dtype = dtype
+        self.reference = reference
+        self.n_jobs = n_jobs
+        self.n_threads = n_threads
+        self.random_state = random_state
+        self.verbose = verbose
+        self._set_module_params(module_kwargs)
+
+    # -- module__ keyword arguments, routed skorch-style ---------------------------------------
+    @staticmethod
+    def _is_module_key(key):
+        return key.startswith("module__") and key != "module__"
+
+    def _set_module_params(self, params):
+        for key, value in params.items():
+            if self._is_module_key(key):
+                setattr(self, key, value)
+            else:
+                self._record_unexpected({key: value})
+
+    def _module_kwargs(self):
+        return {k[len("module__"):]: v for k, v in vars(self).items()
+                if k.startswith("module__")}
+
+    def get_params(self, deep=True):
+        """Get parameters, including the ``module__*`` keyword arguments of the module."""
+        params = super().get_params(deep=deep)
+        params.update({k: v for k, v in vars(self).items() if k.startswith("module__")})
+        return params
+
+    def set_params(self, **params):
+        """Set parameters; ``module__*`` keys are stored for the module's constructor."""
+        known = super().get_params(deep=False)
+        self._set_module_params({k: params.pop(k) for k in list(params) if k not in known})
+        return BaseEstimator.set_params(self, **params)
+
+    # -- the fit -------------------------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Learn the sharing scheme and train the tied network.
+
+        All or nothing: a call that raises leaves the estimator exactly as it was before it.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+            Inputs of the module (integer token ids for ``module="sequence"``).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+
+        Returns
+        -------
+        self : NetworkSharingDiscoverer
+        """
+        self._check_unexpected_kwargs("Keyword arguments of the module's constructor are "
+                                      "passed as module__<name>=value.")
+        return self._fit_all_or_nothing(X, y)
+
+    def _check_X(self, model, X, y=None, *, reset):
+        """Validated inputs: numeric dtypes kept (integer tokens stay integers), anything else
+        float64; then the model's own checks."""
+        numeric = [np.float64, np.float32, np.int64, np.int32, np.int16, np.int8, np.uint8,
+                   np.uint16, np.uint32, np.uint64, np.bool_]
+        kwargs = dict(reset=reset, dtype=numeric, allow_nd=not isinstance(model, SequenceModel))
+        if y is None:
+            X = validate_data(self, X, **kwargs)
+        else:
+            X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, **kwargs)
+        X = model.check_inputs(X, None if reset else self)
+        return X if y is None else (X, y)
+
+    def _fit(self, X, y):
+        if y is None:
+            raise ValueError("NetworkSharingDiscoverer requires y to be passed, but the target "
+                             "y is None: call fit(X, y).")
+        model = network_model(self)
+        dtype, device = self._torch_setup()
+        X, y = self._check_X(model, X, y, reset=True)
+        y = self._validate_targets(y, "a network")
+        self._y_1d = y.ndim == 1
+        Y = y.reshape(-1, 1) if self._y_1d else y
+        rng = check_random_state(self.random_state)
+        splits = self._module_splits(X.shape[0], rng)
+        n_restarts = model.auto_restarts() if self.n_restarts == "auto" else int(self.n_restarts)
+        module_seed, *seeds = rng.randint(2**31, size=n_restarts + 2)
+        model.prepare(X, Y, splits, dtype=dtype, device=device, rng=rng, seed=module_seed)
+        n_items, shape = model.n_items, model.layer_shape
+        self._reference_labels = self._partition_param("reference", n_items, shape, "module")
+        start = self._start_partition(n_items, shape, "module")
+        self._validate_temperature()
+        self._run(model, seeds=seeds, n_restarts=n_restarts, start=start)
+
+    def _module_splits(self, n_samples, rng):
+        """(train, validation, early-stopping) indices; only the first cv split is used."""
+        everything = np.arange(n_samples)
+        stop = None
+        if self.validation_fraction is not None:
+            try:
+                fit, stop = next(ShuffleSplit(
+                    n_splits=1, test_size=self.validation_fraction,
+                    random_state=rng.randint(2**31)).split(everything))
+            except ValueError as err:
+                raise ValueError(f"validation_fraction={self.validation_fraction} cannot hold "
+                                 f"out samples from {n_samples}: {err}") from None
+            if len(fit) < 2:
+                raise ValueError(f"Too few samples: validation_fraction="
+                                 f"{self.validation_fraction} leaves {len(fit)} of "
+                                 f"{n_samples} for the train/validation split; need 2.")
+        else:
+            fit = everything
+        tr, va = self._splits(len(fit), rng)[0]
+        return fit[tr], fit[va], stop
+
+    # -- using the fitted network ---------------------------------------------------------------
+    def to_module(self):
+        """The fitted network with its hard sharing, as a new CPU module.
+
+        The tied parameters stay parametrized (:func:`sharelearn.networks.tie_parameters`), so
+        training it further keeps the discovered sharing.
+
+        Returns
+        -------
+        module : torch.nn.Module
+        """
+        check_is_fitted(self)
+        module = copy.deepcopy(self._module_template)
+        dtype = next(iter(self._module_state.values())).dtype
+        hard = torch.as_tensor(labels_to_selection(self.sharing_partition_, sparse=False),
+                               dtype=torch.float64 if dtype == np.float64 else torch.float32)
+        tie_parameters(module, self._module_share_, hard)
+        module.load_state_dict({k: torch.from_numpy(v.copy())
+                                for k, v in self._module_state.items()})
+        return module
+
+    def predict(self, X):
+        """Predictions of the fitted network, in the targets' units."""
+        check_is_fitted(self)
+        X = self._check_X(self._model, X, reset=False)
+        module = self.to_module()
+        dtype = next(module.parameters()).dtype
+        Xt = torch.tensor(X, dtype=torch.int64 if X.dtype == np.int64 else dtype)
+        with torch.no_grad():
+            out = module(Xt)
+        out = out.reshape(out.shape[0], -1).numpy().astype(np.float64)
+        out = out * self.target_scale_ + self.target_mean_
+        return out[:, 0] if self._y_1d else out
+
+    def score(self, X, y=None):
+        """Greater is better.
+
+        With ``reference`` set: minus the partition distance between the discovered sharing and
+        the reference (0 = exact recovery; X and y are ignored). Without it: minus the held-out
+        ``loss`` (mean absolute error for ``"l1"``, MSE for ``"mse"``) in the targets' own units.
+        """
+        by_reference = self._score_reference()
+        if by_reference is not None:
+            return by_reference
+        if y is None:
+            raise ValueError("score of NetworkSharingDiscoverer without a reference requires "
+                             "y.")
+        pred = self.predict(X)
+        y = np.asarray(y, dtype=np.float64)
+        if y.shape != pred.shape:
+            raise ValueError(f"y must have shape {pred.shape}, got {y.shape}.")
+        err = y - pred
+        return -float(np.mean(np.abs(err) if self.loss == "l1" else err ** 2))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.target_tags.multi_output = True  # y may have several columns (n_outputs)
+        tags.input_tags.sparse = False
+        if isinstance(self.module, str) and self.module == "sequence":
+            # token ids: the estimator checks then draw non-negative integer X
+            tags.input_tags.categorical = True
+            tags.input_tags.positive_only = True
+        return tags

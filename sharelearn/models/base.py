@@ -1,0 +1,86 @@
+"""The model protocol: what the outer loop needs from a model type.
+
+The loop (:mod:`sharelearn.outer`) knows nothing of means, linear maps or networks. It relaxes a
+batch of soft selections against :meth:`SharingModel.relaxation`, rounds them, searches each
+rounded partition with :meth:`SharingModel.hard_objective` and :meth:`SharingModel.search_moves`
+(:func:`sharelearn.search.local_search`), and hands the best partition to
+:meth:`SharingModel.refit`. A model type is one subclass in its own file, registered in
+:mod:`sharelearn.models`; nothing else changes to add one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["SharingModel"]
+
+
+class SharingModel:
+    """Base of the model types.
+
+    After :meth:`prepare` a model has ``n_items`` (the shareable items: means, entries of a map,
+    slices of a network's parameter) and ``layer_shape`` (``(n_out, n_in)``, the layout that
+    named sharings and the symmetry group are built for).
+
+    Attributes
+    ----------
+    relax_batch : int or None
+        Most restarts relaxed together as one batch (``None``: as the memory budget allows).
+    parallel_searches : bool
+        Whether the searches from different starts may run in joblib workers (networks keep
+        them in one process, where they share a cache of scored partitions).
+    """
+
+    relax_batch = None
+    parallel_searches = True
+
+    def prepare(self, X, y, splits, *, dtype, device, rng):
+        """Take the validated data and the (train, validation) index pairs; set ``n_items`` and
+        ``layer_shape``."""
+        raise NotImplementedError
+
+    def default_columns(self):
+        """Candidate groups of the relaxation when the user gives none."""
+        return max(2, min(self.n_items, 16))
+
+    def batch_size(self, n_columns):
+        """Most restarts relaxed together when ``relax_batch`` is None."""
+        return 1
+
+    def auto_restarts(self):
+        """Relaxation restarts for ``n_restarts="auto"``."""
+        return 1
+
+    def relaxation(self, S0):
+        """The relaxed data term: a callable ``S -> values``, for a batch of soft selections
+        ``S`` (``B x n_items x r``, ``B <= relax_batch``) returning one differentiable value per
+        matrix. It may keep state across calls (a network trained warm from step to step): a
+        new relaxation is asked for each batch of restarts, with its first selections ``S0``."""
+        raise NotImplementedError
+
+    def hard_objective(self, penalties):
+        """The objective of hard partitions, with ``state(labels)`` returning a
+        :class:`~sharelearn.search.SearchState` whose ``value`` is data term plus penalties."""
+        raise NotImplementedError
+
+    def search_moves(self, max_iter):
+        """A fresh list of the discrete search's moves, in order of preference (moves may keep
+        state within one search; ``max_iter`` caps any search a move runs itself)."""
+        raise NotImplementedError
+
+    def extra_starts(self, init_is_auto, n_relax):
+        """More partitions to search from besides the relaxations and ``init``."""
+        return []
+
+    def refit(self, labels, objective):
+        """Fit the chosen partition on all the data; returns ``(labels, attributes)``: the
+        final partition (a model may still merge groups here) and the fitted attributes that
+        the estimator sets, numpy only."""
+        raise NotImplementedError
+
+    def release(self):
+        """Drop what only the fit needed (tensors, data), keeping what prediction needs."""
+
+    @staticmethod
+    def shared_start(n_items):
+        return np.zeros(n_items, dtype=np.int64)

@@ -1,0 +1,402 @@
+"""The closed-form models' shared machinery: hard objectives and the model base.
+
+A closed-form model is a tied linear map fitted by least squares on X and y in internal units
+(:mod:`sharelearn._scaling`): the inner problem is :class:`~sharelearn.models.gaussian.
+TiedLinearGaussian`, whose shared values have a closed form, so the relaxation differentiates
+through the solve exactly and the search scores its candidates exactly from the normal
+equations. :class:`ValidationObjective` and :class:`EvidenceObjective` are the two hard
+objectives (validation loss over the splits, or ``-2 log`` evidence on all the data);
+:class:`ClosedFormModel` implements the model protocol (:class:`~sharelearn.models.base.
+SharingModel`) for both :class:`~sharelearn.models.means.SharedMeans` and
+:class:`~sharelearn.models.linear.LinearMap`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..evidence import fit_precisions, neg2_log_evidence
+from ..partition import canonical_labels
+from ..penalties import data_term
+from ..search import SearchState
+from ..search.moves import closed_form_moves
+from .base import SharingModel
+from .gaussian import TiedLinearGaussian, diagonal_solve, ridge_solve
+
+__all__ = ["ClosedFormModel", "ClosedFormState", "EvidenceObjective", "ValidationObjective",
+           "log_evidence"]
+
+# The relaxation holds a few P x r tensors; above this many entries the candidate count shrinks.
+_RELAXATION_BUDGET = 2**20  # also bounds a batch of restarts relaxed together
+# n_restarts="auto" relaxes only while one step (O(items x inputs x groups)) stays cheap. Above
+# it the search from the shared partition reached the same objective 100x faster (measured on
+# valid 70 -> 68, 4,760 entries, and the 64-input small-data curve: benchmarks/bench_shift.py).
+_AUTO_RESTART_BUDGET = 2**16
+
+
+@dataclass
+class ClosedFormState(SearchState):
+    """A hard partition with its exact quadratics, stacked over the ``F`` splits, and one spare
+    empty group (``R`` columns: the groups and the spare).
+
+    ``G``, ``c`` (training) and ``Gv``, ``cv`` (validation) are the normal equations of the
+    shared values; ``CS``, ``CSv`` (``F x P x R``) what a one-item move changes in them
+    (:meth:`TiedLinearGaussian.hard_statistics`); ``psi`` the fitted shared values (``F x R``),
+    ``lab_t`` the labels on the device, ``sizes`` the group sizes (float, ``R``). ``mse`` is the
+    validation MSE of each split (validation objective), ``precisions`` the prior and noise
+    precisions (evidence objective).
+    """
+
+    R: int = 0
+    lab_t: torch.Tensor = None
+    sizes: torch.Tensor = None
+    psi: torch.Tensor = None
+    G: torch.Tensor = None
+    c: torch.Tensor = None
+    Gv: torch.Tensor = None
+    cv: torch.Tensor = None
+    CS: torch.Tensor = None
+    CSv: torch.Tensor = None
+    mse: torch.Tensor = None
+    precisions: tuple = None
+
+
+class ValidationObjective:
+    """The outer objective of hard partitions for a closed-form problem.
+
+    ``J = N * log(mean validation MSE) + penalties(group sizes)``, where ``N`` is the number of
+    scalar training observations per split. In these units one spurious free parameter costs
+    about 1, so the penalty weights are free of the data's scale. Besides the value of a
+    partition (:meth:`state`) it scores the search's candidates exactly and cheaply:
+    :meth:`screen_moves` rates every one-item move, :meth:`exact_moves` and :meth:`exact_merges`
+    refit candidates from rank-2 and merge updates of the normal equations.
+    """
+
+    scored_on_training = False  # candidates are scored on the validation parts
+
+    def __init__(self, problem, penalties):
+        self.problem = problem
+        self.penalties = penalties
+        self.n_obs = problem.n_obs_train
+        self.item_input = torch.arange(problem.n_items, device=problem.device) % problem.n_inputs
+        self.kappa = problem.C_tr_diag[:, self.item_input]  # (F, P) curvature of one entry
+        self.kappa_v = problem.C_va_diag[:, self.item_input]
+        # with one input (shared means) every hard quadratic is diagonal: solves are divisions
+        self.diagonal = problem.n_inputs == 1
+
+    def data_term(self, mse):
+        return data_term(self.n_obs, mse.mean(-1), self.problem.mse_floor)
+
+    def size_cost(self, sizes):
+        """Penalty of one group of each size (0 for an empty group)."""
+        return self.penalties.size_cost(sizes, self.problem.n_items)
+
+    def output_errors(self, st):
+        """Validation mean squared error of every output (row of ``W``), mean over splits."""
+        pb = self.problem
+        F = st.psi.shape[0]
+        W = st.psi.gather(1, st.lab_t[None].expand(F, -1))
+        W = W.reshape(F, pb.n_outputs, pb.n_inputs)
+        sse = (pb.yy_va_out[:F] - 2 * (W * pb.B_va[:F].transpose(1, 2)).sum(-1)
+               + ((W @ pb.C_va[:F]) * W).sum(-1))
+        return (sse / pb.n_va[:F, None]).mean(0)
+
+    def penalty_term(self, sizes):
+        return self.size_cost(sizes).sum(-1)
+
+    def state(self, labels):
+        """Everything the search needs about a hard partition, with one spare empty group."""
+        labels = canonical_labels(labels)
+        R = int(labels.max()) + 2
+        stats = self.problem.hard_statistics(labels, R)
+        data, psi, summary = self._data(stats["G"], stats["c"], stats["Gv"], stats["cv"])
+        lab_t = torch.as_tensor(labels, device=self.problem.device)
+        sizes = torch.bincount(lab_t, minlength=R).to(self.problem.dtype)
+        return ClosedFormState(labels=labels, value=float(data + self.penalty_term(sizes)), R=R,
+                               lab_t=lab_t, sizes=sizes, psi=psi, **stats,
+                               **self._summary(summary))
+
+    @staticmethod
+    def _summary(mse):
+        return {"mse": mse}
+
+    def _data(self, G, c, Gv, cv):
+        """Data term of (batched) hard quadratics, the shared values, and a fit summary (the
+        validation MSE of each split)."""
+        if self.diagonal:
+            psi = diagonal_solve(torch.diagonal(G, dim1=-2, dim2=-1), c, self.problem.alpha)
+        else:
+            psi = ridge_solve(G, c, self.problem.alpha)
+        mse = self._mse(psi, Gv, cv)
+        return self.data_term(mse), psi, mse
+
+    def _mse(self, psi, Gv, cv):
+        if self.diagonal:
+            quad = (psi**2 * torch.diagonal(Gv, dim1=-2, dim2=-1)).sum(-1)
+        else:
+            quad = (psi[..., None, :] @ Gv @ psi[..., :, None])[..., 0, 0]
+        return (self.problem.yy_va - 2 * (psi * cv).sum(-1) + quad) / self.problem.norm_va
+
+    # -- one-item moves ----------------------------------------------------------------------
+    def screen_moves(self, st):
+        """Predicted change of the objective for every (item, target group) pair, ``P x R``."""
+        psi = st.psi  # (F, R)
+        lab = st.lab_t
+        R = st.R
+        cur = psi.gather(1, lab[None].expand(psi.shape[0], -1))  # (F, P) current value
+        pb = self.problem
+        grad_t = (st.CS @ psi[..., None])[..., 0] - pb.b_tr  # half d SSE / dW, (F, P)
+        grad_v, kap_v, scale = self.scoring_gradient(st, grad_t)
+        kap_t = self.kappa
+        delta = psi[:, None, :] - cur[..., None]  # (F, P, R): value change when moving to j
+        # the spare empty group takes the item's own least-squares value on the training part
+        delta[..., R - 1] = -grad_t / kap_t.clamp_min(1e-300)
+        d_sse = 2 * delta * grad_v[..., None] + delta**2 * kap_v[..., None]
+        pred = scale(d_sse)
+        pred = pred + self.penalty_change(st)
+        pred[torch.arange(lab.numel()), lab] = math.inf
+        return pred
+
+    def scoring_gradient(self, st, grad_t):
+        """Gradient and curvature of the scored loss in one entry, and how a change of squared
+        error maps to a change of the objective (validation: ``N log MSE``)."""
+        pb = self.problem
+        grad_v = (st.CSv @ st.psi[..., None])[..., 0] - pb.b_va
+        mse = st.mse.mean()
+
+        def scale(d_sse):
+            d_mse = (d_sse / pb.norm_va[:, None, None]).mean(0)
+            return self.n_obs * torch.log1p((d_mse / mse).clamp_min(-0.999999))
+
+        return grad_v, self.kappa_v, scale
+
+    def penalty_change(self, st):
+        """Penalty change of moving each item to each group, ``P x R``."""
+        s = st.sizes
+        lab = st.lab_t
+        f = self.size_cost
+        leave = f((s[lab] - 1).clamp_min(0)) - f(s[lab])
+        join = f(s + 1) - f(s)
+        return leave[:, None] + join[None, :]
+
+    def exact_moves(self, st, items, targets):
+        """Exact objective change of moving ``items[q]`` to ``targets[q]`` (each alone)."""
+        R = st.R
+        lab = st.lab_t
+        src = lab[items]
+        dt = st.G.dtype
+        eye = torch.eye(R, dtype=dt, device=st.G.device)
+        delta = eye[targets] - eye[src]  # (Q, R)
+        pb = self.problem
+        G2 = self._rank2(st.G, st.CS[:, items], self.kappa[:, items], delta)
+        c2 = st.c[:, None, :] + pb.b_tr[:, items, None] * delta
+        Gv2 = self._rank2(st.Gv, st.CSv[:, items], self.kappa_v[:, items], delta)
+        cv2 = st.cv[:, None, :] + pb.b_va[:, items, None] * delta
+        # candidates first: (Q, F, ...)
+        data, _, _ = self._data(G2.transpose(0, 1), c2.transpose(0, 1), Gv2.transpose(0, 1),
+                                cv2.transpose(0, 1))
+        sizes = st.sizes.expand(len(items), R).clone()
+        ar = torch.arange(len(items), device=sizes.device)
+        sizes[ar, src] -= 1
+        sizes[ar, targets] += 1
+        return data + self.penalty_term(sizes) - st.value
+
+    @staticmethod
+    def _rank2(G, v, kappa, delta):
+        """``G + delta v^T + v delta^T + kappa delta delta^T`` for every split and candidate:
+        the change of the normal equations when one item moves (``delta = e_to - e_from``)."""
+        outer = delta[None, :, :, None] * v[:, :, None, :]  # (F, Q, R, R)
+        dd = delta[:, :, None] * delta[:, None, :]
+        return G[:, None] + outer + outer.transpose(-1, -2) + kappa[..., None, None] * dd[None]
+
+    # -- merges ------------------------------------------------------------------------------
+    def exact_merges(self, st):
+        """Exact objective change of merging every pair of non-empty groups ``(a, b)``, a < b."""
+        r = st.R - 1
+        if r < 2:
+            return None, None
+        a, b = torch.triu_indices(r, r, offset=1, device=st.G.device)
+        R = st.R
+        dt = st.G.dtype
+        M = torch.eye(R, dtype=dt, device=a.device).repeat(a.numel(), 1, 1)
+        ar = torch.arange(a.numel(), device=a.device)
+        M[ar, a, b] = 1
+        M[ar, b, b] = 0
+        Mt = M.transpose(1, 2)
+        G2 = M[:, None] @ st.G[None] @ Mt[:, None]  # (pairs, F, R, R)
+        Gv2 = M[:, None] @ st.Gv[None] @ Mt[:, None]
+        c2 = (M[:, None] @ st.c[None, :, :, None])[..., 0]
+        cv2 = (M[:, None] @ st.cv[None, :, :, None])[..., 0]
+        data, _, _ = self._data(G2, c2, Gv2, cv2)
+        sizes = (M @ st.sizes[:, None])[..., 0]
+        change = data + self.penalty_term(sizes) - st.value
+        return change, torch.stack([a, b], 1)
+
+
+class EvidenceObjective(ValidationObjective):
+    """The outer objective with the validation loss replaced by ``-2 log evidence``.
+
+    ``problem`` must hold one "split" whose training part is all the data. The precisions are
+    re-optimised for every state and for every candidate move or merge (a batched ``r x r``
+    eigendecomposition each), so candidates are scored exactly. Scoring them at the current
+    state's precisions instead is a valid bound but a useless one: from the fully shared start the
+    noise precision is tiny, and no single move looks profitable before it is re-fitted.
+    """
+
+    scored_on_training = True  # the evidence has no validation part
+
+    def _data(self, G, c, Gv, cv):
+        pb = self.problem
+        G, c = G[..., 0, :, :], c[..., 0, :]
+        yy, n_obs = pb.yy_tr[0], float(pb.n_tr[0]) * pb.n_outputs
+        alpha, beta = fit_precisions(G, c, yy.expand(G.shape[:-2]), n_obs)
+        value, psi = neg2_log_evidence(G, c, yy, n_obs, alpha, beta, return_mean=True)
+        return value, psi[..., None, :], (alpha, beta)
+
+    @staticmethod
+    def _summary(precisions):
+        return {"precisions": precisions}
+
+    def scoring_gradient(self, st, grad_t):
+        beta = st.precisions[1]
+
+        def scale(d_sse):
+            return beta * d_sse.sum(0)
+
+        return grad_t, self.kappa, scale
+
+
+
+def log_evidence(terms):
+    """Log marginal likelihood, as a density of the targets in the user's units, from the
+    terms a closed-form refit keeps: ``(G, c, yy, n_obs, log y_scale)``, with the precisions
+    at their type-II maximum likelihood."""
+    *stats, log_scale = terms
+    G, c, yy, n_obs = (torch.as_tensor(t, dtype=torch.float64) for t in stats)
+    alpha, beta = fit_precisions(G, c, yy, float(n_obs))
+    # the fit ran on Y / y_scale: the density of Y has the Jacobian y_scale^-N
+    return float(-0.5 * neg2_log_evidence(G, c, yy, float(n_obs), alpha, beta)
+                 - float(n_obs) * float(log_scale))
+
+
+class ClosedFormModel(SharingModel):
+    """A tied linear map fitted in closed form; subclasses say what the map is
+    (:meth:`design`) and what a fit reports (:meth:`map_attributes`).
+
+    Parameters
+    ----------
+    objective : {"validation", "evidence"}
+        The data term: ``N log`` of the mean validation MSE over the splits, or ``-2 log``
+        evidence of the tied linear-Gaussian model on all the data.
+    alpha : float
+        Ridge penalty on the shared values, in internal units.
+    """
+
+    def __init__(self, *, objective="validation", alpha=1e-6):
+        self.objective = objective
+        self.alpha = alpha
+
+    @classmethod
+    def on_problem(cls, problem, **params):
+        """A model around an already built :class:`~sharelearn.models.gaussian.
+        TiedLinearGaussian` (its data used as they are, without the internal units): to score
+        partitions or relax selections of a problem built by hand."""
+        model = cls(**params)
+        model.problem, model.n_items = problem, problem.n_items
+        model.layer_shape = (problem.n_outputs, problem.n_inputs)
+        model.dtype, model.device = problem.dtype, problem.device
+        return model
+
+    # -- what subclasses define ----------------------------------------------------------------
+    def design(self, X, y):
+        """``(inputs, targets, fit_intercept, units)`` in internal units."""
+        raise NotImplementedError
+
+    def map_attributes(self, psi, W, full):
+        """The fitted attributes of the shared values ``psi`` and map ``W`` (internal units)."""
+        raise NotImplementedError
+
+    # -- the protocol --------------------------------------------------------------------------
+    @property
+    def uses_splits(self):
+        """Whether the objective needs train/validation splits (the evidence uses all data)."""
+        return self.objective != "evidence"
+
+    def prepare(self, X, y, splits, *, dtype, device, rng=None):
+        Xd, Y, intercept, units = self.design(X, y)
+        if not self.uses_splits:
+            splits = [(np.arange(X.shape[0]), np.arange(X.shape[0]))]
+        self.Xd, self.Y, self.intercept, self.units = Xd, Y, intercept, units
+        self.dtype, self.device = dtype, device
+        # copies: the user's arrays are never shared with torch
+        self.problem = TiedLinearGaussian(torch.tensor(Xd, dtype=dtype, device=device),
+                                          torch.tensor(Y, dtype=dtype, device=device), splits,
+                                          fit_intercept=intercept, alpha=self.alpha)
+        self.n_items = self.problem.n_items
+        self.layer_shape = (Y.shape[1], Xd.shape[1])
+
+    def default_columns(self):
+        return max(2, min(self.n_items, 16, _RELAXATION_BUDGET // self.n_items))
+
+    def auto_restarts(self):
+        return 3 if self.n_items * self.problem.n_inputs <= _AUTO_RESTART_BUDGET else 0
+
+    def batch_size(self, n_columns):
+        """Most restarts relaxed together: a batch holds a few ``B x P x r`` tensors."""
+        return max(1, _RELAXATION_BUDGET // (self.n_items * n_columns))
+
+    def relaxation(self, S0):
+        return self.relaxed_data_term  # stateless: S0 is not needed
+
+    def relaxed_data_term(self, S):
+        """The data term of soft selections ``S`` (``P x r`` or a batch ``B x P x r``): ``N log``
+        of the expected validation MSE (a soft row costs its expected loss), or ``-2 log p(y | S)``
+        of the expected model on all the data, with the precisions at their type-II maximum
+        likelihood. At a hard ``S`` it equals the hard objective's data term."""
+        problem = self.problem
+        if self.objective == "evidence":
+            G, c = problem.normal_equations(S)
+            G, c = G[..., 0, :, :], c[..., 0, :]
+            yy = problem.yy_tr[0].expand(G.shape[:-2])
+            n_obs = float(problem.n_tr[0]) * problem.n_outputs
+            alpha, beta = fit_precisions(G.detach(), c.detach(), yy, n_obs)
+            return neg2_log_evidence(G, c, yy, n_obs, alpha, beta)
+        return data_term(problem.n_obs_train, problem.validation_mse(S), problem.mse_floor)
+
+    def hard_objective(self, penalties):
+        kind = EvidenceObjective if self.objective == "evidence" else ValidationObjective
+        return kind(self.problem, penalties)
+
+    def search_moves(self, max_iter):
+        return closed_form_moves(max_iter=max_iter)
+
+    def refit(self, labels, objective):
+        """Shared values of the chosen partition, fitted on all the (internal) data, and mapped
+        back to the user's units; also what ``log_evidence_`` needs, computed on first access
+        (the precisions' fixed point costs more than a whole fit of a small problem)."""
+        n_groups = int(labels.max()) + 1
+        Xd, Y = self.Xd, self.Y
+        everything = [(np.arange(Xd.shape[0]), np.arange(Xd.shape[0]))]
+        full = TiedLinearGaussian(torch.tensor(Xd, dtype=self.dtype, device=self.device),
+                                  torch.tensor(Y, dtype=self.dtype, device=self.device),
+                                  everything, fit_intercept=self.intercept, alpha=self.alpha)
+        stats = full.hard_statistics(labels, n_groups)
+        terms = tuple(np.asarray(t.detach().cpu(), dtype=np.float64) for t in (
+            stats["G"][0], stats["c"][0], full.yy_tr[0], full.n_tr[0] * full.n_outputs)) + (
+            np.log(self.units.y_scale),)
+        psi = ridge_solve(stats["G"][0], stats["c"][0], self.alpha)
+        psi = psi.cpu().numpy().astype(np.float64)
+        W = psi[labels].reshape(Y.shape[1], Xd.shape[1])
+        attributes = self.map_attributes(psi, W, full)
+        attributes["validation_loss_"] = (None if not self.uses_splits else float(
+            objective.state(labels).mse.mean()) * self.units.y_scale ** 2)
+        attributes["_evidence_terms"] = terms
+        return labels, attributes
+
+    def release(self):
+        for name in ("Xd", "Y", "problem"):
+            self.__dict__.pop(name, None)

@@ -1,0 +1,92 @@
+"""A tied linear map ``y = W x + b`` (``SharingDiscoverer(model="linear")``).
+
+The items are the entries of ``W`` (``n_outputs x n_features``, row-major); the intercept ``b``
+has one free value per output, never shared and never penalised (the data are centred by the
+training means of each split). Without relaxations, on strongly correlated inputs, the search
+gets one more start: two value clusters of a ridge estimate of ``W``
+(:func:`sharelearn.search.starts.ridge_clusters`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._scaling import standardize
+from ..search.starts import input_correlation, ridge_clusters
+from .closed_form import ClosedFormModel
+
+__all__ = ["LinearMap"]
+
+# Inputs count as strongly correlated when the largest eigenvalue of their correlation matrix is
+# above this fraction of their number (independent inputs: (1 + sqrt(d / n))^2 / d, 0.03 to 0.15
+# on the benchmarks' shift tasks; AR(0.9) signals of 64 inputs about 0.3; image patches 0.6-0.9).
+_CORRELATED_INPUTS = 0.2
+
+
+class LinearMap(ClosedFormModel):
+    """Tied linear map; fitted attributes ``shared_values_``, ``coef_`` and ``intercept_``.
+
+    Parameters
+    ----------
+    fit_intercept : bool
+        A free intercept per output.
+    objective, alpha :
+        See :class:`~sharelearn.models.closed_form.ClosedFormModel`.
+    """
+
+    name = "linear"
+    supervised = True
+
+    def __init__(self, *, fit_intercept=True, **kwargs):
+        super().__init__(**kwargs)
+        self.fit_intercept = fit_intercept
+
+    @classmethod
+    def from_estimator(cls, est):
+        return cls(fit_intercept=est.fit_intercept, objective=est.objective, alpha=est.alpha)
+
+    @property
+    def min_train(self):
+        return 2 if self.fit_intercept else 1
+
+    def design(self, X, y):
+        Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        center = "columns" if self.fit_intercept else "none"
+        Xs, Ys, units = standardize(X, Y, center_x=center, center_y=center)
+        return Xs, Ys, self.fit_intercept, units
+
+    def extra_starts(self, init_is_auto, n_relax):
+        # Without relaxations the shared start alone is weak on strongly correlated inputs
+        # (smooth signals, images); a ridge estimate's two clusters are one more start there
+        # (not when the user chose the start). On independent inputs the shared start finds
+        # the same partitions faster (measured: benchmarks/bench_shift.py).
+        if (n_relax == 0 and self.problem.n_inputs > 1 and init_is_auto
+                and input_correlation(self.problem) > _CORRELATED_INPUTS):
+            return [ridge_clusters(self.problem)]
+        return []
+
+    def map_attributes(self, psi, W, full):
+        u = self.units
+        coef = W * u.weight_scale
+        b = full.y_mean[0].cpu().numpy() - W @ full.x_mean[0].cpu().numpy()
+        x_offset = np.broadcast_to(u.x_offset, (W.shape[1],))
+        return {"shared_values_": psi * u.weight_scale, "coef_": coef,
+                "intercept_": (u.y_offset + u.y_scale * b - coef @ x_offset).astype(np.float64)}
+
+    @staticmethod
+    def transform(est, X):
+        """The tied map applied: ``X @ coef_.T + intercept_``."""
+        return X @ est.coef_.T + est.intercept_
+
+    @staticmethod
+    def score(est, X, y):
+        """Minus the mean squared error of the tied map on ``(X, y)``."""
+        if y is None:
+            raise ValueError("score of model='linear' without a reference requires y.")
+        pred = LinearMap.transform(est, X)
+        y = np.asarray(y, dtype=np.float64)
+        Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        if Y.shape != pred.shape:
+            raise ValueError(f"y must have {pred.shape[0]} rows and {pred.shape[1]} outputs, "
+                             f"got shape {y.shape}.")
+        return -float(np.mean((Y - pred) ** 2))

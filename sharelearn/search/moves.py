@@ -1,0 +1,426 @@
+"""The moves of the closed-form models' search, each scored exactly from the normal equations.
+
+The moves, in the order :func:`closed_form_moves` gives them (each round accepts the first
+that improves):
+
+* :class:`OneItemMoves`: move one item to another existing group, or to a new group of its own
+  (a batch: the best move of each output row, confirmed exactly, halved until it helps);
+* :class:`BestMerge`: merge two groups;
+* :class:`Split`: open a new group with the ``k = 2, 4, 8, ...`` items rated best for it;
+* :class:`SignedSplit`: split a group by the direction its items want to move (a group that
+  holds two true groups of different values has items pulling both ways, and the sign-blind
+  split mixes them);
+* :class:`UntiedSplit`: fit every item of a group freely at once, row by row, and split the
+  group by those values into two or three (on correlated inputs one item's own value mostly
+  measures how its neighbours compensate, which defeats the splits above);
+* :class:`RowResolve`: a beam search over the assignment of each suspect output (row of ``W``),
+  kept if the search resumed from it beats the current partition. It escapes the trap of the
+  small-data regime: with fewer samples than inputs, a correlated but wrong input can take a
+  group's value first when a row is grown one entry at a time, after which no single move,
+  merge or split pays although the true row is far better.
+
+Every accepted move is scored by the same outer objective as the relaxation, exactly: a one-item
+move changes the normal equations of every split by a rank-2 term, and a merge by summing two
+rows and columns, so the refit of a candidate costs one small ``r x r`` solve
+(:class:`sharelearn.models.closed_form.ValidationObjective`). Candidates for one-item moves are
+first screened with a one-entry quadratic model of the scored loss at fixed shared values
+(exact in the moved entry); the most promising ones are then scored exactly, and batches of them
+are accepted only after an exact recomputation confirms the gain.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from . import Move, improves, local_search
+from .starts import one_dim_kmeans, untied_values
+
+__all__ = ["BestMerge", "OneItemMoves", "RowResolve", "SignedSplit", "Split", "UntiedSplit",
+           "closed_form_moves", "row_beam"]
+
+
+class _Exact(Move):
+    """A move of the closed-form search: needs an objective with exact deltas."""
+
+    def __init__(self, tol=1e-9):
+        self.tol = tol
+
+    def applies(self, objective):
+        return hasattr(objective, "exact_moves")
+
+
+class OneItemMoves(_Exact):
+    """The best one-item move of each output row, screened then scored exactly, accepted as a
+    batch (halved until the batch improves)."""
+
+    def __init__(self, n_candidates=512, tol=1e-9):
+        super().__init__(tol)
+        self.n_candidates = n_candidates
+
+    def propose(self, objective, st):
+        n_candidates, tol = self.n_candidates, self.tol
+        pred = objective.screen_moves(st)
+        P, R = pred.shape
+        q = min(n_candidates, P * R)
+        flat = torch.topk(-pred.reshape(-1), q).indices
+        items, targets = flat // R, flat % R
+        change = objective.exact_moves(st, items, targets)
+        order = torch.argsort(change)
+        items, targets, change = items[order], targets[order], change[order]
+        good = change < -tol * max(1.0, abs(st.value))
+        if not bool(good.any()):
+            return None
+        items, targets = items[good], targets[good]
+        # One move per output (row of W), its best. Moves in different rows interact only through
+        # the refit of the shared values, so their exact gains nearly add up; entries of one row
+        # interact through X^T X, strongly when there are fewer samples than inputs, and a batch of
+        # individually good moves in one row can lock the row into a wrong configuration.
+        rows = (items // objective.problem.n_inputs).cpu().numpy()
+        keep = np.unique(rows, return_index=True)[1]
+        keep = torch.as_tensor(np.sort(keep), device=items.device)
+        items, targets = items[keep], targets[keep]
+        batch = items.numel()
+        base = st.labels
+        while batch >= 1:
+            lab = base.copy()
+            lab[items[:batch].cpu().numpy()] = targets[:batch].cpu().numpy()
+            new = objective.state(lab)
+            if improves(new.value, st.value, tol):
+                return new
+            batch //= 2
+        return None
+
+
+class BestMerge(_Exact):
+    """The best merge of two groups, all pairs scored exactly."""
+
+    def propose(self, objective, st):
+        tol = self.tol
+        change, pairs = objective.exact_merges(st)
+        if change is None:
+            return None
+        best = int(torch.argmin(change))
+        if float(change[best]) >= -tol * max(1.0, abs(st.value)):
+            return None
+        a, b = (int(x) for x in pairs[best])
+        lab = st.labels.copy()
+        lab[lab == b] = a
+        return objective.state(lab)
+
+
+class Split(_Exact):
+    """Open a new group with several items at once: the ``k`` items whose move to a new group
+    the screen rates best, for ``k = 2, 4, 8, ...``. A single item may not pay for a new group
+    (its code length and penalty) where a whole set of items sharing one value does."""
+
+    def propose(self, objective, st):
+        tol = self.tol
+        pred = objective.screen_moves(st)[:, st.R - 1]
+        order = torch.argsort(pred).cpu().numpy()
+        best = None
+        k = 2
+        while k <= order.size // 2 or (k == 2 and order.size >= 2):
+            lab = st.labels.copy()
+            lab[order[:k]] = st.R - 1
+            new = objective.state(lab)
+            if improves(new.value, st.value, tol) and (
+                    best is None or new.value < best.value):
+                best = new
+            k *= 2
+        return best
+
+
+class SignedSplit(_Exact):
+    """Split a group by the direction its items want to move.
+
+    The items of one group can want opposite changes: when two true groups share a value, the
+    items of the larger true value want it higher and the others lower, and any new group that
+    mixes them keeps the old value and gains nothing (the sign-blind ranking of :class:`Split`
+    does exactly that). Here the members of each group are split by the sign of their own
+    least-squares change ``delta_i = -g_i / kappa_i`` and ordered by its size, and every prefix
+    of every (group, sign) list is rated as a new group with a jointly fitted value, in closed
+    form (diagonal curvature, cumulative sums over the prefixes): value shift
+    ``t = -sum g / sum kappa`` on each split's training part, change of the scored squared error
+    ``2 t sum g_v + t^2 sum kappa_v``, plus the exact penalty change. The ``n_exact`` best rated
+    prefixes (the best of each segment) are then refitted exactly.
+    """
+
+    def __init__(self, tol=1e-9, n_exact=6):
+        super().__init__(tol)
+        self.n_exact = n_exact
+
+    def propose(self, objective, st):
+        tol, n_exact = self.tol, self.n_exact
+        pb = objective.problem
+        lab = st.lab_t
+        psi = st.psi
+        F = psi.shape[0]
+        grad_t = (st.CS @ psi[..., None])[..., 0] - pb.b_tr
+        grad_v, kap_v, scale = objective.scoring_gradient(st, grad_t)
+        kap_t = objective.kappa[:F]
+        if grad_v.shape[0] != F:
+            grad_v, kap_v = grad_v[:F], kap_v[:F]
+        delta = -(grad_t.sum(0) / kap_t.sum(0).clamp_min(1e-300)).cpu().numpy()
+        labels = st.labels
+        # segments: (group, sign of delta), members by decreasing |delta|
+        order = np.lexsort((-np.abs(delta), delta > 0, labels))
+        seg = labels[order] * 2 + (delta[order] > 0)
+        starts = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]])
+        seg_start = np.repeat(starts, np.diff(np.r_[starts, seg.size]))
+        k = np.arange(seg.size) - seg_start + 1  # prefix length at each position
+        idx = torch.as_tensor(order, device=lab.device)
+
+        def prefix_sums(v):  # (F, P) -> prefix sums within each segment, in sorted order
+            c = torch.cumsum(v[:, idx], 1)
+            before = torch.cat([torch.zeros_like(c[:, :1]), c[:, :-1]], 1)
+            return c - before[:, torch.as_tensor(seg_start, device=lab.device)]
+
+        sg_t, sk_t = prefix_sums(grad_t), prefix_sums(kap_t)
+        sg_v, sk_v = prefix_sums(grad_v), prefix_sums(kap_v)
+        t = -sg_t / sk_t.clamp_min(1e-300)
+        pred = scale((2 * t * sg_v + t**2 * sk_v)[..., None])[..., 0]
+        f = objective.size_cost
+        sizes = st.sizes
+        src = sizes[torch.as_tensor(labels[order], device=lab.device)]
+        kk = torch.as_tensor(k, dtype=sizes.dtype, device=lab.device)
+        pred = pred + f(src - kk) - f(src) + f(kk)
+        pred = pred.masked_fill(kk >= src, math.inf)  # moving a whole group is a relabelling
+        pred = pred.cpu().numpy()
+        # The best prefix of each segment, then the best segments: long prefixes of a large group
+        # touch many entries of one row, whose interactions the diagonal rating ignores, so their
+        # ratings are optimistic; one candidate per segment keeps them from crowding out the rest.
+        ends = np.r_[starts[1:], seg.size]
+        per_segment = [a + int(np.argmin(pred[a:b])) for a, b in zip(starts, ends, strict=True)]
+        per_segment.sort(key=lambda pos: pred[pos])
+        best = None
+        for pos in per_segment[:n_exact]:
+            if not pred[pos] < 0:
+                break
+            new_lab = labels.copy()
+            new_lab[order[seg_start[pos]:pos + 1]] = st.R - 1
+            new = objective.state(new_lab)
+            if improves(new.value, st.value, tol) and (
+                    best is None or new.value < best.value):
+                best = new
+        return best
+
+
+class UntiedSplit(_Exact):
+    """Split a group by its items' values fitted freely.
+
+    With correlated inputs (smooth signals, images) one item's own least-squares value, at the
+    other items' fixed values, mostly measures how its correlated neighbours compensate, and the
+    splits rated by it miss groups that hold two true values. Fitting all the items of a group
+    freely at once, row by row (:func:`~sharelearn.search.starts.untied_values`), accounts for the
+    correlations between them; the best two- and three-way splits of those values
+    (:func:`~sharelearn.search.starts.one_dim_kmeans`: a group that holds values on both sides of
+    another group's needs three) are then refitted exactly, for every group, and the best one is
+    kept.
+    """
+
+    def propose(self, objective, st):
+        tol = self.tol
+        pb = objective.problem
+        if pb.n_inputs < 2:  # one input: the signed split's diagonal rating is exact already
+            return None
+        values = st.psi.mean(0)
+        sizes = st.sizes.cpu().numpy()
+        best = None
+        for g in np.flatnonzero(sizes[:-1] >= 2):
+            items, free = untied_values(pb, st.labels, values, int(g))
+            for k in (2, 3):
+                if free.size <= k:
+                    continue
+                parts = one_dim_kmeans(free, k)
+                counts = np.bincount(parts, minlength=k)
+                lab = st.labels.copy()
+                # the largest part keeps the group's label, the others open new groups
+                new_label = st.R - 1
+                for part in np.argsort(-counts, kind="stable")[1:]:
+                    lab[items[parts == part]] = new_label
+                    new_label += 1
+                new = objective.state(lab)
+                if improves(new.value, st.value, tol) and (
+                        best is None or new.value < best.value):
+                    best = new
+        return best
+
+
+class RowResolve(_Exact):
+    """Re-solve the assignment of suspect outputs by :func:`row_beam`, then resume the search.
+
+    Where a row's beam result beats its current configuration the row is replaced, the search
+    resumes from there with ``moves``, and the result is kept if it beats the current partition
+    (each partition value is tried once). Suspects are the rows that use a group of small reach
+    and the rows whose validation error exceeds ``outlier`` times the median row's; a partition
+    whose groups all span the layer and whose rows fit alike costs nothing here.
+
+    Greedy moves regrow a row one entry at a time; with fewer samples than inputs a correlated
+    but wrong input can take a group's value first, after which no single change pays although
+    the true row is far better. A beam (of width ``beam``) over whole rows keeps such
+    alternatives alive. Only the groups that span the layer (touch more than ``reach`` of the
+    outputs) are offered: the values of groups of small reach are tailored to the rows they prop
+    up, and rows that use them are re-solved without them.
+    """
+
+    def __init__(self, moves, *, max_iter, tol=1e-9, beam=8, reach=0.25, outlier=2.0):
+        super().__init__(tol)
+        self.moves, self.max_iter = list(moves), max_iter
+        self.beam, self.reach, self.outlier = beam, reach, outlier
+        self.tried = set()
+
+    def propose(self, objective, st):
+        tol, tried = self.tol, self.tried
+        beam, reach, outlier = self.beam, self.reach, self.outlier
+        search_kwargs = dict(moves=self.moves, max_iter=self.max_iter)
+        pb = objective.problem
+        m, d = pb.n_outputs, pb.n_inputs
+        if d < 2 or st.R < 3:
+            return None
+        key = ("rows", st.value)
+        if key in tried:
+            return None
+        tried.add(key)
+        psi = st.psi
+        F = psi.shape[0]
+        bg = int(torch.argmax(st.sizes[:-1]))
+        grad_t = (st.CS @ psi[..., None])[..., 0] - pb.b_tr
+        _, _, scale = objective.scoring_gradient(st, grad_t)
+        if objective.scored_on_training:
+            C, b = pb.C_tr[:F], pb.B_tr[:F].transpose(1, 2)
+        else:
+            C, b = pb.C_va[:F], pb.B_va[:F].transpose(1, 2)
+        f = objective.size_cost
+        sizes = st.sizes
+        pen = f(sizes + 1) - f(sizes) + (f(sizes[bg] - 1) - f(sizes[bg]))
+        scoring = (C, b, psi, bg, scale, pen)
+        labels = st.labels.reshape(m, d).copy()
+        touched = _rows_touched(labels, st.R - 1)
+        wide = (touched.sum(1) > reach * m) | (m < 4)
+        groups = [j for j in range(st.R - 1) if j != bg and wide[j]]
+        if not groups:
+            return None
+        # suspects: the rows that use a group of small reach, and rows that fit much worse than most
+        errors = objective.output_errors(st).cpu().numpy()
+        suspects = touched[~wide].any(0) | (errors > outlier * np.median(errors))
+        if not suspects.any():
+            return None
+        changed = False
+        for o in np.flatnonzero(suspects):
+            row, gain, free = row_beam(st, o, beam, scoring, groups)
+            if (gain < -1e-9 or not free) and not np.array_equal(row, labels[o]):
+                labels[o] = row
+                changed = True
+        if not changed:
+            return None
+        new_labels, value, _, _ = local_search(objective, labels.ravel(), **search_kwargs)
+        if improves(value, st.value, tol):
+            return objective.state(new_labels)
+        return None
+
+
+def closed_form_moves(*, max_iter=200, n_candidates=512, tol=1e-9, resets=True):
+    """A fresh list of the closed-form search's moves, in order of preference (see the module's
+    docstring); ``resets=False`` leaves out :class:`RowResolve`."""
+    moves = [OneItemMoves(n_candidates, tol), BestMerge(tol), Split(tol), SignedSplit(tol),
+             UntiedSplit(tol)]
+    if resets:
+        moves.append(RowResolve(closed_form_moves(max_iter=max_iter, n_candidates=n_candidates,
+                                                  tol=tol, resets=False),
+                                max_iter=max_iter, tol=tol))
+    return moves
+
+
+def _rows_touched(lab, r):
+    """``touched[g, o]``: whether group ``g`` has an entry in output ``o`` (``lab``: m x d)."""
+    touched = np.zeros((r, lab.shape[0]), dtype=bool)
+    touched[lab, np.arange(lab.shape[0])[:, None]] = True
+    return touched
+
+
+def row_beam(st, o, beam, scoring, groups):
+    """Best assignment of output ``o``'s entries found by a beam search, at fixed shared values.
+
+    The row starts with every entry in the largest group; each step gives one more entry one of
+    the other groups' values, and the ``beam`` best partial rows survive. A row is scored by its
+    exact change of the scored squared error (its own quadratic ``-2 b.w + w^T C w`` per split:
+    the interactions of its inputs included) mapped to the objective, plus the penalty change of
+    its entries at the current group sizes, both relative to the current row. Returns the best
+    row seen at any depth, its score (negative: better than the current row), and whether the
+    current row uses only offered groups.
+    """
+    C, b, psi, bg, scale, pen = scoring
+    F, d = b.shape[0], b.shape[2]
+    J = len(groups)
+    dev = psi.device
+    delta = psi[:, groups] - psi[:, bg:bg + 1]  # (F, J): value change into each group
+    base_w = psi[:, bg:bg + 1].expand(F, d)
+    grad0 = (base_w[:, None, :] @ C)[:, 0] - b[:, o]  # (F, d): half-gradient of the row's SSE
+    Cdiag = torch.diagonal(C, dim1=1, dim2=2)
+    pen_j = pen[groups]  # (J,) marginal penalty of one more item in each group
+
+    def to_objective(x):  # (F, ...) change of squared error -> change of the objective
+        return scale(x.reshape(F, -1, 1)).reshape(x.shape[1:])
+
+    # The current row, as a change from the all-largest row; every candidate is then scored
+    # relative to it, so that ``mse + d_mse`` stays a realisable error (a change measured from
+    # the far-away all-largest row can exceed the whole MSE and saturate the log).
+    cur = torch.as_tensor(st.labels.reshape(-1, d)[o], device=dev)
+    dw = psi[:, cur] - psi[:, bg:bg + 1]
+    cur_sse = 2 * (dw * grad0).sum(1) + ((dw[:, None, :] @ C)[:, 0] * dw).sum(1)
+    cur_pen = float(pen[cur[cur != bg]].sum())
+    free = all(int(g) == bg or int(g) in groups for g in cur)
+
+    # beam states: assignment (d,), row change dw (F, d), cumulative SSE (F,), penalty
+    assign = torch.full((1, d), -1, dtype=torch.long, device=dev)
+    dws = torch.zeros(1, F, d, dtype=psi.dtype, device=dev)
+    sse = torch.zeros(1, F, dtype=psi.dtype, device=dev)
+    pens = torch.zeros(1, dtype=psi.dtype, device=dev)
+    best = (assign[0].clone(), float(to_objective(-cur_sse)) - cur_pen)  # the empty row
+    for _ in range(min(d, 2 * int((cur != bg).sum()) + 4)):
+        g = grad0[None] + (dws[:, :, None, :] @ C)[:, :, 0]  # (B, F, d) at each beam row
+        d_sse = (2 * delta[None, :, None, :] * g[..., None]
+                 + delta[None, :, None, :] ** 2 * Cdiag[None, :, :, None])  # (B, F, d, J)
+        new_sse = sse[:, :, None, None] + d_sse
+        total = to_objective((new_sse - cur_sse[:, None, None]).transpose(0, 1)) + (
+            pens[:, None, None] + pen_j - cur_pen)  # (B, d, J)
+        total = total.masked_fill((assign >= 0)[..., None], math.inf)
+        flat = total.reshape(-1)
+        q = min(4 * beam, flat.numel())
+        vals, idx = torch.topk(-flat, q)
+        vals = -vals
+        if not torch.isfinite(vals[0]):
+            break
+        bi, rest = idx // (d * J), idx % (d * J)
+        ki, ji = rest // J, rest % J
+        keep, seen = [], set()
+        for q_ in range(q):
+            if not math.isfinite(float(vals[q_])):
+                break
+            a = assign[bi[q_]].clone()
+            a[ki[q_]] = ji[q_]
+            key = tuple(a.tolist())
+            if key in seen:
+                continue
+            seen.add(key)
+            keep.append((q_, a))
+            if len(keep) == beam:
+                break
+        sel = torch.tensor([q_ for q_, _ in keep], device=dev)
+        assign = torch.stack([a for _, a in keep])
+        dws = dws[bi[sel]].clone()
+        dws[torch.arange(len(keep), device=dev)[:, None], :, ki[sel][:, None]] = \
+            delta[:, ji[sel]].T[:, None, :]
+        sse = new_sse[bi[sel], :, ki[sel], ji[sel]]
+        pens = pens[bi[sel]] + pen_j[ji[sel]]
+        if float(vals[sel[0]]) < best[1]:
+            best = (assign[0].clone(), float(vals[sel[0]]))
+    labels = np.full(d, bg, dtype=st.labels.dtype)
+    a = best[0].cpu().numpy()
+    labels[a >= 0] = np.asarray(groups)[a[a >= 0]]
+    return labels, best[1], free
+
+

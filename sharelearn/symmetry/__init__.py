@@ -1,0 +1,35 @@
+"""Symmetry groups and parameter-sharing schemes, both ways: group -> sharing -> group.
+
+* :mod:`~sharelearn.symmetry.generators`: named generating sets and :func:`sharing_from_group`;
+* :mod:`~sharelearn.symmetry.convolution`: :func:`shift_sharing`, the sharing of a convolution;
+* :mod:`~sharelearn.symmetry.group`: :func:`symmetry_group`, :class:`SymmetryGroup`,
+  :func:`named_sharing`;
+* :mod:`~sharelearn.symmetry.naming` and :mod:`~sharelearn.symmetry._graph`: how groups are
+  named and found (bliss through ``igraph``).
+
+What the group of a sharing means and how it behaves is explained in :doc:`/symmetry`.
+"""
+
+from .convolution import shift_sharing
+from .generators import (
+    cyclic_shift_generators,
+    dihedral_generators,
+    permutation_generators,
+    reflection_generators,
+    rotation_generators,
+    sharing_from_group,
+)
+from .group import SymmetryGroup, named_sharing, symmetry_group
+
+__all__ = [
+    "named_sharing",
+    "SymmetryGroup",
+    "cyclic_shift_generators",
+    "dihedral_generators",
+    "permutation_generators",
+    "reflection_generators",
+    "rotation_generators",
+    "sharing_from_group",
+    "shift_sharing",
+    "symmetry_group",
+]

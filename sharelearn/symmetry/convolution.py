@@ -1,0 +1,167 @@
+"""The sharing of a convolution: the one place where a kernel's taps are laid on a weight matrix.
+
+:func:`shift_sharing` and :func:`sharelearn.datasets.make_convolution` both build on
+``_tap_index``, so a convolution's labels are the same wherever they come from.
+
+Why build it from offsets rather than as an orbit partition? A *valid* (non-circular) convolution
+is not invariant under any translation of its finite index sets: each tap ties output ``o`` to
+input ``o + t``, and keeping two taps forces both permutations to be the identity along that axis.
+Its group is therefore trivial as soon as the kernel has two taps along every axis longer than
+one; with one tap along an axis, the lines along that axis can be permuted together on outputs and
+inputs (a 1-D one-tap kernel is a diagonal sharing, with group ``S_n``). Translation is only a
+*partial* symmetry of such a layer, and the same holds for ``'same'`` zero padding. A *circular*
+convolution is invariant under the cyclic shifts and, with two taps along every axis longer than
+one, under nothing else: ``C_n`` in 1-D, ``C_h x C_w`` in 2-D (named in invariant-factor form,
+``C_15`` for ``3 x 5``, ``C_12 x C_2`` for ``4 x 6``). A ``1 x k`` kernel on an image gives a
+larger (wreath-product) group, which is described by its order.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .._validation import check_dims, check_int
+from ..partition import canonical_labels
+
+__all__ = ["shift_sharing"]
+
+_CONV_MODES = ("valid", "same", "circular")
+
+
+def _check_conv_geometry(input_shape, kernel_size, mode):
+    """Validate the shapes and mode of a convolution; ``(input shape, kernel shape)`` as tuples."""
+    in_shape = check_dims(input_shape, "input_shape")
+    ndim = len(in_shape)
+    if isinstance(kernel_size, numbers.Integral):
+        k = check_int(kernel_size, "kernel_size", min_value=1)
+        k_shape = (k,) * ndim
+    else:
+        k_shape = check_dims(kernel_size, "kernel_size")
+        if len(k_shape) != ndim:
+            raise ValueError(
+                f"kernel_size={kernel_size!r} has {len(k_shape)} dimensions but "
+                f"input_shape={input_shape!r} has {ndim}."
+            )
+    if not isinstance(mode, str) or mode not in _CONV_MODES:
+        allowed = ", ".join(repr(m) for m in _CONV_MODES)
+        raise ValueError(f"mode={mode!r} is not supported; expected one of {allowed}.")
+    if mode == "same" and ndim != 1:
+        raise ValueError(
+            f"mode='same' is only supported for 1-D inputs, got input_shape={input_shape!r}; "
+            "use 'valid' or 'circular' for 2-D inputs."
+        )
+    if any(k > n for k, n in zip(k_shape, in_shape, strict=True)):
+        if ndim == 1:
+            raise ValueError(
+                f"kernel_size={k_shape[0]} must be <= n_in={in_shape[0]} for mode={mode!r}."
+            )
+        raise ValueError(
+            f"kernel_size={k_shape} must be <= input_shape={in_shape} in every dimension "
+            f"for mode={mode!r}."
+        )
+    return in_shape, k_shape
+
+
+def _output_shape(input_shape, kernel_shape, mode):
+    """Output size per dimension of a cross-correlation."""
+    if mode == "valid":
+        return tuple(n - k + 1 for n, k in zip(input_shape, kernel_shape, strict=True))
+    return tuple(input_shape)
+
+
+def _tap_index(input_shape, kernel_shape, mode):
+    """Map each entry of the dense correlation matrix to the kernel tap landing there.
+
+    Returns an ``int64`` array of shape ``(n_out, n_in)`` whose entry ``(o, i)``
+    is the row-major index of the kernel tap that multiplies input ``i`` in
+    output ``o``, or ``-1`` where no tap lands (a structural zero).  The output
+    is ``y[o] = sum_t kernel[t] * x[o + t - pad]`` per dimension, with
+    ``pad = 0`` for 'valid' and 'circular' (indices taken modulo the input
+    size) and ``pad = (k - 1) // 2`` for 'same' (out-of-range indices are zero
+    padding).
+    """
+    in_shape = np.asarray(input_shape, dtype=np.int64)
+    k_shape = np.asarray(kernel_shape, dtype=np.int64)
+    out_shape = _output_shape(input_shape, kernel_shape, mode)
+    ndim = len(input_shape)
+    n_in = int(np.prod(in_shape))
+    n_out = int(np.prod(out_shape))
+    n_taps = int(np.prod(k_shape))
+
+    pad = (k_shape - 1) // 2 if mode == "same" else np.zeros(ndim, dtype=np.int64)
+    out_idx = np.indices(out_shape).reshape(ndim, -1)  # (ndim, n_out)
+    tap_idx = np.indices(tuple(kernel_shape)).reshape(ndim, -1)  # (ndim, n_taps)
+    src = out_idx[:, :, None] + tap_idx[:, None, :] - pad[:, None, None]
+    if mode == "circular":
+        src = src % in_shape[:, None, None]
+        inside = np.ones(src.shape[1:], dtype=bool)
+    else:
+        inside = np.all((src >= 0) & (src < in_shape[:, None, None]), axis=0)
+
+    strides = np.ones(ndim, dtype=np.int64)  # row-major strides of the input
+    for d in range(ndim - 2, -1, -1):
+        strides[d] = strides[d + 1] * in_shape[d + 1]
+    flat_src = np.tensordot(strides, src, axes=1)  # (n_out, n_taps)
+
+    rows = np.broadcast_to(np.arange(n_out)[:, None], (n_out, n_taps))[inside]
+    cols = flat_src[inside]
+    taps = np.broadcast_to(np.arange(n_taps)[None, :], (n_out, n_taps))[inside]
+    if np.unique(rows * n_in + cols).size != rows.size:
+        raise ValueError(
+            f"Two kernel taps land on the same weight entry: kernel_size={tuple(kernel_shape)} "
+            f"is too large for input_shape={tuple(input_shape)} in mode={mode!r}."
+        )
+    index = np.full((n_out, n_in), -1, dtype=np.int64)
+    index[rows, cols] = taps
+    return index
+
+
+def shift_sharing(input_shape, kernel_size, mode="valid"):
+    """Sharing scheme of a 1-D or 2-D convolution, built directly from offsets.
+
+    Entry ``(o, i)`` of the ``n_out x n_in`` weight matrix belongs to kernel tap ``t`` when,
+    along every axis, ``t = i - o + pad`` (``'valid'``: ``pad = 0``; ``'same'``:
+    ``pad = (k - 1) // 2``) or ``t = (i - o) mod n`` (``'circular'``) lies in ``0..k-1``;
+    entries no tap reaches (the structural zeros) form one more group. This is the convention
+    of :func:`sharelearn.datasets.make_convolution`, ``y[o] = sum_t k[t] x[o + t - pad]``
+    (indices modulo ``n`` for ``'circular'``), and the labels are equal to that function's.
+
+    Why not an orbit partition? The translations of a valid (or zero-padded) convolution move
+    index ``o`` to ``o + 1`` only while it stays inside the finite index set, so they are not a
+    group action on it: the sharing is *defined* by the offsets inside the band. For
+    ``'circular'`` the sharing is the orbit partition of :func:`cyclic_shift_generators`
+    restricted to the kernel's offsets, the other offsets merged into the zero group; with
+    ``kernel_size`` equal to ``input_shape`` it is exactly that orbit partition.
+
+    Parameters
+    ----------
+    input_shape : int or tuple of int
+        ``n_in`` for sequences, ``(h, w)`` for images (flattened row-major).
+    kernel_size : int or tuple of int
+        ``k`` or ``(kh, kw)``; an int gives a square kernel. At most the input size.
+    mode : {'valid', 'same', 'circular'}, default='valid'
+        Boundary handling; ``'same'`` is 1-D only.
+
+    Returns
+    -------
+    labels : ndarray of shape (n_out * n_in,), dtype int64
+        Canonical labels, ``n_out = prod(n - k + 1)`` for ``'valid'``, ``n_in`` otherwise.
+
+    Examples
+    --------
+    >>> from sharelearn.symmetry import shift_sharing
+    >>> shift_sharing(4, 2, "valid").reshape(3, 4)
+    array([[0, 1, 2, 2],
+           [2, 0, 1, 2],
+           [2, 2, 0, 1]])
+    >>> shift_sharing(3, 2, "circular").reshape(3, 3)
+    array([[0, 1, 2],
+           [2, 0, 1],
+           [1, 2, 0]])
+    """
+    in_shape, k_shape = _check_conv_geometry(input_shape, kernel_size, mode)
+    index = _tap_index(in_shape, k_shape, mode)
+    # the structural zeros (-1) become one more group
+    return canonical_labels(np.where(index >= 0, index, index.max() + 1).ravel())

@@ -1,0 +1,148 @@
+"""The closed-form models (sharelearn.models.closed_form, .gaussian): the relaxed data term,
+the hard objectives and their exact deltas, the expected-loss relaxation."""
+
+import numpy as np
+import pytest
+import torch
+
+from sharelearn.models.gaussian import TiedLinearGaussian
+from sharelearn.partition import canonical_labels
+
+
+@pytest.mark.parametrize("make", ["conv_problem", "means_problem"], ids=["linear", "mean"])
+@pytest.mark.parametrize("kind", ["nuclear", "column"])
+def test_hypergradient_matches_finite_differences(build, make, kind):
+    make = getattr(build, make)
+    problem, _ = make()
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(problem.n_items, 4, generator=gen, dtype=torch.float64)
+
+    def f(Z):
+        return build.relaxed_objective(problem, torch.softmax(Z, 1), nuclear_kind=kind,
+                                       **build.PENALTIES)
+
+    Z = logits.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(f(Z), Z)
+    eps = 1e-6
+    rng = np.random.default_rng(0)
+    for _ in range(8):
+        i, j = rng.integers(problem.n_items), rng.integers(4)
+        Zp, Zm = logits.clone(), logits.clone()
+        Zp[i, j] += eps
+        Zm[i, j] -= eps
+        fd = (f(Zp) - f(Zm)).item() / (2 * eps)
+        # central differences in float64: relative agreement to 1e-5
+        assert fd == pytest.approx(grad[i, j].item(), rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.parametrize("make", ["conv_problem", "means_problem"], ids=["linear", "mean"])
+def test_relaxed_objective_equals_search_objective_at_hard_partitions(build, make):
+    make = getattr(build, make)
+    problem, truth = make()
+    objective = build.hard_objective(problem)
+    rng = np.random.default_rng(1)
+    for labels in (truth, rng.integers(0, 3, problem.n_items), np.arange(problem.n_items)):
+        labels = canonical_labels(labels)
+        S = build.one_hot(labels, labels.max() + 2)  # one spare empty column, as the search keeps
+        soft = build.relaxed_objective(problem, S, **build.PENALTIES).item()
+        assert soft == pytest.approx(objective.state(labels).value, rel=1e-10)
+
+
+def test_soft_rows_cost_fit_in_the_expected_loss_relaxation(build):
+    # Half-way between two groups with different values is worse than either hard choice.
+    problem, truth = build.means_problem(K=2, r=2, n=200)
+    hard = build.one_hot(truth, 2)
+    soft = hard.clone()
+    soft[0] = 0.5
+    assert problem.validation_mse(soft) > problem.validation_mse(hard) + 0.5
+
+
+def test_naive_relaxation_is_indifferent_to_sharing_but_expected_loss_is_not(build):
+    # A soft A with as many columns as items, inner problem solved exactly in psi with W = A psi:
+    # a generic A is invertible, so it fits like the unshared model whatever A is. The expected
+    # loss of the same A is far above the unshared model's: it feels the pull of sharing.
+    problem, truth = build.conv_problem(n_in=5, k=3, n=150)
+    P = problem.n_items
+    gen = torch.Generator().manual_seed(3)
+    A = torch.softmax(torch.randn(P, P, generator=gen, dtype=torch.float64) * 2, 1)
+
+    def naive_mse(S):
+        # the same statistics, without the variance term of the expected loss
+        CS = problem.times_C(S, problem.C_tr)
+        G = S.T @ CS
+        psi = torch.linalg.solve(G + 1e-9 * torch.eye(S.shape[1], dtype=G.dtype), problem.b_tr @ S)
+        W = (psi @ S.T).reshape(problem.n_splits, problem.n_outputs, problem.n_inputs)
+        fit = problem.yy_va - 2 * (W * problem.B_va.transpose(1, 2)).sum((1, 2))
+        fit = fit + ((W @ problem.C_va) * W).sum((1, 2))
+        return float((fit / problem.norm_va).mean())
+
+    unshared = float(problem.validation_mse(torch.eye(P, dtype=torch.float64)))
+    assert naive_mse(A) == pytest.approx(unshared, rel=1e-3)
+    assert float(problem.validation_mse(A)) > 10 * unshared
+
+
+def test_exact_move_and_merge_scores_equal_recomputed_objectives(build):
+    problem, truth = build.conv_problem(n_in=6, k=3, n=40, seed=2)
+    objective = build.hard_objective(problem, 2.0, 2.0)
+    labels = canonical_labels(np.random.default_rng(0).integers(0, 4, problem.n_items))
+    st = objective.state(labels)
+    items = torch.arange(0, problem.n_items, 3)
+    targets = (st.lab_t[items] + 1) % st.R
+    change = objective.exact_moves(st, items, targets)
+    for q in range(len(items)):
+        moved = labels.copy()
+        moved[int(items[q])] = int(targets[q])
+        assert change[q].item() == pytest.approx(
+            objective.state(moved).value - st.value, abs=1e-6)
+    change, pairs = objective.exact_merges(st)
+    for q, (a, b) in enumerate(pairs.tolist()):
+        merged = labels.copy()
+        merged[merged == b] = a
+        assert change[q].item() == pytest.approx(
+            objective.state(merged).value - st.value, abs=1e-6)
+
+
+@pytest.mark.parametrize("make", ["conv_problem", "means_problem"], ids=["linear", "mean"])
+def test_expected_loss_equals_the_average_over_every_hard_assignment(build, make):
+    # The relaxation's loss is the expectation over independent row draws of a hard S: check it
+    # against that average, enumerated, for the general path and the one-input (mean) path.
+    make = getattr(build, make)
+    problem, _ = make()
+    P, r = problem.n_items, 2
+    gen = torch.Generator().manual_seed(1)
+    S = torch.softmax(torch.randn(P, r, generator=gen, dtype=torch.float64), 1)
+    psi = torch.randn(problem.n_splits, r, generator=gen, dtype=torch.float64)
+    expected = torch.zeros(problem.n_splits, dtype=torch.float64)
+    for code in range(r**P):
+        labels = [(code // r**i) % r for i in range(P)]
+        weight = torch.prod(S[torch.arange(P), labels])
+        expected += weight * problem.expected_sse(build.one_hot(labels, r), psi)
+    torch.testing.assert_close(problem.expected_sse(S, psi), expected, rtol=1e-10, atol=1e-8)
+
+
+@pytest.mark.parametrize("make", ["conv_problem", "means_problem"], ids=["linear", "mean"])
+@pytest.mark.parametrize("objective", ["validation", "evidence"])
+def test_a_batch_of_selection_matrices_gives_each_its_own_objective_and_gradient(build, make,
+                                                                                 objective):
+    make = getattr(build, make)
+    problem, _ = make()
+    if objective == "evidence":  # one "split" whose training part is all the data
+        n = int(problem.n_tr[0] + problem.n_va[0])
+        X, Y = make(return_data=True)
+        everything = [(np.arange(n), np.arange(n))]
+        problem = TiedLinearGaussian(torch.tensor(X), torch.tensor(Y), everything,
+                                     fit_intercept=problem.fit_intercept, alpha=1e-6)
+    gen = torch.Generator().manual_seed(2)
+    Z = torch.randn(3, problem.n_items, 4, generator=gen, dtype=torch.float64)
+    Z.requires_grad_(True)
+    kw = dict(build.PENALTIES, objective=objective)
+    batch = build.relaxed_objective(problem, torch.softmax(Z, -1), **kw)
+    (grad,) = torch.autograd.grad(batch.sum(), Z)
+    assert batch.shape == (3,)
+    for i in range(3):
+        Zi = Z[i].detach().clone().requires_grad_(True)
+        one = build.relaxed_objective(problem, torch.softmax(Zi, -1), **kw)
+        (gi,) = torch.autograd.grad(one, Zi)
+        assert one.dim() == 0
+        torch.testing.assert_close(batch[i].detach(), one.detach(), rtol=1e-7, atol=1e-7)
+        torch.testing.assert_close(grad[i], gi, rtol=1e-6, atol=1e-7)

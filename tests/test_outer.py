@@ -1,0 +1,75 @@
+"""The one outer loop (sharelearn.outer): batched relaxation, starts, searches."""
+
+import numpy as np
+import torch
+
+from sharelearn import SharingDiscoverer
+from sharelearn.datasets import make_shared_means
+from sharelearn.models import LinearMap, SharedMeans
+from sharelearn.outer import discover, relax
+from sharelearn.penalties import Penalties
+from sharelearn.search import local_search
+
+RELAX = dict(learning_rate=0.3, temperature=(1.0, 0.05), tol=1e-4, n_iter_no_change=10)
+
+
+def _penalties(build):
+    return Penalties.from_params(**build.PENALTIES)
+
+
+def test_restarts_relaxed_together_match_each_relaxed_alone(build):
+    problem, _ = build.conv_problem(n_in=6, k=3, n=40, seed=3)
+    model = LinearMap.on_problem(problem)
+    params = dict(RELAX, n_columns=6, max_iter=60)
+    seeds = [11, 12, 13, 14]
+    together = relax(model, _penalties(build), seeds, **params)
+    steps = {n_iter for _, _, n_iter in together}
+    assert len(steps) > 1  # the restarts stop at different steps: each leaves the batch alone
+    for seed, (soft, curve, n_iter) in zip(seeds, together, strict=True):
+        [(soft1, curve1, n_iter1)] = relax(model, _penalties(build), [seed], **params)
+        assert n_iter == n_iter1 == len(curve)
+        np.testing.assert_allclose(curve, curve1, rtol=1e-9)
+        np.testing.assert_allclose(soft, soft1, atol=1e-9)
+
+
+def test_each_start_ends_where_its_own_search_would(build):
+    # discover() searches each distinct rounded partition once and does not search again from
+    # where an earlier search converged: every start must still report its own search's result.
+    problem, _ = build.means_problem(K=6, r=3, n=60, seed=0)
+    model = SharedMeans.on_problem(problem)
+    objective, results = discover(model, _penalties(build), [1, 2, 3], n_relax=3,
+                                  n_columns=6, search=True, search_max_iter=100, max_iter=100,
+                                  **RELAX)
+    assert [r.kind for r in results] == ["relax"] * 3 + ["init"]
+    rounded = {r.rounded.tobytes() for r in results}
+    ends = {r.labels.tobytes() for r in results}
+    assert rounded & ends  # some start is where a search ended: the shortcut is exercised
+    for r in results:
+        labels, value, _, converged = local_search(objective, r.rounded,
+                                                   model.search_moves(100), max_iter=100)
+        assert converged and r.converged
+        np.testing.assert_array_equal(r.labels, labels)
+        assert r.value == value
+
+
+def test_extra_starts_are_searched_after_init(build):
+    problem, truth = build.means_problem(K=6, r=3, n=60, seed=0)
+    model = SharedMeans.on_problem(problem)
+    _, results = discover(model, _penalties(build), [], n_relax=0, n_columns=6, search=False,
+                          search_max_iter=10, extra_starts=[truth], max_iter=10, **RELAX)
+    assert [r.kind for r in results] == ["init", "extra"]
+    np.testing.assert_array_equal(results[1].labels, truth)
+    assert results[1].value == model.hard_objective(_penalties(build)).state(truth).value
+
+
+def test_no_relaxation_steps_rounds_the_random_logits(build):
+    problem, _ = build.means_problem(K=4, r=2, n=60)
+    model = SharedMeans.on_problem(problem)
+    [(soft, curve, n_iter)] = relax(model, _penalties(build), [7], n_columns=4, max_iter=0,
+                                    **RELAX)
+    logits = torch.randn(4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    assert n_iter == 0 and curve.size == 0
+    np.testing.assert_allclose(soft, torch.softmax(logits / 0.05, 1).numpy())
+    X, _, _ = make_shared_means(60, n_features=4, n_groups=2, random_state=0)
+    est = SharingDiscoverer(max_iter=0, random_state=0).fit(X)  # and a fit goes through
+    assert est.n_iter_ == 0

@@ -43,7 +43,10 @@ def data_term(n_obs, loss, floor):
 
 
 class Penalty:
-    """One penalty: :meth:`soft` on selection matrices, :meth:`size_cost` on group sizes."""
+    """One penalty: :meth:`soft` on selection matrices, :meth:`size_cost` on group sizes.
+    ``hard_is_zero``: the penalty vanishes at every hard partition (the search skips it)."""
+
+    hard_is_zero = False
 
     def soft(self, S):
         """Value at each soft selection matrix of a batch ``S`` (``... x P x r``)."""
@@ -96,6 +99,8 @@ class RowEntropy(Penalty):
     """Sum over items of the entropy of each row: pushes the relaxation's rows towards one-hot;
     0 at every hard partition."""
 
+    hard_is_zero = True
+
     def soft(self, S):
         return -(S * torch.log(S.clamp_min(1e-30))).sum((-2, -1))
 
@@ -113,6 +118,7 @@ class Penalties:
 
     def __init__(self, terms):
         self.terms = [(float(w), p) for w, p in terms if w]
+        self._hard_terms = [(w, p) for w, p in self.terms if not p.hard_is_zero]
 
     @classmethod
     def from_params(cls, *, nuclear=0.0, code_length=0.0, entropy=0.0, nuclear_kind="nuclear"):
@@ -133,10 +139,13 @@ class Penalties:
 
     def size_cost(self, sizes, n_items):
         """Weighted cost of one group of each size (element-wise on ``sizes``)."""
-        sizes = torch.as_tensor(sizes, dtype=torch.float64) if not isinstance(
-            sizes, torch.Tensor) else sizes
-        value = torch.zeros_like(sizes)
-        for w, p in self.terms:
+        if not isinstance(sizes, torch.Tensor):
+            sizes = torch.as_tensor(sizes, dtype=torch.float64)
+        if not self._hard_terms:
+            return torch.zeros_like(sizes)
+        (w, p), *rest = self._hard_terms
+        value = w * p.size_cost(sizes, n_items)
+        for w, p in rest:
             value = value + w * p.size_cost(sizes, n_items)
         return value
 

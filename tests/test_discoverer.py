@@ -554,6 +554,17 @@ def test_image_patches_the_shared_start_is_not_the_only_start():
     assert disc.objective_ <= _truth_objective(X, Y, truth, 0)
 
 
+def test_image_patches_a_tap_spread_over_the_rows_is_split_off_at_once():
+    # 8 x 8 patches, n = 300, seed 2: the search ended with three groups, the negative taps in
+    # one and four taps inside the zeros, 2,400 units above the truth: each tap is one entry per
+    # row, and no single entry pays for a group of its own. The rowwise split offers every row
+    # one entry at a common value at once, and the search ends below the truth.
+    X, Y, truth, _ = _realistic(2, n_samples=300, input_shape=(8, 8), kernel_size=3,
+                                inputs="images")
+    disc = SharingDiscoverer(model="linear", random_state=2).fit(X, Y)
+    assert disc.objective_ <= _truth_objective(X, Y, truth, 2)
+
+
 def test_an_unknown_parameter_set_later_is_reported_by_fit(means_data):
     X, _, _ = means_data
     est = SharingDiscoverer(model="mean").set_params(nuclaer=1.0)  # set_params never raises

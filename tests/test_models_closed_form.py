@@ -146,3 +146,17 @@ def test_a_batch_of_selection_matrices_gives_each_its_own_objective_and_gradient
         assert one.dim() == 0
         torch.testing.assert_close(batch[i].detach(), one.detach(), rtol=1e-7, atol=1e-7)
         torch.testing.assert_close(grad[i], gi, rtol=1e-6, atol=1e-7)
+
+
+def test_ridge_solve_in_place_equals_the_copying_solve():
+    from sharelearn.models.gaussian import ridge_solve
+
+    gen = torch.Generator().manual_seed(0)
+    A = torch.randn(3, 5, 6, 6, generator=gen, dtype=torch.float64)
+    G = A @ A.transpose(-1, -2)
+    c = torch.randn(3, 5, 6, generator=gen, dtype=torch.float64)
+    expected = ridge_solve(G, c, 1e-3)
+    G_before = G.clone()
+    torch.testing.assert_close(ridge_solve(G.clone(), c, 1e-3, overwrite=True), expected,
+                               rtol=0, atol=0)
+    torch.testing.assert_close(G, G_before, rtol=0, atol=0)  # the default leaves G alone

@@ -126,3 +126,27 @@ def test_untied_values_solve_each_rows_group_entries_jointly():
             expected.update({o * 7 + k: v for k, v in zip(S, sol, strict=True)})
     assert sorted(items.tolist()) == sorted(expected)
     np.testing.assert_allclose(free, [expected[i] for i in items], rtol=1e-8)
+
+
+def test_rowwise_split_opens_a_group_of_one_entry_per_row(build):
+    # The truth with one tap merged into the zeros, on smooth (AR 0.9) signals: the rowwise
+    # split must open a group of at most one entry per row, and the objective must improve
+    # towards the truth.
+    from sharelearn.search.moves import RowwiseSplit
+
+    X, Y, truth, _ = make_convolution(300, input_shape=16, kernel_size=3, random_state=0,
+                                      correlation=0.9)
+    problem = build.problem_of(X, Y)
+    objective = build.hard_objective(problem)
+    zero = np.bincount(truth).argmax()
+    tap = next(g for g in range(truth.max() + 1) if g != zero)
+    merged = np.where(truth == tap, zero, truth)
+    state = objective.state(merged)
+    new = RowwiseSplit().propose(objective, state)
+    assert new is not None and new.value < state.value
+    layout = new.labels.reshape(14, 16)
+    opened = [g for g in np.unique(new.labels)
+              if np.all(merged[new.labels == g] == zero) and (new.labels == g).sum() < 100]
+    assert len(opened) == 1
+    assert (layout == opened[0]).sum(1).max() == 1  # at most one entry per row
+    assert partition_distance(new.labels, truth) < partition_distance(merged, truth)

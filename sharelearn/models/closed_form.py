@@ -124,13 +124,14 @@ class ValidationObjective:
     def _summary(mse):
         return {"mse": mse}
 
-    def _data(self, G, c, Gv, cv):
+    def _data(self, G, c, Gv, cv, overwrite=False):
         """Data term of (batched) hard quadratics, the shared values, and a fit summary (the
-        validation MSE of each split)."""
+        validation MSE of each split). ``overwrite``: ``G`` was built for this call alone and
+        may be changed in place."""
         if self.diagonal:
             psi = diagonal_solve(torch.diagonal(G, dim1=-2, dim2=-1), c, self.problem.alpha)
         else:
-            psi = ridge_solve(G, c, self.problem.alpha)
+            psi = ridge_solve(G, c, self.problem.alpha, overwrite=overwrite)
         mse = self._mse(psi, Gv, cv)
         return self.data_term(mse), psi, mse
 
@@ -186,19 +187,17 @@ class ValidationObjective:
     def exact_moves(self, st, items, targets):
         """Exact objective change of moving ``items[q]`` to ``targets[q]`` (each alone)."""
         R = st.R
-        lab = st.lab_t
-        src = lab[items]
+        src = st.lab_t[items]
         dt = st.G.dtype
         eye = torch.eye(R, dtype=dt, device=st.G.device)
         delta = eye[targets] - eye[src]  # (Q, R)
         pb = self.problem
-        G2 = self._rank2(st.G, st.CS[:, items], self.kappa[:, items], delta)
-        c2 = st.c[:, None, :] + pb.b_tr[:, items, None] * delta
-        Gv2 = self._rank2(st.Gv, st.CSv[:, items], self.kappa_v[:, items], delta)
-        cv2 = st.cv[:, None, :] + pb.b_va[:, items, None] * delta
         # candidates first: (Q, F, ...)
-        data, _, _ = self._data(G2.transpose(0, 1), c2.transpose(0, 1), Gv2.transpose(0, 1),
-                                cv2.transpose(0, 1))
+        G2 = self._rank2(st.G, st.CS[:, items], self.kappa[:, items], src, targets)
+        c2 = st.c[None] + pb.b_tr[:, items].T[..., None] * delta[:, None, :]
+        Gv2 = self._rank2(st.Gv, st.CSv[:, items], self.kappa_v[:, items], src, targets)
+        cv2 = st.cv[None] + pb.b_va[:, items].T[..., None] * delta[:, None, :]
+        data, _, _ = self._data(G2, c2, Gv2, cv2, overwrite=True)
         sizes = st.sizes.expand(len(items), R).clone()
         ar = torch.arange(len(items), device=sizes.device)
         sizes[ar, src] -= 1
@@ -206,12 +205,25 @@ class ValidationObjective:
         return data + self.penalty_term(sizes) - st.value
 
     @staticmethod
-    def _rank2(G, v, kappa, delta):
-        """``G + delta v^T + v delta^T + kappa delta delta^T`` for every split and candidate:
-        the change of the normal equations when one item moves (``delta = e_to - e_from``)."""
-        outer = delta[None, :, :, None] * v[:, :, None, :]  # (F, Q, R, R)
-        dd = delta[:, :, None] * delta[:, None, :]
-        return G[:, None] + outer + outer.transpose(-1, -2) + kappa[..., None, None] * dd[None]
+    def _rank2(G, v, kappa, src, dst):
+        """``G + delta v^T + v delta^T + kappa delta delta^T`` for every candidate ``q`` and
+        split, with ``delta = e_dst[q] - e_src[q]``: the change of the normal equations when
+        item ``q`` moves. ``v``: ``F x Q x R``; returns ``Q x F x R x R``. Only the rows and
+        columns ``src`` and ``dst`` change, so they are updated in place on one copy of ``G``
+        (the same additions, in the same order, as forming the dense rank-2 terms)."""
+        F, Q, R = v.shape
+        v, kappa = v.transpose(0, 1), kappa.T  # (Q, F, R), (Q, F)
+        out = G.expand(Q, F, R, R).clone()
+        q = torch.arange(Q, device=G.device)
+        out[q, :, dst, :] += v
+        out[q, :, src, :] -= v
+        out[q, :, :, dst] += v
+        out[q, :, :, src] -= v
+        out[q, :, dst, dst] += kappa
+        out[q, :, src, src] += kappa
+        out[q, :, dst, src] -= kappa
+        out[q, :, src, dst] -= kappa
+        return out
 
     # -- merges ------------------------------------------------------------------------------
     def exact_merges(self, st):
@@ -231,7 +243,7 @@ class ValidationObjective:
         Gv2 = M[:, None] @ st.Gv[None] @ Mt[:, None]
         c2 = (M[:, None] @ st.c[None, :, :, None])[..., 0]
         cv2 = (M[:, None] @ st.cv[None, :, :, None])[..., 0]
-        data, _, _ = self._data(G2, c2, Gv2, cv2)
+        data, _, _ = self._data(G2, c2, Gv2, cv2, overwrite=True)
         sizes = (M @ st.sizes[:, None])[..., 0]
         change = data + self.penalty_term(sizes) - st.value
         return change, torch.stack([a, b], 1)
@@ -249,7 +261,7 @@ class EvidenceObjective(ValidationObjective):
 
     scored_on_training = True  # the evidence has no validation part
 
-    def _data(self, G, c, Gv, cv):
+    def _data(self, G, c, Gv, cv, overwrite=False):
         pb = self.problem
         G, c = G[..., 0, :, :], c[..., 0, :]
         yy, n_obs = pb.yy_tr[0], float(pb.n_tr[0]) * pb.n_outputs

@@ -199,8 +199,17 @@ def diagonal_solve(g, c, alpha):
     return c / (g + alpha + _jitter(g))
 
 
-def ridge_solve(G, c, alpha):
-    """Solve ``(G + alpha I) psi = c`` (batched); a tiny jitter keeps empty groups at 0."""
-    jitter = _jitter(torch.diagonal(G, dim1=-2, dim2=-1))
-    eye = torch.eye(G.shape[-1], dtype=G.dtype, device=G.device)
-    return torch.linalg.solve(G + (alpha + jitter)[..., None] * eye, c[..., None])[..., 0]
+def ridge_solve(G, c, alpha, *, overwrite=False):
+    """Solve ``(G + alpha I) psi = c`` (batched); a tiny jitter keeps empty groups at 0.
+
+    ``overwrite=True`` adds the ridge to ``G``'s diagonal in place (for a ``G`` the caller built
+    for this solve alone), which saves a copy of the whole batch."""
+    diag = torch.diagonal(G, dim1=-2, dim2=-1)
+    ridge = alpha + _jitter(diag)
+    if overwrite:
+        diag.add_(ridge)
+        A = G
+    else:
+        eye = torch.eye(G.shape[-1], dtype=G.dtype, device=G.device)
+        A = G + ridge[..., None] * eye
+    return torch.linalg.solve(A, c[..., None])[..., 0]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._scaling import standardize
+from ..search.moves import closed_form_moves
 from ..search.starts import input_correlation, ridge_clusters
 from .closed_form import ClosedFormModel
 
@@ -55,13 +56,25 @@ class LinearMap(ClosedFormModel):
         Xs, Ys, units = standardize(X, Y, center_x=center, center_y=center)
         return Xs, Ys, self.fit_intercept, units
 
+    def correlated_inputs(self):
+        """Whether the inputs are strongly correlated (see ``_CORRELATED_INPUTS``); computed
+        once per fit."""
+        if getattr(self, "_correlated", None) is None:
+            self._correlated = (self.problem.n_inputs > 1
+                                and input_correlation(self.problem) > _CORRELATED_INPUTS)
+        return self._correlated
+
+    def search_moves(self, max_iter):
+        # on strongly correlated inputs a group spread over the rows, one entry each, is split
+        # off by RowwiseSplit, which no single-entry rating finds (measured on image patches)
+        return closed_form_moves(max_iter=max_iter, rowwise=self.correlated_inputs())
+
     def extra_starts(self, init_is_auto, n_relax):
         # Without relaxations the shared start alone is weak on strongly correlated inputs
         # (smooth signals, images); a ridge estimate's two clusters are one more start there
         # (not when the user chose the start). On independent inputs the shared start finds
         # the same partitions faster (measured: benchmarks/bench_shift.py).
-        if (n_relax == 0 and self.problem.n_inputs > 1 and init_is_auto
-                and input_correlation(self.problem) > _CORRELATED_INPUTS):
+        if n_relax == 0 and init_is_auto and self.correlated_inputs():
             return [ridge_clusters(self.problem)]
         return []
 

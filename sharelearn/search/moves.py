@@ -38,8 +38,8 @@ import torch
 from . import Move, improves, local_search
 from .starts import one_dim_kmeans, untied_values
 
-__all__ = ["BestMerge", "OneItemMoves", "RowResolve", "SignedSplit", "Split", "UntiedSplit",
-           "closed_form_moves", "row_beam"]
+__all__ = ["BestMerge", "OneItemMoves", "RowResolve", "RowwiseSplit", "SignedSplit", "Split",
+           "UntiedSplit", "closed_form_moves", "row_beam"]
 
 
 class _Exact(Move):
@@ -249,6 +249,58 @@ class UntiedSplit(_Exact):
         return best
 
 
+class RowwiseSplit(_Exact):
+    """Open a new group with at most one entry of each output row, at one common value.
+
+    On correlated inputs (smooth signals, image patches) a group that should be pulled out of
+    another is often spread over the rows, one entry each (a kernel tap of a convolution), and
+    no single entry pays for a new group: its neighbours compensate for it. Here each of
+    ``n_values`` candidate values ``v`` (quantiles of the entries' own least-squares values)
+    is offered to every row at once: in each row the one entry whose change to ``v`` lowers the
+    row's training error most (exactly, at the other entries' values) joins the new group, if
+    any does. Each candidate partition is refitted exactly and the best one kept. Cost per
+    candidate: one exact refit, ``O(F m d^2 R)``.
+    """
+
+    def __init__(self, tol=1e-9, n_values=24):
+        super().__init__(tol)
+        self.n_values = n_values
+
+    def applies(self, objective):
+        return super().applies(objective) and objective.problem.n_inputs > 1
+
+    def propose(self, objective, st):
+        pb = objective.problem
+        m, d = pb.n_outputs, pb.n_inputs
+        psi = st.psi
+        current = psi.gather(1, st.lab_t[None].expand(psi.shape[0], -1)).mean(0)  # (P,)
+        # half-gradient and curvature of the training error in each entry, summed over splits
+        grad = ((st.CS @ psi[..., None])[..., 0] - pb.b_tr).sum(0)
+        kappa = objective.kappa.sum(0)
+        own = current - grad / kappa.clamp_min(torch.finfo(kappa.dtype).tiny)
+        values = np.quantile(own.cpu().numpy(), np.linspace(0.02, 0.98, self.n_values))
+        rows = torch.arange(m, device=psi.device)
+        best, tried = None, set()
+        for v in values:
+            delta = float(v) - current
+            gain = -(2 * delta * grad + delta**2 * kappa).reshape(m, d)
+            col = torch.argmax(gain, 1)
+            chosen = gain[rows, col] > 0
+            if int(chosen.sum()) < 2:
+                continue
+            items = (rows * d + col)[chosen].cpu().numpy()
+            key = items.tobytes()
+            if key in tried:
+                continue
+            tried.add(key)
+            lab = st.labels.copy()
+            lab[items] = st.R - 1
+            new = objective.state(lab)
+            if improves(new.value, st.value, self.tol) and (best is None or new.value < best.value):
+                best = new
+        return best
+
+
 class RowResolve(_Exact):
     """Re-solve the assignment of suspect outputs by :func:`row_beam`, then resume the search.
 
@@ -322,14 +374,18 @@ class RowResolve(_Exact):
         return None
 
 
-def closed_form_moves(*, max_iter=200, n_candidates=512, tol=1e-9, resets=True):
+def closed_form_moves(*, max_iter=200, n_candidates=512, tol=1e-9, resets=True,
+                      rowwise=False):
     """A fresh list of the closed-form search's moves, in order of preference (see the module's
-    docstring); ``resets=False`` leaves out :class:`RowResolve`."""
+    docstring); ``resets=False`` leaves out :class:`RowResolve`, ``rowwise=True`` adds
+    :class:`RowwiseSplit` (for strongly correlated inputs) before it."""
     moves = [OneItemMoves(n_candidates, tol), BestMerge(tol), Split(tol), SignedSplit(tol),
              UntiedSplit(tol)]
+    if rowwise:
+        moves.append(RowwiseSplit(tol))
     if resets:
         moves.append(RowResolve(closed_form_moves(max_iter=max_iter, n_candidates=n_candidates,
-                                                  tol=tol, resets=False),
+                                                  tol=tol, resets=False, rowwise=rowwise),
                                 max_iter=max_iter, tol=tol))
     return moves
 

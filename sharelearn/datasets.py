@@ -18,8 +18,15 @@ from sklearn.utils import check_random_state
 from ._validation import check_int, check_real
 from .partition import canonical_labels
 from .symmetry.convolution import _check_conv_geometry, _tap_index, shift_sharing
+from .symmetry.generators import sharing_from_group
+from .symmetry.wallpaper import image_group_generators
 
-__all__ = ["make_convolution", "make_shared_means", "make_sum_of_numbers"]
+__all__ = [
+    "make_convolution",
+    "make_equivariant_map",
+    "make_shared_means",
+    "make_sum_of_numbers",
+]
 
 _SUM_VARIANTS = ("shared", "alternating")
 
@@ -293,6 +300,118 @@ def make_convolution(
     scale = float(clean.std()) if relative_noise else 1.0
     Y = clean + noise * scale * rng.standard_normal((n_samples, n_out))
     return X, Y, shift_sharing(in_shape, k_shape, mode), weight
+
+
+def make_equivariant_map(
+    n_samples=100,
+    *,
+    group="p4m",
+    image_shape=(6, 6),
+    values="normal",
+    noise=0.1,
+    random_state=None,
+):
+    """Generate a linear map between images that is equivariant to a symmetry group.
+
+    The weight matrix of the layer ``h x w -> h x w`` (images flattened row-major on both sides)
+    is constant on the orbits of ``group`` acting on its ``(output, input)`` entries
+    (:func:`~sharelearn.symmetry.sharing_from_group` of
+    :func:`~sharelearn.symmetry.image_group_generators`), with one value per orbit. The targets
+    are ``Y = X @ weight.T + noise * Z`` for standard normal inputs ``X`` and noise ``Z``.
+
+    The wallpaper groups act on the ``h x w`` torus (circular boundaries: translations, and with
+    them rotations, reflections and glide reflections); the point groups fix the image's centre
+    (no translations). Fitting :class:`~sharelearn.SharingDiscoverer` to the data and reading
+    ``symmetry_group_.name`` names the group back, e.g. ``'p4m on the 6 x 6 torus'``. On small
+    images an orbit partition can have more symmetry than the group it was built from (the
+    sharing of ``'p4'`` on a 4 x 4 torus is also kept by reflections); the labels are those of
+    ``group``'s orbits either way.
+
+    Parameters
+    ----------
+    n_samples : int, default=100
+        Number of samples; at least 1.
+    group : str, default='p4m'
+        A wallpaper group, ``'p1', 'p2', 'pm', 'pg', 'cm', 'pmm', 'pmg', 'pgg', 'cmm', 'p4',
+        'p4m', 'p4g'``, or a point group, ``'C_2', 'C_4', 'D_1', 'D_2', 'D_4'``; see
+        :func:`~sharelearn.symmetry.image_group_generators` for the generators and for the
+        image shapes each one needs (square for the four-fold groups, ``cm`` and ``cmm``; even
+        sides where glides halve the lattice).
+    image_shape : tuple of int, default=(6, 6)
+        ``(h, w)`` of the output and input images.
+    values : 'normal' or array-like, default='normal'
+        ``'normal'`` draws one standard normal value per orbit from ``random_state``; an array
+        of ``n_orbits`` finite numbers gives the value of each orbit, in the order of the
+        canonical labels.
+    noise : float, default=0.1
+        Standard deviation of the Gaussian noise added to ``Y``; at least 0.
+    random_state : int, RandomState instance, Generator or None, default=None
+        Seeds the values (when ``values='normal'``), then ``X``, then the noise: the same seed
+        with another ``noise`` gives the same map and inputs.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, h * w), dtype float64
+        The input images, flattened row-major.
+    Y : ndarray of shape (n_samples, h * w), dtype float64
+        The noisy output images, flattened row-major.
+    labels : ndarray of shape (h * w * h * w,), dtype int64
+        Canonical orbit labels of the entries of ``weight``, row-major.
+    weight : ndarray of shape (h * w, h * w), dtype float64
+        The equivariant map, ``Y = X @ weight.T + noise``.
+
+    Raises
+    ------
+    ValueError
+        If ``group`` is unknown, ``image_shape`` does not fit it, or ``values`` has the wrong
+        length or non-finite entries.
+
+    See Also
+    --------
+    make_convolution : a convolution's weights (translations only, or none for ``'valid'``).
+
+    Examples
+    --------
+    >>> from sharelearn.datasets import make_equivariant_map
+    >>> X, Y, labels, weight = make_equivariant_map(
+    ...     50, group="p4m", image_shape=(6, 6), random_state=0)
+    >>> X.shape, Y.shape, weight.shape
+    ((50, 36), (50, 36), (36, 36))
+    >>> int(labels.max()) + 1  # orbits of p4m on the offsets of a 6 x 6 torus
+    10
+    >>> from sharelearn.symmetry import symmetry_group
+    >>> symmetry_group(labels, weight.shape).name
+    'p4m on the 6 x 6 torus'
+    """
+    n_samples = check_int(n_samples, "n_samples", min_value=1)
+    generators = image_group_generators(group, image_shape)
+    noise = check_real(noise, "noise", min_value=0.0)
+    rng = _check_random_state(random_state)
+    n = generators[0][0].size
+    labels = sharing_from_group(generators, (n, n))
+    n_orbits = int(labels.max()) + 1
+    if isinstance(values, str):
+        if values != "normal":
+            raise ValueError(f"values={values!r} is not supported; expected 'normal' or an array.")
+        psi = rng.standard_normal(n_orbits)
+    else:
+        try:
+            psi = np.array(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"values must be 'normal' or an array of numbers, got {values!r}."
+            ) from None
+        if psi.shape != (n_orbits,):
+            raise ValueError(
+                f"values has shape {psi.shape} but group={group!r} on image_shape="
+                f"{tuple(image_shape)} has {n_orbits} orbits; expected shape ({n_orbits},)."
+            )
+        if not np.all(np.isfinite(psi)):
+            raise ValueError("values must contain only finite numbers.")
+    weight = psi[labels].reshape(n, n)
+    X = rng.standard_normal((n_samples, n))
+    Y = X @ weight.T + noise * rng.standard_normal((n_samples, n))
+    return X, Y, labels, weight
 
 
 def _ar1_inputs(n_samples, shape, rho, rng):

@@ -19,7 +19,7 @@ from ._validation import check_int, check_real
 from .partition import canonical_labels
 from .symmetry.convolution import _check_conv_geometry, _tap_index, shift_sharing
 from .symmetry.generators import sharing_from_group
-from .symmetry.wallpaper import image_group_generators
+from .symmetry.wallpaper import _WALLPAPER, image_group_generators
 
 __all__ = [
     "make_convolution",
@@ -307,6 +307,7 @@ def make_equivariant_map(
     *,
     group="p4m",
     image_shape=(6, 6),
+    kernel_size=None,
     values="normal",
     noise=0.1,
     random_state=None,
@@ -339,10 +340,17 @@ def make_equivariant_map(
         sides where glides halve the lattice).
     image_shape : tuple of int, default=(6, 6)
         ``(h, w)`` of the output and input images.
+    kernel_size : int or None, default=None
+        ``None``: a dense map, every orbit has a value. An odd ``k``: a local map, like a
+        convolution with a ``k x k`` kernel centred on the output pixel. Entries whose input lies
+        more than ``k // 2`` rows or columns from the output (around the torus for a wallpaper
+        group) are 0 and form one more group; the window is kept by every rotation and
+        reflection, so the labels stay a union of orbits. At most ``min(h, w)``.
     values : 'normal' or array-like, default='normal'
-        ``'normal'`` draws one standard normal value per orbit from ``random_state``; an array
-        of ``n_orbits`` finite numbers gives the value of each orbit, in the order of the
-        canonical labels.
+        ``'normal'`` draws one standard normal value per orbit (inside the window) from
+        ``random_state``; an array of ``n_orbits`` finite numbers gives the value of each orbit,
+        in the order of the canonical labels (the zero group of a local map included: its value
+        is set to 0 whatever the array says).
     noise : float, default=0.1
         Standard deviation of the Gaussian noise added to ``Y``; at least 0.
     random_state : int, RandomState instance, Generator or None, default=None
@@ -356,7 +364,8 @@ def make_equivariant_map(
     Y : ndarray of shape (n_samples, h * w), dtype float64
         The noisy output images, flattened row-major.
     labels : ndarray of shape (h * w * h * w,), dtype int64
-        Canonical orbit labels of the entries of ``weight``, row-major.
+        Canonical orbit labels of the entries of ``weight``, row-major (with ``kernel_size``, the
+        orbits outside the window merged into one group).
     weight : ndarray of shape (h * w, h * w), dtype float64
         The equivariant map, ``Y = X @ weight.T + noise``.
 
@@ -382,13 +391,34 @@ def make_equivariant_map(
     >>> from sharelearn.symmetry import symmetry_group
     >>> symmetry_group(labels, weight.shape).name
     'p4m on the 6 x 6 torus'
+
+    A 3 x 3 kernel that is symmetric under the square's rotations and reflections: three values
+    and the zeros.
+
+    >>> *_, labels, weight = make_equivariant_map(
+    ...     10, group="p4m", image_shape=(6, 6), kernel_size=3, random_state=0)
+    >>> int(labels.max()) + 1
+    4
     """
     n_samples = check_int(n_samples, "n_samples", min_value=1)
     generators = image_group_generators(group, image_shape)
+    h, w = (int(d) for d in image_shape)
+    if kernel_size is not None:
+        kernel_size = check_int(kernel_size, "kernel_size", min_value=1, max_value=min(h, w))
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd (centred on a pixel), got {kernel_size}.")
     noise = check_real(noise, "noise", min_value=0.0)
     rng = _check_random_state(random_state)
-    n = generators[0][0].size
+    n = h * w
     labels = sharing_from_group(generators, (n, n))
+    outside = np.zeros(n * n, dtype=bool)
+    if kernel_size is not None:
+        r, c = np.divmod(np.arange(n), w)
+        dr, dc = r[None, :] - r[:, None], c[None, :] - c[:, None]
+        if group in _WALLPAPER:  # offsets around the torus
+            dr, dc = (dr + h // 2) % h - h // 2, (dc + w // 2) % w - w // 2
+        outside = ((np.abs(dr) > kernel_size // 2) | (np.abs(dc) > kernel_size // 2)).ravel()
+        labels = canonical_labels(np.where(outside, labels.max() + 1, labels))
     n_orbits = int(labels.max()) + 1
     if isinstance(values, str):
         if values != "normal":
@@ -408,6 +438,8 @@ def make_equivariant_map(
             )
         if not np.all(np.isfinite(psi)):
             raise ValueError("values must contain only finite numbers.")
+    if outside.any():
+        psi[labels[np.argmax(outside)]] = 0.0  # the zero group
     weight = psi[labels].reshape(n, n)
     X = rng.standard_normal((n_samples, n))
     Y = X @ weight.T + noise * rng.standard_normal((n_samples, n))

@@ -515,7 +515,9 @@ def _point_symmetry(lab, order):
             ops = [op for op in (_OPS if square else _RECTANGLE) if op != "identity"]
             found = {"identity"}
             for op in ops:
-                if _keeps(lab, _centred_map(op, ho, wo), _centred_map(op, hi, wi)):
+                p_out, p_in = _centred_map(op, ho, wo), _centred_map(op, hi, wi)
+                # the first output row first: most grids fail there, in O(n_in)
+                if np.array_equal(lab[p_out[0], p_in], lab[0]) and _keeps(lab, p_out, p_in):
                     found.add(op)
             if len(found) != order:
                 continue

@@ -579,3 +579,31 @@ def test_equivariant_map_noise_values_and_reproducibility():
 def test_make_equivariant_map_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_equivariant_map(**kwargs)
+
+
+def test_equivariant_map_with_a_window_is_local_and_keeps_the_symmetry():
+    from sharelearn.symmetry import image_group_generators, symmetry_group
+
+    X, Y, labels, W = make_equivariant_map(20, group="p4m", image_shape=(6, 6), kernel_size=3,
+                                           noise=0.0, random_state=0)
+    # entry (o, i) is non-zero only when i is within one row and one column of o, around the
+    # torus (checked by explicit loops)
+    for o in range(36):
+        for i in range(36):
+            dr = min((i // 6 - o // 6) % 6, (o // 6 - i // 6) % 6)
+            dc = min((i % 6 - o % 6) % 6, (o % 6 - i % 6) % 6)
+            assert (W[o, i] != 0) == (dr <= 1 and dc <= 1)
+    # centre, edge neighbours, corners and the zeros
+    assert labels.max() + 1 == 4
+    for p_out, p_in in image_group_generators("p4m", (6, 6)):
+        assert np.array_equal(W[np.ix_(p_out, p_in)], W)
+    assert symmetry_group(labels, W.shape).name == "p4m on the 6 x 6 torus"
+    # without translations the window is about each output pixel, with no wrapping
+    *_, labels, W = make_equivariant_map(5, group="D_4", image_shape=(5, 5), kernel_size=3,
+                                         random_state=0)
+    assert W[0, 24] == 0 and W[0, 6] != 0
+    assert symmetry_group(labels, W.shape).name == "D_4"
+    with pytest.raises(ValueError, match="kernel_size must be odd"):
+        make_equivariant_map(group="p1", image_shape=(6, 6), kernel_size=4)
+    with pytest.raises(ValueError, match="kernel_size must be <= 6"):
+        make_equivariant_map(group="p1", image_shape=(6, 6), kernel_size=7)

@@ -160,28 +160,25 @@ def image_group_generators(group, image_shape):
     reflections (``pg``, ``pmg``, ``pgg``, ``p4g``) use a lattice of shifts by two pixels along
     the glides, since a glide moves by half a lattice vector. Row-and-column conventions: the
     *left-right* reflection sends column ``c`` to ``-c``, the *up-down* one row ``r`` to ``-r``.
+    The generators besides the lattice (the shifts by one row and by one column unless stated),
+    and the tori each group needs:
 
-    ============  =====================================================  ==================
-    group         generators besides the lattice                          torus
-    ============  =====================================================  ==================
-    ``p1``        (shifts by one row and one column)                      any
-    ``p2``        rotation by 180 degrees                                 any
-    ``pm``        left-right reflection                                   any
-    ``pg``        left-right reflection and a shift by one row            ``h`` even
-                  (lattice: two rows, one column)
-    ``cm``        reflection across the main diagonal                     square
-    ``pmm``       up-down and left-right reflections                      any
-    ``pmg``       left-right reflection; up-down reflection and a shift   ``w`` even
-                  by one column (lattice: one row, two columns)
-    ``pgg``       both reflections, each with a shift by one row and one  both even
-                  column (lattice: two rows, two columns)
-    ``cmm``       reflections across both diagonals                       square
-    ``p4``        rotation by 90 degrees                                  square
-    ``p4m``       rotation by 90 degrees, left-right reflection           square
-    ``p4g``       rotation by 90 degrees; reflection across the main      square, even
-                  diagonal and a shift by one row and one column
-                  (lattice: two rows, two columns)
-    ============  =====================================================  ==================
+    * ``p1``: none (any torus);
+    * ``p2``: the rotation by 180 degrees (any);
+    * ``pm``: the left-right reflection (any);
+    * ``pg``: the left-right reflection and a shift by one row, on a lattice of two rows and one
+      column (``h`` even);
+    * ``cm``: the reflection across the main diagonal (square);
+    * ``pmm``: the up-down and left-right reflections (any);
+    * ``pmg``: the left-right reflection, and the up-down reflection with a shift by one column,
+      on a lattice of one row and two columns (``w`` even);
+    * ``pgg``: both reflections, each with a shift by one row and one column, on a lattice of two
+      rows and two columns (both even);
+    * ``cmm``: the reflections across both diagonals (square);
+    * ``p4``: the rotation by 90 degrees (square);
+    * ``p4m``: the rotation by 90 degrees and the left-right reflection (square);
+    * ``p4g``: the rotation by 90 degrees, and the reflection across the main diagonal with a
+      shift by one row and one column, on a lattice of two rows and two columns (square, even).
 
     The point groups fix the centre of an ``h x w`` image (no wrapping): ``C_2`` (rotation by
     180 degrees), ``C_4`` (by 90 degrees; square), ``D_1`` (left-right reflection), ``D_2``

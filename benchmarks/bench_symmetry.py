@@ -9,7 +9,8 @@ Cases (``n`` is 25, 50 and 100 for the first four, 100 for the others):
 * ``all_shared``: one group (``S_n x S_n``, order ``(n!)^2``);
 * ``circular_full``: circular convolution with kernel ``n`` (all offsets distinct, ``C_100``);
 * ``valid_k3``: valid convolution 102 -> 100 (trivial: not shift-invariant as a finite layer);
-* ``circular_2d``: circular 3 x 3 convolution on 10 x 10 images (``C_10 x C_10``);
+* ``circular_2d``: circular 3 x 3 convolution on 10 x 10 images (the wallpaper group
+  ``p1 on the 10 x 10 torus``, ``C_10 x C_10`` as an abstract group);
 * ``valid_2d``: valid 3 x 3 convolution on 10 x 10 images, 64 x 100 (trivial);
 * ``rotation``, ``dihedral``: orbit partitions of the 90-degree rotations and of the square's
   symmetries on 10 x 10 images (``C_4``, ``D_4``);
@@ -29,6 +30,24 @@ Usage (from the repository root, with the package importable)::
 
 Writes ``benchmarks/results/symmetry.csv`` (``symmetry_quick.csv`` with ``--quick``: n = 25 and
 50 for the scaled cases only, 2 repeats).
+
+``--images`` runs the second part instead: discovering and naming image symmetries (issue 21).
+For p1, p2, pmm, p4 and p4m on 6 x 6 and 8 x 8 tori (local maps with a 5 x 5 window, so that p4
+and p4m differ: in a 3 x 3 window the rotations' orbits are the reflections' too) and for D_4
+and C_4 on a 7 x 7 image without translations (3 x 3 window), each seed draws
+``make_equivariant_map(200, group=..., kernel_size=..., random_state=seed)`` with standard normal
+values per orbit, and fits ``SharingDiscoverer(model="linear", random_state=seed)``. The noise is
+set per seed so that the closest two orbits (the zero group included) are exactly ``k``
+standard errors apart (docs/method.md: ``SE^2 = sigma^2 c^T (A^T X^T X A)^-1 c`` in the tied
+model of the true partition on the same inputs); every other pair is further apart. ``k = 5`` is
+the rule of docs/method.md; ``k = 100`` is also run, because a group-level margin is shared by
+every item of a group (an item of a group of ``m`` is about ``k / sqrt(m)`` standard errors from
+the other group). Recorded per fit: exact recovery, partition distance, the name of the found
+sharing's group, whether it is the truth's name, and the time of ``symmetry_group`` on the found
+partition (igraph imported beforehand; best of 3). 10 seeds per torus case, 3 per point group
+(``--point-seeds``: a C_4 fit, 92 groups on 2,401 entries, takes about two minutes). Writes
+``symmetry_images.csv`` (one row per fit) and ``symmetry_images_summary.csv`` (``--quick``: 2
+seeds, 6 x 6 and one seed of each point group, ``_quick`` files).
 """
 
 from __future__ import annotations
@@ -37,12 +56,15 @@ import argparse
 import math
 import os
 import platform
+import time
 
 import igraph
 import numpy as np
 from _common import print_table, time_call, write_csv
 
 import sharelearn
+from sharelearn import SharingDiscoverer, partition_distance
+from sharelearn.datasets import make_equivariant_map
 from sharelearn.symmetry import (
     dihedral_generators,
     permutation_generators,
@@ -110,7 +132,7 @@ def fixed_cases():
             "circular_2d",
             (n, n),
             lambda: _timed(shift_sharing, (side, side), 3, "circular"),
-            "C_10 x C_10",
+            "p1 on the 10 x 10 torus",
             100,
         ),
         (
@@ -188,11 +210,114 @@ def run(cases, repeats):
     return rows
 
 
+# ---------------------------------------------------------------------------
+# part two: discovering and naming image symmetries
+# ---------------------------------------------------------------------------
+IMAGE_SAMPLES = 200
+SE_MARGINS = (5.0, 100.0)
+
+
+def image_cases(quick):
+    """(group, image side, window, expected name) for the discovery part."""
+    sides = [6] if quick else [6, 8]
+    cases = [(g, side, 5, f"{g} on the {side} x {side} torus")
+             for side in sides for g in ("p1", "p2", "pmm", "p4", "p4m")]
+    return cases + [(g, 7, 3, g) for g in ("D_4", "C_4")]
+
+
+def noise_for_margin(X, labels, weight, k):
+    """Noise sd at which the closest two true groups are ``k`` standard errors apart."""
+    n_out, n_in = weight.shape
+    r = int(labels.max()) + 1
+    lab = labels.reshape(n_out, n_in)
+    gram = X.T @ X
+    fisher = np.zeros((r, r))
+    for o in range(n_out):  # one-hot block of output o: inputs -> groups
+        block = np.zeros((n_in, r))
+        block[np.arange(n_in), lab[o]] = 1.0
+        fisher += block.T @ gram @ block
+    cov = np.linalg.inv(fisher)  # times sigma^2
+    var = np.diag(cov)
+    pair_var = var[:, None] + var[None, :] - 2 * cov
+    values = np.array([weight.ravel()[labels == g][0] for g in range(r)])
+    upper = np.triu_indices(r, 1)
+    gaps = np.abs(values[:, None] - values[None, :])[upper]
+    return float(np.min(gaps / (k * np.sqrt(pair_var[upper]))))
+
+
+def run_images(quick, seeds, point_seeds):
+    symmetry_group(np.zeros(4, dtype=np.int64), (2, 2))  # import igraph before timing
+    rows = []
+    for group, side, window, expected in image_cases(quick):
+        for k in SE_MARGINS:
+            for seed in range(seeds if "torus" in expected else point_seeds):
+                args = dict(group=group, image_shape=(side, side), kernel_size=window,
+                            random_state=seed)
+                X, _, truth, weight = make_equivariant_map(IMAGE_SAMPLES, noise=0.0, **args)
+                noise = noise_for_margin(X, truth, weight, k)
+                X, Y, truth, weight = make_equivariant_map(IMAGE_SAMPLES, noise=noise, **args)
+                start = time.perf_counter()
+                est = SharingDiscoverer(model="linear", random_state=seed).fit(X, Y)
+                fit_s = time.perf_counter() - start
+                found = est.sharing_partition_
+                named, name_s, _ = time_call(symmetry_group, found, weight.shape, repeats=3)
+                pd = int(partition_distance(found, truth))
+                rows.append({
+                    "group": group, "image": f"{side}x{side}", "window": window, "se_apart": k,
+                    "seed": seed, "noise": float(f"{noise:.3g}"),
+                    "n_groups_true": int(truth.max()) + 1,
+                    "n_groups_found": int(found.max()) + 1, "pd": pd, "exact": pd == 0,
+                    "name": named.name, "name_right": named.name == expected,
+                    "name_s": round(name_s, 4), "fit_s": round(fit_s, 2),
+                })
+                print(f"  {group} {side}x{side} k={k:g} seed {seed}: PD {pd}, {named.name} "
+                      f"({name_s:.3f} s), fit {fit_s:.1f} s", flush=True)
+    return rows
+
+
+def summarise_images(rows):
+    summary = []
+    keys = sorted({(r["group"], r["image"], r["se_apart"]) for r in rows},
+                  key=lambda t: (t[1], t[0], t[2]))
+    for group, image, k in keys:
+        sub = [r for r in rows if (r["group"], r["image"], r["se_apart"]) == (group, image, k)]
+        exact = [r for r in sub if r["exact"]]
+        summary.append({
+            "group": group, "image": image, "se_apart": k,
+            "n_groups": sub[0]["n_groups_true"], "exact": f"{len(exact)}/{len(sub)}",
+            "mean_pd": round(float(np.mean([r["pd"] for r in sub])), 1),
+            "name_right_when_exact": f"{sum(r['name_right'] for r in exact)}/{len(exact)}",
+            "name_right": f"{sum(r['name_right'] for r in sub)}/{len(sub)}",
+            "names_when_not_exact": "; ".join(sorted({r["name"] for r in sub if not r["exact"]})),
+            "max_name_s": max(r["name_s"] for r in sub),
+            "median_fit_s": round(float(np.median([r["fit_s"] for r in sub])), 2),
+        })
+    return summary
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: small sizes, 2 repeats")
     parser.add_argument("--repeats", type=int, default=None, help="timed calls per case")
+    parser.add_argument("--images", action="store_true",
+                        help="discover and name image symmetries instead (part two)")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per torus case")
+    parser.add_argument("--point-seeds", type=int, default=None,
+                        help="seeds per point-group case (a C_4 fit takes about 2 minutes)")
     args = parser.parse_args(argv)
+    if args.images:
+        seeds = args.seeds or (2 if args.quick else 10)
+        point_seeds = args.point_seeds or (1 if args.quick else 3)
+        print(f"sharelearn {sharelearn.__version__}, {seeds} seeds per torus, {point_seeds} per "
+              f"point group, n = {IMAGE_SAMPLES}")
+        rows = run_images(args.quick, seeds, point_seeds)
+        suffix = "_quick" if args.quick else ""
+        write_csv(rows, f"symmetry_images{suffix}.csv")
+        summary = summarise_images(rows)
+        print_table(summary)
+        path = write_csv(summary, f"symmetry_images_summary{suffix}.csv")
+        print(f"wrote {path}")
+        return
     repeats = args.repeats or (2 if args.quick else 5)
     sizes = [25, 50] if args.quick else [25, 50, 100]
 

@@ -18,8 +18,15 @@ from sklearn.utils import check_random_state
 from ._validation import check_int, check_real
 from .partition import canonical_labels
 from .symmetry.convolution import _check_conv_geometry, _tap_index, shift_sharing
+from .symmetry.generators import sharing_from_group
+from .symmetry.wallpaper import _WALLPAPER, image_group_generators
 
-__all__ = ["make_convolution", "make_shared_means", "make_sum_of_numbers"]
+__all__ = [
+    "make_convolution",
+    "make_equivariant_map",
+    "make_shared_means",
+    "make_sum_of_numbers",
+]
 
 _SUM_VARIANTS = ("shared", "alternating")
 
@@ -293,6 +300,150 @@ def make_convolution(
     scale = float(clean.std()) if relative_noise else 1.0
     Y = clean + noise * scale * rng.standard_normal((n_samples, n_out))
     return X, Y, shift_sharing(in_shape, k_shape, mode), weight
+
+
+def make_equivariant_map(
+    n_samples=100,
+    *,
+    group="p4m",
+    image_shape=(6, 6),
+    kernel_size=None,
+    values="normal",
+    noise=0.1,
+    random_state=None,
+):
+    """Generate a linear map between images that is equivariant to a symmetry group.
+
+    The weight matrix of the layer ``h x w -> h x w`` (images flattened row-major on both sides)
+    is constant on the orbits of ``group`` acting on its ``(output, input)`` entries
+    (:func:`~sharelearn.symmetry.sharing_from_group` of
+    :func:`~sharelearn.symmetry.image_group_generators`), with one value per orbit. The targets
+    are ``Y = X @ weight.T + noise * Z`` for standard normal inputs ``X`` and noise ``Z``.
+
+    The wallpaper groups act on the ``h x w`` torus (circular boundaries: translations, and with
+    them rotations, reflections and glide reflections); the point groups fix the image's centre
+    (no translations). Fitting :class:`~sharelearn.SharingDiscoverer` to the data and reading
+    ``symmetry_group_.name`` names the group back, e.g. ``'p4m on the 6 x 6 torus'``. On small
+    images an orbit partition can have more symmetry than the group it was built from (the
+    sharing of ``'p4'`` on a 4 x 4 torus is also kept by reflections); the labels are those of
+    ``group``'s orbits either way.
+
+    Parameters
+    ----------
+    n_samples : int, default=100
+        Number of samples; at least 1.
+    group : str, default='p4m'
+        A wallpaper group, ``'p1', 'p2', 'pm', 'pg', 'cm', 'pmm', 'pmg', 'pgg', 'cmm', 'p4',
+        'p4m', 'p4g'``, or a point group, ``'C_2', 'C_4', 'D_1', 'D_2', 'D_4'``; see
+        :func:`~sharelearn.symmetry.image_group_generators` for the generators and for the
+        image shapes each one needs (square for the four-fold groups, ``cm`` and ``cmm``; even
+        sides where glides halve the lattice).
+    image_shape : tuple of int, default=(6, 6)
+        ``(h, w)`` of the output and input images.
+    kernel_size : int or None, default=None
+        ``None``: a dense map, every orbit has a value. An odd ``k``: a local map, like a
+        convolution with a ``k x k`` kernel centred on the output pixel. Entries whose input lies
+        more than ``k // 2`` rows or columns from the output (around the torus for a wallpaper
+        group) are 0 and form one more group; the window is kept by every rotation and
+        reflection, so the labels stay a union of orbits. At most ``min(h, w)``.
+    values : 'normal' or array-like, default='normal'
+        ``'normal'`` draws one standard normal value per orbit (inside the window) from
+        ``random_state``; an array of ``n_orbits`` finite numbers gives the value of each orbit,
+        in the order of the canonical labels (the zero group of a local map included: its value
+        is set to 0 whatever the array says).
+    noise : float, default=0.1
+        Standard deviation of the Gaussian noise added to ``Y``; at least 0.
+    random_state : int, RandomState instance, Generator or None, default=None
+        Seeds the values (when ``values='normal'``), then ``X``, then the noise: the same seed
+        with another ``noise`` gives the same map and inputs.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, h * w), dtype float64
+        The input images, flattened row-major.
+    Y : ndarray of shape (n_samples, h * w), dtype float64
+        The noisy output images, flattened row-major.
+    labels : ndarray of shape (h * w * h * w,), dtype int64
+        Canonical orbit labels of the entries of ``weight``, row-major (with ``kernel_size``, the
+        orbits outside the window merged into one group).
+    weight : ndarray of shape (h * w, h * w), dtype float64
+        The equivariant map, ``Y = X @ weight.T + noise``.
+
+    Raises
+    ------
+    ValueError
+        If ``group`` is unknown, ``image_shape`` does not fit it, or ``values`` has the wrong
+        length or non-finite entries.
+
+    See Also
+    --------
+    make_convolution : a convolution's weights (translations only, or none for ``'valid'``).
+
+    Examples
+    --------
+    >>> from sharelearn.datasets import make_equivariant_map
+    >>> X, Y, labels, weight = make_equivariant_map(
+    ...     50, group="p4m", image_shape=(6, 6), random_state=0)
+    >>> X.shape, Y.shape, weight.shape
+    ((50, 36), (50, 36), (36, 36))
+    >>> int(labels.max()) + 1  # orbits of p4m on the offsets of a 6 x 6 torus
+    10
+    >>> from sharelearn.symmetry import symmetry_group
+    >>> symmetry_group(labels, weight.shape).name
+    'p4m on the 6 x 6 torus'
+
+    A 3 x 3 kernel that is symmetric under the square's rotations and reflections: three values
+    and the zeros.
+
+    >>> *_, labels, weight = make_equivariant_map(
+    ...     10, group="p4m", image_shape=(6, 6), kernel_size=3, random_state=0)
+    >>> int(labels.max()) + 1
+    4
+    """
+    n_samples = check_int(n_samples, "n_samples", min_value=1)
+    generators = image_group_generators(group, image_shape)
+    h, w = (int(d) for d in image_shape)
+    if kernel_size is not None:
+        kernel_size = check_int(kernel_size, "kernel_size", min_value=1, max_value=min(h, w))
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd (centred on a pixel), got {kernel_size}.")
+    noise = check_real(noise, "noise", min_value=0.0)
+    rng = _check_random_state(random_state)
+    n = h * w
+    labels = sharing_from_group(generators, (n, n))
+    outside = np.zeros(n * n, dtype=bool)
+    if kernel_size is not None:
+        r, c = np.divmod(np.arange(n), w)
+        dr, dc = r[None, :] - r[:, None], c[None, :] - c[:, None]
+        if group in _WALLPAPER:  # offsets around the torus
+            dr, dc = (dr + h // 2) % h - h // 2, (dc + w // 2) % w - w // 2
+        outside = ((np.abs(dr) > kernel_size // 2) | (np.abs(dc) > kernel_size // 2)).ravel()
+        labels = canonical_labels(np.where(outside, labels.max() + 1, labels))
+    n_orbits = int(labels.max()) + 1
+    if isinstance(values, str):
+        if values != "normal":
+            raise ValueError(f"values={values!r} is not supported; expected 'normal' or an array.")
+        psi = rng.standard_normal(n_orbits)
+    else:
+        try:
+            psi = np.array(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"values must be 'normal' or an array of numbers, got {values!r}."
+            ) from None
+        if psi.shape != (n_orbits,):
+            raise ValueError(
+                f"values has shape {psi.shape} but group={group!r} on image_shape="
+                f"{tuple(image_shape)} has {n_orbits} orbits; expected shape ({n_orbits},)."
+            )
+        if not np.all(np.isfinite(psi)):
+            raise ValueError("values must contain only finite numbers.")
+    if outside.any():
+        psi[labels[np.argmax(outside)]] = 0.0  # the zero group
+    weight = psi[labels].reshape(n, n)
+    X = rng.standard_normal((n_samples, n))
+    Y = X @ weight.T + noise * rng.standard_normal((n_samples, n))
+    return X, Y, labels, weight
 
 
 def _ar1_inputs(n_samples, shape, rho, rng):

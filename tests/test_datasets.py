@@ -21,7 +21,12 @@ import numpy as np
 import pytest
 from scipy import ndimage, signal
 
-from sharelearn.datasets import make_convolution, make_shared_means, make_sum_of_numbers
+from sharelearn.datasets import (
+    make_convolution,
+    make_equivariant_map,
+    make_shared_means,
+    make_sum_of_numbers,
+)
 from sharelearn.partition import canonical_labels
 
 
@@ -493,3 +498,112 @@ def test_relative_noise_is_a_fraction_of_the_targets_spread():
 def test_realistic_inputs_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_convolution(10, **{"input_shape": 8, "kernel_size": 3, **kwargs})
+
+
+# ---------------------------------------------------------------------------
+# make_equivariant_map
+# ---------------------------------------------------------------------------
+def _image_move(shape, turn, flip):
+    """Pixel permutation of an h x w image: a quarter turn and/or a left-right flip, about the
+    centre (written here with numpy's own rot90 and fliplr)."""
+    grid = np.arange(shape[0] * shape[1]).reshape(shape)
+    moved = np.rot90(grid, turn) if turn else grid
+    moved = np.fliplr(moved) if flip else moved
+    perm = np.empty(grid.size, dtype=int)
+    perm[moved.ravel()] = grid.ravel()  # pixel grid[x] moves to where it lands in `moved`
+    return perm
+
+
+@pytest.mark.parametrize(("group", "shape"), [("p4m", (6, 6)), ("p4", (8, 8)), ("pmm", (4, 6)),
+                                              ("pgg", (4, 6)), ("D_4", (7, 7)), ("C_2", (4, 5))])
+def test_equivariant_map_has_the_promised_sharing(group, shape):
+    from sharelearn.symmetry import image_group_generators, sharing_from_group
+
+    n = shape[0] * shape[1]
+    X, Y, labels, W = make_equivariant_map(40, group=group, image_shape=shape, noise=0.0,
+                                           random_state=0)
+    assert X.shape == Y.shape == (40, n) and W.shape == (n, n) and labels.shape == (n * n,)
+    assert np.array_equal(labels, sharing_from_group(image_group_generators(group, shape),
+                                                     (n, n)))
+    assert np.array_equal(labels, canonical_labels(labels))
+    # one value per orbit, different orbits different values (normal draws)
+    values = W.ravel()
+    for g in range(labels.max() + 1):
+        assert np.all(values[labels == g] == values[labels == g][0])
+    assert np.unique(values).size == labels.max() + 1
+    np.testing.assert_allclose(Y, X @ W.T)
+    # equivariance: every generator moves inputs and outputs alike
+    for p_out, p_in in image_group_generators(group, shape):
+        assert np.array_equal(W[np.ix_(p_out, p_in)], W)
+
+
+def test_p4m_map_commutes_with_turning_and_flipping_images():
+    # around the torus the rotation about pixel (0, 0) and numpy's rotation about the centre
+    # differ by a translation, which p4m also contains
+    *_, W = make_equivariant_map(1, group="p4m", image_shape=(6, 6), random_state=3)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(36)
+    for turn, flip in [(1, False), (2, False), (0, True), (3, True)]:
+        p = _image_move((6, 6), turn, flip)
+        moved_x = np.empty(36)
+        moved_x[p] = x
+        expected = np.empty(36)
+        expected[p] = W @ x
+        np.testing.assert_allclose(W @ moved_x, expected)
+
+
+def test_equivariant_map_noise_values_and_reproducibility():
+    a = make_equivariant_map(30, group="p2", image_shape=(4, 4), noise=0.0, random_state=1)
+    b = make_equivariant_map(30, group="p2", image_shape=(4, 4), noise=0.5, random_state=1)
+    np.testing.assert_array_equal(a[0], b[0])  # same inputs
+    np.testing.assert_array_equal(a[3], b[3])  # same map
+    residual = b[1] - b[0] @ b[3].T
+    assert 0.4 < residual.std() < 0.6
+    n_orbits = a[2].max() + 1
+    values = np.arange(n_orbits, dtype=float)
+    *_, labels, W = make_equivariant_map(5, group="p2", image_shape=(4, 4), values=values)
+    np.testing.assert_array_equal(W.ravel(), values[labels])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"group": "p3"}, "not a known image group"),
+     ({"group": "p4", "image_shape": (4, 6)}, "square"),
+     ({"image_shape": (6,)}, "image_shape must be a pair"),
+     ({"values": "uniform"}, "values='uniform' is not supported"),
+     ({"values": [1.0, 2.0]}, r"expected shape \(10,\)"),
+     ({"values": [np.nan] * 10}, "finite"),
+     ({"noise": -1.0}, "noise must be >= 0"),
+     ({"n_samples": 0}, "n_samples must be >= 1")],
+)
+def test_make_equivariant_map_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_equivariant_map(**kwargs)
+
+
+def test_equivariant_map_with_a_window_is_local_and_keeps_the_symmetry():
+    from sharelearn.symmetry import image_group_generators, symmetry_group
+
+    X, Y, labels, W = make_equivariant_map(20, group="p4m", image_shape=(6, 6), kernel_size=3,
+                                           noise=0.0, random_state=0)
+    # entry (o, i) is non-zero only when i is within one row and one column of o, around the
+    # torus (checked by explicit loops)
+    for o in range(36):
+        for i in range(36):
+            dr = min((i // 6 - o // 6) % 6, (o // 6 - i // 6) % 6)
+            dc = min((i % 6 - o % 6) % 6, (o % 6 - i % 6) % 6)
+            assert (W[o, i] != 0) == (dr <= 1 and dc <= 1)
+    # centre, edge neighbours, corners and the zeros
+    assert labels.max() + 1 == 4
+    for p_out, p_in in image_group_generators("p4m", (6, 6)):
+        assert np.array_equal(W[np.ix_(p_out, p_in)], W)
+    assert symmetry_group(labels, W.shape).name == "p4m on the 6 x 6 torus"
+    # without translations the window is about each output pixel, with no wrapping
+    *_, labels, W = make_equivariant_map(5, group="D_4", image_shape=(5, 5), kernel_size=3,
+                                         random_state=0)
+    assert W[0, 24] == 0 and W[0, 6] != 0
+    assert symmetry_group(labels, W.shape).name == "D_4"
+    with pytest.raises(ValueError, match="kernel_size must be odd"):
+        make_equivariant_map(group="p1", image_shape=(6, 6), kernel_size=4)
+    with pytest.raises(ValueError, match="kernel_size must be <= 6"):
+        make_equivariant_map(group="p1", image_shape=(6, 6), kernel_size=7)

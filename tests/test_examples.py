@@ -25,7 +25,7 @@ def test_the_gallery_is_complete():
     names = {p.stem for p in EXAMPLES}
     assert {"plot_quickstart", "plot_shared_means", "plot_shift_1d_2d", "plot_grid_search",
             "plot_gaussian_sweeps", "plot_sum_of_numbers", "plot_symmetry_naming",
-            "plot_custom_module"} <= names
+            "plot_custom_module", "plot_rotation_equivariance"} <= names
     header = EXAMPLES[0].parent / "GALLERY_HEADER.rst"
     assert header.exists(), "sphinx-gallery needs a header for the examples directory"
 
@@ -53,6 +53,11 @@ PROMISES = {
                               "partition distance 0"],
     "plot_symmetry_naming.py": ["discovered symmetry: C_8 of order 8",
                                 "discovered symmetry: S_6 of order 720"],
+    "plot_rotation_equivariance.py": ["symmetric kernel: 4 groups, partition distance 0",
+                                      "discovered symmetry: p4m on the 6 x 6 torus (order 288)",
+                                      "rotation by 90 degrees",
+                                      "plain kernel: 10 groups, partition distance 0",
+                                      "discovered symmetry: p1 on the 6 x 6 torus (order 36)"],
 }
 
 

@@ -60,6 +60,16 @@ def check_name_against_sympy(name, group):
     if order == 1:
         assert name == "trivial"
         return
+    torus = re.fullmatch(r"p1 on the (\d+) x (\d+) torus", name)
+    if torus:  # the translations of an h x w torus: C_h x C_w
+        h, w = int(torus[1]), int(torus[2])
+        assert group.is_abelian and order == h * w
+        assert sorted(group.abelian_invariants()) == sorted(
+            q for side in (h, w) for q in prime_powers(side))
+        return
+    if name in ("D_1", "D_2"):  # one or two reflections of an image
+        assert group.is_abelian and group.abelian_invariants() == [2] * int(name[2:])
+        return
     if group.is_abelian:
         assert name == invariant_factor_name(group.abelian_invariants())
         return
@@ -91,6 +101,20 @@ def check_name_against_sympy(name, group):
         assert any(len(orbit) == k for orbit in group.orbits())
 
 
+def prime_powers(n):
+    """The prime-power factors of ``n`` (``12 -> [4, 3]``)."""
+    out, p = [], 2
+    while n > 1:
+        q = 1
+        while n % p == 0:
+            n //= p
+            q *= p
+        if q > 1:
+            out.append(q)
+        p += 1
+    return out
+
+
 def product_generators(out_gens, in_gens, shape):
     """A group acting on outputs and inputs independently: G_out x G_in."""
     n_out, n_in = shape
@@ -118,18 +142,18 @@ def _families():
     for n in (2, 3, 5, 8):
         cases.append((f"shift-{n}", cyclic_shift_generators(n), (n, n), f"C_{n}"))
     for hw, name in [
-        ((2, 4), "C_4 x C_2"),
-        ((3, 3), "C_3 x C_3"),
-        ((4, 4), "C_4 x C_4"),
-        ((3, 5), "C_15"),
-        ((4, 6), "C_12 x C_2"),
+        ((2, 4), "C_4 x C_2"),  # too narrow for a torus with reflections: named as a group
+        ((3, 3), "p1 on the 3 x 3 torus"),
+        ((4, 4), "p1 on the 4 x 4 torus"),
+        ((3, 5), "p1 on the 3 x 5 torus"),
+        ((4, 6), "p1 on the 4 x 6 torus"),
     ]:
         p = hw[0] * hw[1]
         cases.append((f"shift-{hw}", cyclic_shift_generators(hw), (p, p), name))
     for n in (2, 5, 6):
         cases.append((f"reflect-{n}", reflection_generators(n), (n, n), "C_2"))
     for axis in (0, 1):
-        cases.append((f"reflect-3x4-{axis}", reflection_generators((3, 4), axis), (12, 12), "C_2"))
+        cases.append((f"reflect-3x4-{axis}", reflection_generators((3, 4), axis), (12, 12), "D_1"))
     for h in (2, 3, 4, 5):
         cases.append((f"rotate-{h}", rotation_generators(h), (h * h, h * h), "C_4"))
         cases.append((f"dihedral-{h}", dihedral_generators(h), (h * h, h * h), "D_4"))

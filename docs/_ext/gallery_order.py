@@ -12,6 +12,7 @@ ORDER = [
     "plot_gaussian_sweeps.py",
     "plot_sum_of_numbers.py",
     "plot_symmetry_naming.py",
+    "plot_rotation_equivariance.py",
 ]
 
 

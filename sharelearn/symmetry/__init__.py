@@ -2,6 +2,8 @@
 
 * :mod:`~sharelearn.symmetry.generators`: named generating sets and :func:`sharing_from_group`;
 * :mod:`~sharelearn.symmetry.convolution`: :func:`shift_sharing`, the sharing of a convolution;
+* :mod:`~sharelearn.symmetry.wallpaper`: :func:`image_group_generators`, the wallpaper groups of
+  an image torus and the point groups of an image, and how they are recognised;
 * :mod:`~sharelearn.symmetry.group`: :func:`symmetry_group`, :class:`SymmetryGroup`,
   :func:`named_sharing`;
 * :mod:`~sharelearn.symmetry.naming` and :mod:`~sharelearn.symmetry._graph`: how groups are
@@ -20,12 +22,14 @@ from .generators import (
     sharing_from_group,
 )
 from .group import SymmetryGroup, named_sharing, symmetry_group
+from .wallpaper import image_group_generators
 
 __all__ = [
     "named_sharing",
     "SymmetryGroup",
     "cyclic_shift_generators",
     "dihedral_generators",
+    "image_group_generators",
     "permutation_generators",
     "reflection_generators",
     "rotation_generators",

@@ -11,9 +11,11 @@ one; with one tap along an axis, the lines along that axis can be permuted toget
 inputs (a 1-D one-tap kernel is a diagonal sharing, with group ``S_n``). Translation is only a
 *partial* symmetry of such a layer, and the same holds for ``'same'`` zero padding. A *circular*
 convolution is invariant under the cyclic shifts and, with two taps along every axis longer than
-one, under nothing else: ``C_n`` in 1-D, ``C_h x C_w`` in 2-D (named in invariant-factor form,
-``C_15`` for ``3 x 5``, ``C_12 x C_2`` for ``4 x 6``). A ``1 x k`` kernel on an image gives a
-larger (wreath-product) group, which is described by its order.
+one, under nothing else: ``C_n`` in 1-D; in 2-D the translations of the image torus,
+``C_h x C_w`` as an abstract group, named as the wallpaper group ``p1 on the h x w torus`` (for
+``h, w >= 3``; see :mod:`~sharelearn.symmetry.wallpaper`). A kernel symmetric under rotations or
+reflections adds them (``p4m`` for ``[[a, b, a], [b, c, b], [a, b, a]]``). A ``1 x k`` kernel on
+an image gives a larger (wreath-product) group, which is described by its order.
 """
 
 from __future__ import annotations

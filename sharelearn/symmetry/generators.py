@@ -162,8 +162,8 @@ def cyclic_shift_generators(shape):
     """Generators of the cyclic shifts of a layer ``n -> n`` or ``h x w -> h x w``.
 
     Each generator shifts one axis by one step, periodically, on the outputs and on the inputs
-    at once: the group is ``C_n`` (1-D) or ``C_h x C_w`` (2-D), the symmetry of a circular
-    convolution.
+    at once: the group is ``C_n`` (1-D) or ``C_h x C_w`` (2-D, the wallpaper group ``p1`` of the
+    image torus), the symmetry of a circular convolution.
 
     Parameters
     ----------

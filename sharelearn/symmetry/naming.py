@@ -1,6 +1,10 @@
 """Naming a group from its generators and exact orders, without listing a large group.
 
-The names, tried in this order on each factor:
+Groups of image layers are recognised first, by their action on a pixel grid
+(:mod:`~sharelearn.symmetry.wallpaper`: wallpaper groups on a torus, point groups about a centre,
+and a torus's translations extended by the stabiliser of a pixel, ``(C_6 x C_6) : D_6``, whose
+second factor is named here). Every other group is named by its structure. The names, tried in
+this order on each factor:
 
 * ``"trivial"``;
 * abelian groups in invariant-factor form: ``C_n`` when the exponent (the lcm of the generators'

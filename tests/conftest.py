@@ -88,6 +88,26 @@ def relaxed_objective(problem, S, *, objective="validation", nuclear_kind="nucle
     return model.relaxed_data_term(S) + penalties.soft(S)
 
 
+def sequence_scorer(length, variant, seed, **kw):
+    """A retrain scorer of the sum-of-numbers network (two initialisations, 120 training and
+    180 validation rows) and the true partition."""
+    from sharelearn.datasets import make_sum_of_numbers
+    from sharelearn.nettrain import RetrainScorer
+    from sharelearn.networks import SEQUENCE_SHARE, SequenceNetwork
+
+    X, y, truth = make_sum_of_numbers(300, length=length, variant=variant, random_state=seed)
+    Xt, Yt = torch.as_tensor(X), torch.as_tensor((y - y.mean()) / y.std(), dtype=torch.float32)
+    data = (Xt[:120], Yt[:120, None], Xt[120:], Yt[120:, None])
+    inits = []
+    for s in range(2):
+        torch.manual_seed(s)
+        inits.append(SequenceNetwork(length, embedding_dim=16, hidden=8))
+    kw = dict(dict(steps=100, lr=0.01, loss="l1", weight_decay=0.0, n_obs=120,
+                   penalties=Penalties.from_params(nuclear=2.0, code_length=2.0),
+                   dtype=torch.float32, device="cpu"), **kw)
+    return RetrainScorer(inits, SEQUENCE_SHARE, data, **kw), truth
+
+
 class Builders:
     """The builders above, as one fixture."""
 
@@ -97,6 +117,7 @@ class Builders:
     one_hot = staticmethod(one_hot)
     hard_objective = staticmethod(hard_objective)
     relaxed_objective = staticmethod(relaxed_objective)
+    sequence_scorer = staticmethod(sequence_scorer)
     PENALTIES = PENALTIES
 
 

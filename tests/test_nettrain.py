@@ -23,17 +23,6 @@ def _retrain_kwargs(n_obs, **kw):
                      dtype=torch.float32, device="cpu"), **kw)
 
 
-def _sequence_scorer(length, variant, seed, **kw):
-    X, y, truth = make_sum_of_numbers(300, length=length, variant=variant, random_state=seed)
-    Xt, Yt = torch.as_tensor(X), torch.as_tensor((y - y.mean()) / y.std(), dtype=torch.float32)
-    data = (Xt[:120], Yt[:120, None], Xt[120:], Yt[120:, None])
-    inits = []
-    for s in range(2):
-        torch.manual_seed(s)
-        inits.append(SequenceNetwork(length, embedding_dim=16, hidden=8))
-    return RetrainScorer(inits, SHARE, data, **_retrain_kwargs(120, **{"steps": 100, **kw})), truth
-
-
 def test_search_score_is_the_best_retrain_over_initialisations():
     X, y, truth = make_sum_of_numbers(200, length=4, variant="alternating", random_state=1)
     Xt, Yt = torch.as_tensor(X), torch.as_tensor((y - y.mean()) / y.std(), dtype=torch.float32)
@@ -62,9 +51,9 @@ def test_search_score_is_the_best_retrain_over_initialisations():
     assert state.value == together(truth)
 
 
-def test_threaded_retrains_score_as_the_serial_ones():
-    scorer, truth = _sequence_scorer(4, "alternating", 1, steps=30)
-    threaded, _ = _sequence_scorer(4, "alternating", 1, steps=30, n_jobs=2)
+def test_threaded_retrains_score_as_the_serial_ones(build):
+    scorer, truth = build.sequence_scorer(4, "alternating", 1, steps=30)
+    threaded, _ = build.sequence_scorer(4, "alternating", 1, steps=30, n_jobs=2)
     candidates = [truth, np.zeros(4, int), np.array([0, 1, 2, 1]), np.arange(4), truth]
     threaded.prefetch(candidates)
     assert len(threaded._cache) == 4  # each distinct partition retrained once

@@ -1,13 +1,8 @@
 """The moves of a network's search (sharelearn.search.network) with sharelearn.search's driver."""
 
 import numpy as np
-import torch
 
 from sharelearn import canonical_labels
-from sharelearn.datasets import make_sum_of_numbers
-from sharelearn.nettrain import RetrainScorer
-from sharelearn.networks import SequenceNetwork
-from sharelearn.penalties import Penalties
 from sharelearn.search import local_search
 from sharelearn.search.network import (
     AllMerges,
@@ -20,20 +15,6 @@ from sharelearn.search.network import (
     network_moves,
     one_item_moves,
 )
-
-
-def _sequence_scorer(length, variant, seed, **kw):
-    X, y, truth = make_sum_of_numbers(300, length=length, variant=variant, random_state=seed)
-    Xt, Yt = torch.as_tensor(X), torch.as_tensor((y - y.mean()) / y.std(), dtype=torch.float32)
-    data = (Xt[:120], Yt[:120, None], Xt[120:], Yt[120:, None])
-    inits = []
-    for s in range(2):
-        torch.manual_seed(s)
-        inits.append(SequenceNetwork(length, embedding_dim=16, hidden=8))
-    kw = dict(dict(steps=100, lr=0.01, loss="l1", weight_decay=0.0, n_obs=120,
-                   penalties=Penalties.from_params(nuclear=2.0, code_length=2.0),
-                   dtype=torch.float32, device="cpu"), **kw)
-    return RetrainScorer(inits, {"position_weight": 0, "position_bias": 0}, data, **kw), truth
 
 
 class _TableScorer:
@@ -94,17 +75,17 @@ def test_gradient_splits_divide_a_group_by_the_sign_of_its_items_pull():
     assert list(gradient_splits(np.zeros(4, dtype=int), np.ones((4, 3)))) == []
 
 
-def test_network_moves_apply_to_retrain_scorers_only():
+def test_network_moves_apply_to_retrain_scorers_only(build):
     moves = network_moves()
     assert [type(m) for m in moves] == [AllMerges, GradientSplits, FirstImprovingMove]
     assert network_moves()[0] is not moves[0]  # a fresh list each time
-    scorer, _ = _sequence_scorer(4, "alternating", 0, steps=1)
+    scorer, _ = build.sequence_scorer(4, "alternating", 0, steps=1)
     assert all(m.applies(scorer) for m in moves)
     assert not any(m.applies(object()) for m in moves)
 
 
-def test_search_leaves_the_shared_partition_by_a_gradient_split():
-    scorer, truth = _sequence_scorer(6, "alternating", 0)
+def test_search_leaves_the_shared_partition_by_a_gradient_split(build):
+    scorer, truth = build.sequence_scorer(6, "alternating", 0)
     shared = np.zeros(6, dtype=int)
     labels, value, n_moves, converged = local_search(scorer, shared, network_moves(),
                                                      max_iter=20)
@@ -113,7 +94,7 @@ def test_search_leaves_the_shared_partition_by_a_gradient_split():
     assert value < scorer(shared) - 50
     # without the split, one item at a time: the same end, but many more rounds and retrains
     # (on the paper's network no single move left the shared partition at all; see docs)
-    slow, _ = _sequence_scorer(6, "alternating", 0)
+    slow, _ = build.sequence_scorer(6, "alternating", 0)
     labels, _, n_moves, _ = local_search(slow, shared, [AllMerges(), FirstImprovingMove()],
                                          max_iter=20)
     assert n_moves >= 3

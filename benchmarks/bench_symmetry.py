@@ -245,7 +245,9 @@ def noise_for_margin(X, labels, weight, k):
     return float(np.min(gaps / (k * np.sqrt(pair_var[upper]))))
 
 
-def run_images(quick, seeds, point_seeds):
+def run_images(quick, seeds, point_seeds, filename):
+    """Fit and name every image case; the per-fit CSV ``filename`` is rewritten after each fit,
+    so a run stopped inside a slow fit keeps the fits done before it."""
     symmetry_group(np.zeros(4, dtype=np.int64), (2, 2))  # import igraph before timing
     rows = []
     for group, side, window, expected in image_cases(quick):
@@ -272,6 +274,7 @@ def run_images(quick, seeds, point_seeds):
                 })
                 print(f"  {group} {side}x{side} k={k:g} seed {seed}: PD {pd}, {named.name} "
                       f"({name_s:.3f} s), fit {fit_s:.1f} s", flush=True)
+                write_csv(rows, filename)
     return rows
 
 
@@ -310,9 +313,8 @@ def main(argv=None):
         point_seeds = args.point_seeds or (1 if args.quick else 3)
         print(f"sharelearn {sharelearn.__version__}, {seeds} seeds per torus, {point_seeds} per "
               f"point group, n = {IMAGE_SAMPLES}")
-        rows = run_images(args.quick, seeds, point_seeds)
         suffix = "_quick" if args.quick else ""
-        write_csv(rows, f"symmetry_images{suffix}.csv")
+        rows = run_images(args.quick, seeds, point_seeds, f"symmetry_images{suffix}.csv")
         summary = summarise_images(rows)
         print_table(summary)
         path = write_csv(summary, f"symmetry_images_summary{suffix}.csv")

@@ -7,7 +7,7 @@ import numbers
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, _fit_context
+from sklearn.base import _fit_context
 from sklearn.model_selection import ShuffleSplit
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -237,19 +237,21 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
         self.n_threads = n_threads
         self.random_state = random_state
         self.verbose = verbose
-        self._set_module_params(module_kwargs)
+        self._record_unexpected(module_kwargs)
 
     # -- module__ keyword arguments, routed skorch-style ---------------------------------------
     @staticmethod
     def _is_module_key(key):
         return key.startswith("module__") and key != "module__"
 
-    def _set_module_params(self, params):
-        for key, value in params.items():
+    def _record_unexpected(self, kwargs):
+        """``module__*`` keys are stored for the module's constructor (and reach ``get_params``,
+        ``set_params`` and grid search); any other unknown key is reported by ``fit``."""
+        for key, value in kwargs.items():
             if self._is_module_key(key):
                 setattr(self, key, value)
             else:
-                self._record_unexpected({key: value})
+                super()._record_unexpected({key: value})
 
     def _module_kwargs(self):
         return {k[len("module__"):]: v for k, v in vars(self).items()
@@ -260,12 +262,6 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
         params = super().get_params(deep=deep)
         params.update({k: v for k, v in vars(self).items() if k.startswith("module__")})
         return params
-
-    def set_params(self, **params):
-        """Set parameters; ``module__*`` keys are stored for the module's constructor."""
-        known = super().get_params(deep=False)
-        self._set_module_params({k: params.pop(k) for k in list(params) if k not in known})
-        return BaseEstimator.set_params(self, **params)
 
     # -- the fit -------------------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
@@ -319,7 +315,6 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
         n_items, shape = model.n_items, model.layer_shape
         self._reference_labels = self._partition_param("reference", n_items, shape, "module")
         start = self._start_partition(n_items, shape, "module")
-        self._validate_temperature()
         self._run(model, seeds=seeds, n_restarts=n_restarts, start=start)
 
     def _module_splits(self, n_samples, rng):

@@ -158,19 +158,23 @@ def _make_kernel(kernel, k_shape, rng):
         raise ValueError(
             f"kernel={kernel!r} is not supported; expected None, 'random' or an array."
         )
+    return _finite_array(kernel, "kernel", tuple(k_shape), "None, 'random'",
+                         f"kernel_size requires shape {tuple(k_shape)}.")
+
+
+def _finite_array(value, name, shape, alternatives, expected):
+    """A user's array of numbers as a new float64 array of ``shape``, all finite; errors name
+    the parameter, the ``alternatives`` it also accepts and what its shape should be."""
     try:
-        values = np.asarray(kernel, dtype=np.float64)
+        out = np.array(value, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(
-            f"kernel must be None, 'random' or an array of numbers, got {kernel!r}."
-        ) from None
-    if values.shape != tuple(k_shape):
-        raise ValueError(
-            f"kernel has shape {values.shape} but kernel_size requires shape {tuple(k_shape)}."
-        )
-    if not np.all(np.isfinite(values)):
-        raise ValueError("kernel must contain only finite values.")
-    return values.copy()
+        raise ValueError(f"{name} must be {alternatives} or an array of numbers, got "
+                         f"{value!r}.") from None
+    if out.shape != shape:
+        raise ValueError(f"{name} has shape {out.shape} but {expected}")
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"{name} must contain only finite values.")
+    return out
 
 
 def make_convolution(
@@ -425,19 +429,9 @@ def make_equivariant_map(
             raise ValueError(f"values={values!r} is not supported; expected 'normal' or an array.")
         psi = rng.standard_normal(n_orbits)
     else:
-        try:
-            psi = np.array(values, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"values must be 'normal' or an array of numbers, got {values!r}."
-            ) from None
-        if psi.shape != (n_orbits,):
-            raise ValueError(
-                f"values has shape {psi.shape} but group={group!r} on image_shape="
-                f"{tuple(image_shape)} has {n_orbits} orbits; expected shape ({n_orbits},)."
-            )
-        if not np.all(np.isfinite(psi)):
-            raise ValueError("values must contain only finite numbers.")
+        psi = _finite_array(values, "values", (n_orbits,), "'normal'",
+                            f"group={group!r} on image_shape={tuple(image_shape)} has "
+                            f"{n_orbits} orbits; expected shape ({n_orbits},).")
     if outside.any():
         psi[labels[np.argmax(outside)]] = 0.0  # the zero group
     weight = psi[labels].reshape(n, n)

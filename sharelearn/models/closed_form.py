@@ -63,6 +63,7 @@ class ClosedFormState(SearchState):
     CSv: torch.Tensor = None
     mse: torch.Tensor = None
     precisions: tuple = None
+    grad_t: torch.Tensor = None  # cache of ValidationObjective.training_gradient
 
 
 class ValidationObjective:
@@ -149,8 +150,7 @@ class ValidationObjective:
         lab = st.lab_t
         R = st.R
         cur = psi.gather(1, lab[None].expand(psi.shape[0], -1))  # (F, P) current value
-        pb = self.problem
-        grad_t = (st.CS @ psi[..., None])[..., 0] - pb.b_tr  # half d SSE / dW, (F, P)
+        grad_t = self.training_gradient(st)
         grad_v, kap_v, scale = self.scoring_gradient(st, grad_t)
         kap_t = self.kappa
         delta = psi[:, None, :] - cur[..., None]  # (F, P, R): value change when moving to j
@@ -161,6 +161,13 @@ class ValidationObjective:
         pred = pred + self.penalty_change(st)
         pred[torch.arange(lab.numel()), lab] = math.inf
         return pred
+
+    def training_gradient(self, st):
+        """Half the gradient of each split's training squared error in each entry, at the
+        state's shared values (``F x P``); computed once per state."""
+        if st.grad_t is None:
+            st.grad_t = (st.CS @ st.psi[..., None])[..., 0] - self.problem.b_tr
+        return st.grad_t
 
     def scoring_gradient(self, st, grad_t):
         """Gradient and curvature of the scored loss in one entry, and how a change of squared
@@ -392,10 +399,14 @@ class ClosedFormModel(SharingModel):
         (the precisions' fixed point costs more than a whole fit of a small problem)."""
         n_groups = int(labels.max()) + 1
         Xd, Y = self.Xd, self.Y
-        everything = [(np.arange(Xd.shape[0]), np.arange(Xd.shape[0]))]
-        full = TiedLinearGaussian(torch.tensor(Xd, dtype=self.dtype, device=self.device),
-                                  torch.tensor(Y, dtype=self.dtype, device=self.device),
-                                  everything, fit_intercept=self.intercept, alpha=self.alpha)
+        if self.uses_splits:
+            everything = [(np.arange(Xd.shape[0]), np.arange(Xd.shape[0]))]
+            full = TiedLinearGaussian(torch.tensor(Xd, dtype=self.dtype, device=self.device),
+                                      torch.tensor(Y, dtype=self.dtype, device=self.device),
+                                      everything, fit_intercept=self.intercept,
+                                      alpha=self.alpha)
+        else:  # the evidence's problem holds all the data already
+            full = self.problem
         stats = full.hard_statistics(labels, n_groups)
         terms = tuple(np.asarray(t.detach().cpu(), dtype=np.float64) for t in (
             stats["G"][0], stats["c"][0], full.yy_tr[0], full.n_tr[0] * full.n_outputs)) + (

@@ -154,11 +154,10 @@ class SignedSplit(_Exact):
 
     def propose(self, objective, st):
         tol, n_exact = self.tol, self.n_exact
-        pb = objective.problem
         lab = st.lab_t
         psi = st.psi
         F = psi.shape[0]
-        grad_t = (st.CS @ psi[..., None])[..., 0] - pb.b_tr
+        grad_t = objective.training_gradient(st)
         grad_v, kap_v, scale = objective.scoring_gradient(st, grad_t)
         kap_t = objective.kappa[:F]
         if grad_v.shape[0] != F:
@@ -275,7 +274,7 @@ class RowwiseSplit(_Exact):
         psi = st.psi
         current = psi.gather(1, st.lab_t[None].expand(psi.shape[0], -1)).mean(0)  # (P,)
         # half-gradient and curvature of the training error in each entry, summed over splits
-        grad = ((st.CS @ psi[..., None])[..., 0] - pb.b_tr).sum(0)
+        grad = objective.training_gradient(st).sum(0)
         kappa = objective.kappa.sum(0)
         own = current - grad / kappa.clamp_min(torch.finfo(kappa.dtype).tiny)
         values = np.quantile(own.cpu().numpy(), np.linspace(0.02, 0.98, self.n_values))
@@ -339,7 +338,7 @@ class RowResolve(_Exact):
         psi = st.psi
         F = psi.shape[0]
         bg = int(torch.argmax(st.sizes[:-1]))
-        grad_t = (st.CS @ psi[..., None])[..., 0] - pb.b_tr
+        grad_t = objective.training_gradient(st)
         _, _, scale = objective.scoring_gradient(st, grad_t)
         if objective.scored_on_training:
             C, b = pb.C_tr[:F], pb.B_tr[:F].transpose(1, 2)

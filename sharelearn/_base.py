@@ -177,7 +177,8 @@ class BaseDiscoverer(BaseEstimator):
             if (public_fitted and name not in params) or name in self._PRIVATE_FIT_STATE:
                 del self.__dict__[name]
 
-    def _run(self, model, *, seeds, n_restarts, start, extra_starts=()):
+    def _run(self, model, *, seeds, n_restarts, start, extra_starts=(), hypotheses=None,
+             hypothesis_start=True):
         """The outer loop on a prepared model, then the model's refit; sets the fitted
         attributes common to every model and those the model returns."""
         temperature = self._validate_temperature()
@@ -189,7 +190,8 @@ class BaseDiscoverer(BaseEstimator):
         self._warn_unbounded_penalties(model.n_items)
         objective, results = discover(
             model, penalties, seeds, n_relax=n_restarts, n_columns=n_columns, start=start,
-            extra_starts=extra_starts, search=self.local_search,
+            extra_starts=extra_starts, hypotheses=hypotheses, hypothesis_start=hypothesis_start,
+            search=self.local_search,
             search_max_iter=self.max_search_iter, n_jobs=self.n_jobs, verbose=self.verbose,
             max_iter=self.max_iter, learning_rate=self.learning_rate, temperature=temperature,
             tol=self.tol, n_iter_no_change=self.n_iter_no_change)

@@ -360,7 +360,8 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
         n_restarts = model.auto_restarts() if self.n_restarts == "auto" else self.n_restarts
         seeds = rng.randint(2**31, size=n_restarts + 1)
         extra = model.extra_starts(self._init_is_auto(), n_restarts)
-        self._run(model, seeds=seeds, n_restarts=n_restarts, start=start, extra_starts=extra)
+        self._run(model, seeds=seeds, n_restarts=n_restarts, start=start, extra_starts=extra,
+                  hypotheses=model.hypotheses(), hypothesis_start=self._init_is_auto())
 
     @property
     def log_evidence_(self):

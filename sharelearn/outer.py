@@ -28,8 +28,24 @@ from joblib import Parallel, delayed, effective_n_jobs
 from . import relaxation
 from .partition import canonical_labels
 from .search import local_search
+from .search.coarsening import HypothesisBlocks, SharingFamily, coarsening_search
 
 __all__ = ["StartResult", "discover", "relax"]
+
+# The coarsening search starts from a hypothesis's own partition only up to this many blocks
+# (a 6 x 6 torus's 36 translations): each round scores O(K R) candidates of R x R, and from K
+# groups it needs about K rounds. Above, and always, it starts from the blocks grouped by their
+# fitted values (the best two of k = 2..16 groups).
+_MAX_BLOCKS_FROM_HYPOTHESIS = 40
+# hypotheses (the best-scoring ones) whose coarsenings are searched
+_N_HYPOTHESES_SEARCHED = 2
+
+
+def _coarsening_starts(blocks):
+    K = blocks.family.n_blocks(blocks.h)
+    by_value = blocks.value_starts()
+    by_value.sort(key=blocks.value_of)
+    return ([np.arange(K)] if K <= _MAX_BLOCKS_FROM_HYPOTHESIS else []) + by_value[:2]
 
 
 def relax(model, penalties, seeds, *, n_columns, max_iter, learning_rate, temperature, tol,
@@ -146,8 +162,10 @@ def _search_in_turn(model, objective, starts, search, search_max_iter, verbose):
 
 
 def discover(model, penalties, seeds, *, n_relax, n_columns, search, search_max_iter, start=None,
-             extra_starts=(), n_jobs=None, verbose=0, **relax_params):
-    """All the starts of one fit: ``n_relax`` relaxations, ``start`` and ``extra_starts``.
+             extra_starts=(), hypotheses=None, hypothesis_start=True, n_jobs=None, verbose=0,
+             **relax_params):
+    """All the starts of one fit: ``n_relax`` relaxations, ``start``, ``extra_starts``, and the
+    hypotheses' own searches.
 
     Parameters
     ----------
@@ -166,7 +184,18 @@ def discover(model, penalties, seeds, *, n_relax, n_columns, search, search_max_
     start : array-like of shape (n_items,) or None
         The partition searched from besides the relaxations; None is the fully shared one.
     extra_starts : sequence of array-like of shape (n_items,)
-        More partitions to search from, after ``start``.
+        More partitions to search from, after ``start`` (unless a hypothesis replaced it).
+    hypotheses : dict or None
+        Named structured partitions (description -> labels, e.g.
+        :func:`~sharelearn.symmetry.shift_hypotheses`). They change the objective: a partition
+        that coarsens one of them is charged the shorter, block-wise code length
+        (:mod:`sharelearn.search.coarsening`), and every result's value includes it. With
+        ``search``, the coarsenings of the two best-scoring hypotheses are searched (from the
+        hypothesis and from the best result's nearest coarsening; ``StartResult.kind``
+        ``"coarsening: <description>"``).
+    hypothesis_start : bool
+        Search item by item from the best-scoring hypothesis instead of ``start`` if it scores
+        better than ``start`` (``StartResult.kind`` ``"hypothesis: <description>"``).
     n_jobs : int or None
         joblib workers: relaxation batches and searches are spread over them where the model
         allows it (``parallel_searches``).
@@ -200,7 +229,31 @@ def discover(model, penalties, seeds, *, n_relax, n_columns, search, search_max_
     starts = [canonical_labels(soft.argmax(1)) for soft, _, _ in relaxed]
     starts.append(model.shared_start(model.n_items) if start is None
                   else canonical_labels(start))
-    starts += [canonical_labels(s) for s in extra_starts]
+    family = SharingFamily(hypotheses) if hypotheses else None
+    blocks, ranked, pre, hypothesis = [], [], {}, None
+    if family is not None:
+        blocks = [HypothesisBlocks(objective, family, h) for h in range(len(family))]
+        scores = [b.value_of(np.arange(family.n_blocks(b.h))) for b in blocks]
+        ranked = [int(h) for h in np.argsort(scores, kind="stable")[:_N_HYPOTHESES_SEARCHED]]
+        # the best coarsenings of the leading hypotheses, before any item-wise search
+        for h in ranked:
+            pre[h] = (family.labels[h], scores[h])
+            if search:
+                labels, value, _, _ = coarsening_search(
+                    blocks[h], _coarsening_starts(blocks[h]), max_iter=search_max_iter)
+                pre[h] = (labels, value)
+        init = starts[n_relax]
+        init_value = objective.state(init).value + family.code_change(init, penalties)
+        lead = min(ranked, key=lambda h: pre[h][1])
+        if hypothesis_start and pre[lead][1] < init_value:
+            # The hypothesis replaces the start, and the extra starts are left out: on
+            # correlated inputs the searches from the shared partition and from ridge clusters
+            # wander for hundreds of rounds, and neither won on any case of
+            # benchmarks/bench_realistic.py where a hypothesis scored better than the start.
+            hypothesis = lead
+            starts[n_relax] = pre[lead][0]
+    if hypothesis is None:
+        starts += [canonical_labels(s) for s in extra_starts]
     distinct = {}
     for labels in starts:
         distinct.setdefault(labels.tobytes(), labels)
@@ -217,8 +270,24 @@ def discover(model, penalties, seeds, *, n_relax, n_columns, search, search_max_
     for i, rounded in enumerate(starts):
         labels, value, n_moves, converged = found[rounded.tobytes()]
         kind = "relax" if i < n_relax else "init" if i == n_relax else "extra"
+        if hypothesis is not None and i == n_relax:
+            kind = f"hypothesis: {family.names[hypothesis]}"
+        if family is not None:
+            value = value + family.code_change(labels, penalties)
         result = StartResult(kind, rounded, labels, float(value), n_moves, converged)
         if i < n_relax:
             result.soft, result.curve, result.n_iter = relaxed[i]
         results.append(result)
+    if search and family is not None:
+        # the leading hypotheses' coarsenings again, from their best so far and from the
+        # coarsening nearest to the best partition of any start
+        leader = min(results, key=lambda r: r.value).labels
+        for h in ranked:
+            begin = [family.blocks_of(h, pre[h][0]), family.majority_blocks(h, leader)]
+            labels, _, n_moves, converged = coarsening_search(blocks[h], begin,
+                                                              max_iter=search_max_iter)
+            # rescored as every other result is, so that equal partitions get equal values
+            value = objective.state(labels).value + family.code_change(labels, penalties)
+            results.append(StartResult(f"coarsening: {family.names[h]}", family.labels[h],
+                                       labels, value, n_moves, converged))
     return objective, results

@@ -72,6 +72,12 @@ class SharingModel:
         """More partitions to search from besides the relaxations and ``init``."""
         return []
 
+    def hypotheses(self):
+        """Named structured partitions of the items (a dict: description -> labels) that the
+        objective knows: their coarsenings are charged a block-wise code length, and the
+        outer loop searches them (:mod:`sharelearn.search.coarsening`). None by default."""
+        return {}
+
     def refit(self, labels, objective):
         """Fit the chosen partition on all the data; returns ``(labels, attributes)``: the
         final partition (a model may still merge groups here) and the fitted attributes that

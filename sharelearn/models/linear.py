@@ -4,7 +4,9 @@ The items are the entries of ``W`` (``n_outputs x n_features``, row-major); the 
 has one free value per output, never shared and never penalised (the data are centred by the
 training means of each split). Without relaxations, on strongly correlated inputs, the search
 gets one more start: two value clusters of a ridge estimate of ``W``
-(:func:`sharelearn.search.starts.ridge_clusters`).
+(:func:`sharelearn.search.starts.ridge_clusters`). With ``init="auto"`` the widest
+convolutions that the layer's shape admits are scored too, and the best one, if it beats the
+shared start, is searched from (:func:`sharelearn.symmetry.shift_hypotheses`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 from .._scaling import standardize
 from ..search.moves import closed_form_moves
 from ..search.starts import input_correlation, ridge_clusters
+from ..symmetry.convolution import shift_hypotheses
 from .closed_form import ClosedFormModel
 
 __all__ = ["LinearMap"]
@@ -77,6 +80,14 @@ class LinearMap(ClosedFormModel):
         if n_relax == 0 and init_is_auto and self.correlated_inputs():
             return [ridge_clusters(self.problem)]
         return []
+
+    def hypotheses(self):
+        # The widest convolutions the layer's shape admits (every reading of its inputs and
+        # outputs as sequences or images). When the data are a convolution, a search from the
+        # right one only has to merge what the data do not separate, which no search from the
+        # shared start achieves on strongly correlated inputs; and its coarsenings are charged
+        # by blocks, so taps the data separate stay apart (benchmarks/bench_realistic.py).
+        return shift_hypotheses(self.layer_shape)
 
     def map_attributes(self, psi, W, full):
         u = self.units

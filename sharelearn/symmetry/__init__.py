@@ -12,7 +12,7 @@
 What the group of a sharing means and how it behaves is explained in :doc:`/symmetry`.
 """
 
-from .convolution import shift_sharing
+from .convolution import shift_hypotheses, shift_sharing
 from .generators import (
     cyclic_shift_generators,
     dihedral_generators,
@@ -34,6 +34,7 @@ __all__ = [
     "reflection_generators",
     "rotation_generators",
     "sharing_from_group",
+    "shift_hypotheses",
     "shift_sharing",
     "symmetry_group",
 ]

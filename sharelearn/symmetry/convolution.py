@@ -27,7 +27,7 @@ import numpy as np
 from .._validation import check_dims, check_int
 from ..partition import canonical_labels
 
-__all__ = ["shift_sharing"]
+__all__ = ["shift_hypotheses", "shift_sharing"]
 
 _CONV_MODES = ("valid", "same", "circular")
 
@@ -167,3 +167,102 @@ def shift_sharing(input_shape, kernel_size, mode="valid"):
     index = _tap_index(in_shape, k_shape, mode)
     # the structural zeros (-1) become one more group
     return canonical_labels(np.where(index >= 0, index, index.max() + 1).ravel())
+
+
+def _grids(n):
+    """Every way of reading ``n`` entries as a row-major ``h x w`` grid (``1 x n`` included)."""
+    return [(h, n // h) for h in range(1, n + 1) if n % h == 0]
+
+
+def _offset_sharing(out_grid, in_grid, circular):
+    """One group per offset ``(i_r - o_r, i_c - o_c)`` between an output and an input cell
+    (taken modulo the grid when ``circular``): every convolution on these grids is a
+    coarsening of it."""
+    (ho, wo), (hi, wi) = out_grid, in_grid
+    o_r, o_c = np.divmod(np.arange(ho * wo), wo)
+    i_r, i_c = np.divmod(np.arange(hi * wi), wi)
+    dr = i_r[None, :] - o_r[:, None]
+    dc = i_c[None, :] - o_c[:, None]
+    if circular:
+        dr, dc = dr % hi, dc % wi
+    return canonical_labels(((dr + ho) * (wi + wo + 1) + dc + wo).ravel())
+
+
+def shift_hypotheses(shape, max_groups=256):
+    """The convolutions that a dense layer of ``shape = (n_out, n_in)`` can be read as.
+
+    A flattened image or signal does not say its geometry, but its size limits it: the inputs
+    can be a row-major ``h x w`` grid only for ``h * w = n_in`` (``1 x n_in`` is a sequence),
+    and likewise the outputs. For every pair of such readings this gives the sharing of the
+    widest convolution between them:
+
+    * outputs a ``h' x w'`` grid inside the inputs' ``h x w`` (``h' <= h``, ``w' <= w``): the valid
+      cross-correlation with the full ``(h - h' + 1) x (w - w' + 1)`` kernel, plus one group of
+      structural zeros (:func:`shift_sharing`, ``'valid'``);
+    * outputs on the inputs' own grid: the circular convolution with a kernel as large as the
+      grid (one group per offset modulo the grid), and the zero-padded one (one group per
+      offset, no wrapping; every ``'same'`` convolution merges some of these groups).
+
+    A convolution with a smaller kernel is a coarsening of one of these (its unused taps merged
+    into the zeros), which is why :class:`~sharelearn.SharingDiscoverer` evaluates them as
+    starting points of its search (``init="auto"``): the search merges what the data do not
+    separate. Each sharing is listed once, under the first reading that produces it.
+
+    Parameters
+    ----------
+    shape : tuple of two ints
+        ``(n_out, n_in)``.
+    max_groups : int, default=256
+        Sharings with more groups are left out (a hypothesis with thousands of groups is
+        costly to score and is never a useful start).
+
+    Returns
+    -------
+    dict
+        Description (e.g. ``"valid 3 x 3 kernel, 8 x 8 -> 6 x 6"``) -> labels of the
+        ``n_out * n_in`` entries (row-major ``W``).
+
+    Examples
+    --------
+    >>> from sharelearn.symmetry import shift_hypotheses
+    >>> hyp = shift_hypotheses((36, 64))
+    >>> "valid 3 x 3 kernel, 8 x 8 -> 6 x 6" in hyp
+    True
+    >>> from sharelearn.symmetry import shift_sharing
+    >>> bool((hyp["valid 3 x 3 kernel, 8 x 8 -> 6 x 6"] == shift_sharing((8, 8), 3)).all())
+    True
+    """
+    from .generators import _check_layer_shape
+
+    n_out, n_in = _check_layer_shape(shape)
+    max_groups = check_int(max_groups, "max_groups", min_value=1)
+    found, seen = {}, set()
+
+    def keep(text, labels):
+        if int(labels.max()) + 1 > max_groups:
+            return
+        key = labels.tobytes()
+        if key not in seen:
+            seen.add(key)
+            found[text] = labels
+
+    def grid_text(g):
+        return f"{g[0]} x {g[1]}" if g[0] > 1 else f"{g[1]}"
+
+    for hi, wi in _grids(n_in):
+        for ho, wo in _grids(n_out):
+            if ho > hi or wo > wi:
+                continue
+            kernel = (hi - ho + 1, wi - wo + 1)
+            if (ho, wo) == (hi, wi):
+                grid = grid_text((hi, wi))
+                keep(f"circular, full kernel, {grid}", _offset_sharing((ho, wo), (hi, wi), True))
+                keep(f"zero-padded, every offset, {grid}",
+                     _offset_sharing((ho, wo), (hi, wi), False))
+                continue
+            index = _tap_index((hi, wi), kernel, "valid")
+            labels = canonical_labels(np.where(index >= 0, index, index.max() + 1).ravel())
+            ktext = f"{kernel[0]} x {kernel[1]}" if hi > 1 else f"{kernel[1]}"
+            keep(f"valid {ktext} kernel, {grid_text((hi, wi))} -> "
+                 f"{grid_text((ho, wo))}", labels)
+    return found

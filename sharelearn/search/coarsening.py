@@ -1,0 +1,327 @@
+"""Structured hypotheses: their coarsenings, the code length that sees them, and their search.
+
+The code length penalty (:class:`~sharelearn.penalties.CodeLength`) describes a partition item by
+item: ``sum_j m_j log(P / m_j)`` nats, the cost of naming every item's group. It is what keeps the
+discrete search from fitting validation noise by moving single items, but it charges a merge of
+two large groups the same whether the groups are arbitrary sets of items or two taps of a
+convolution: splitting two groups of 60 items costs ``120 log 2 = 83`` nats, and two taps 13
+standard errors apart were merged because of it (``docs/results.md``).
+
+A partition that *coarsens* a known structured partition ``H`` (every block of ``H`` inside one
+group; for instance a convolution whose taps are merged, or whose unused taps joined the zeros)
+has a much shorter description: name ``H`` among the family of hypotheses (``log |family|``
+nats), then the group of each of its ``K`` blocks (``sum_j k_j log(K / k_j)`` nats, ``k_j`` blocks
+in group ``j``). The outer objective charges the shorter of the two descriptions
+(:meth:`SharingFamily.code_change`), so one extra group costs a few nats when it separates whole
+blocks, and as much as before when it separates single items. Item-level moves keep their
+protection against noise; block-level decisions, of which there are few, pay what a few
+decisions cost.
+
+:func:`coarsening_search` searches the coarsenings of one hypothesis: it moves one block to
+another (or a new) group, or merges two groups, scoring every candidate exactly from the
+hypothesis's own ``K x K`` normal equations (a coarsening's quadratics are ``B^T G_H B`` for its
+block assignment ``B``), and accepts the best one each round.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..partition import canonical_labels
+from ..penalties import CodeLength
+from . import improves
+from .starts import one_dim_kmeans
+
+__all__ = ["HypothesisBlocks", "SharingFamily", "coarsening_search"]
+
+# candidates scored together: a chunk holds a few (candidates x splits x R x R) tensors
+_CHUNK_ELEMENTS = 2**22
+
+
+def _block_code(counts):
+    """``sum_j k_j log(K / k_j)`` for block counts ``k`` (``... x R``, zeros allowed)."""
+    K = counts.sum(-1, keepdim=True)
+    return (counts * torch.log(K / counts.clamp_min(1))).sum(-1)
+
+
+class SharingFamily:
+    """A family of named partitions of the same items (``name -> labels``).
+
+    Parameters
+    ----------
+    hypotheses : dict
+        Description -> labels of the ``n_items`` items.
+    """
+
+    def __init__(self, hypotheses):
+        self.names = list(hypotheses)
+        self.labels = [canonical_labels(hypotheses[k]) for k in self.names]
+        self.log_size = math.log(len(self.names)) if self.names else 0.0
+        self._order = [np.argsort(h, kind="stable") for h in self.labels]
+        self._starts = [np.flatnonzero(np.r_[True, np.diff(h[o]) != 0])
+                        for h, o in zip(self.labels, self._order, strict=True)]
+
+    def __len__(self):
+        return len(self.names)
+
+    def n_blocks(self, h):
+        return int(self.labels[h].max()) + 1
+
+    def blocks_of(self, h, labels):
+        """The group of each block of hypothesis ``h`` under ``labels`` if ``labels`` coarsens
+        it (every block inside one group), else None."""
+        lab = np.asarray(labels)[self._order[h]]
+        starts = self._starts[h]
+        lo, hi = np.minimum.reduceat(lab, starts), np.maximum.reduceat(lab, starts)
+        if not np.array_equal(lo, hi):
+            return None
+        out = np.empty(starts.size, dtype=np.int64)
+        out[self.labels[h][self._order[h][starts]]] = lo
+        return out
+
+    def majority_blocks(self, h, labels):
+        """The group that holds most of each block's items under ``labels`` (a coarsening of
+        hypothesis ``h`` near ``labels``)."""
+        K = self.n_blocks(h)
+        labels = np.asarray(labels)
+        R = int(labels.max()) + 1
+        counts = np.zeros((K, R), dtype=np.int64)
+        np.add.at(counts, (self.labels[h], labels), 1)
+        return canonical_labels(counts.argmax(1))
+
+    def block_code(self, blocks):
+        """Code length (nats) of a coarsening given by its block assignment, the family's
+        name included."""
+        counts = np.bincount(blocks).astype(np.float64)
+        return float(_block_code(torch.as_tensor(counts))) + self.log_size
+
+    def structured_code(self, labels):
+        """The shortest block description of ``labels`` over the hypotheses it coarsens, and
+        the index of that hypothesis (``(inf, None)`` if it coarsens none)."""
+        best = (math.inf, None)
+        for h in range(len(self)):
+            blocks = self.blocks_of(h, labels)
+            if blocks is not None:
+                best = min(best, (self.block_code(blocks), h), key=lambda t: t[0])
+        return best
+
+    def code_change(self, labels, penalties):
+        """What the objective of ``labels`` gains from the structured description: ``w *
+        (min(item code, block code) - item code)`` (zero or negative), ``w`` the code-length
+        weight."""
+        weight = penalties.weight(CodeLength)
+        if not weight or not len(self):
+            return 0.0
+        code, _ = self.structured_code(labels)
+        if not math.isfinite(code):
+            return 0.0
+        labels = np.asarray(labels)
+        sizes = torch.as_tensor(np.bincount(labels), dtype=torch.float64)
+        item = float(CodeLength().size_cost(sizes, labels.size).sum())
+        return weight * min(0.0, code - item)
+
+
+def _block_quadratics(C, b, lab, K, m):
+    """``G_H = sum_o S_o^T C S_o`` (``F x K x K``) and ``c_H = b S`` (``F x K``) of the hard
+    partition ``lab`` (``m * d`` items), by scatter-adds of ``C``'s entries: ``O(F m d^2)``
+    whatever ``K``."""
+    F, d = C.shape[0], C.shape[-1]
+    L = lab.reshape(m, d)
+    G = torch.zeros(F, K * K, dtype=C.dtype, device=C.device)
+    rows = max(1, _CHUNK_ELEMENTS // (d * d))
+    for o in range(0, m, rows):
+        Lo = L[o:o + rows]
+        idx = (Lo[:, :, None] * K + Lo[:, None, :]).reshape(-1)
+        n = Lo.shape[0]
+        G.index_add_(1, idx, C[:, None].expand(F, n, d, d).reshape(F, -1))
+    c = torch.zeros(F, K, dtype=b.dtype, device=b.device).index_add_(1, lab, b)
+    return G.reshape(F, K, K), c
+
+
+class HypothesisBlocks:
+    """The normal equations of one hypothesis's blocks, for exact scoring of its coarsenings.
+
+    Built once per hypothesis (one pass over the data, as for any partition's objective);
+    every coarsening is then scored from ``K x K`` matrices alone, and the candidates of one
+    round (every block moved, every pair of groups merged) from the current ``R x R`` ones by
+    low-rank updates, ``O(R^2)`` each before the batched solve.
+    """
+
+    def __init__(self, objective, family, h):
+        pb = objective.problem
+        self.objective, self.family, self.h = objective, family, h
+        K = family.n_blocks(h)
+        lab = torch.as_tensor(family.labels[h], device=pb.device)
+        self.G, self.c = _block_quadratics(pb.C_tr, pb.b_tr, lab, K, pb.n_outputs)
+        self.Gv, self.cv = _block_quadratics(pb.C_va, pb.b_va, lab, K, pb.n_outputs)
+        self.dtype, self.device = self.G.dtype, self.G.device
+        self.sizes = torch.bincount(lab, minlength=K).to(self.dtype)
+        self.weight = objective.penalties.weight(CodeLength)
+        self.n_items = pb.n_items
+
+    def fitted_values(self):
+        """The blocks' own least-squares values (``K``), mean over the splits."""
+        _, psi, _ = self.objective._data(self.G.clone(), self.c, self.Gv, self.cv)
+        return psi.reshape(-1, psi.shape[-1]).mean(0).cpu().numpy()
+
+    def value_starts(self, max_groups=16):
+        """Coarsenings that group the blocks by their fitted values (1-D k-means, ``k = 2 ..
+        max_groups``): few-group starts for a hypothesis of many blocks."""
+        values = self.fitted_values()
+        K = values.size
+        return [canonical_labels(one_dim_kmeans(values, k)) for k in range(2, min(K, max_groups) + 1)]
+
+    def _penalty(self, sizes, counts):
+        """Penalties of coarsenings with items per group ``sizes`` and blocks per group
+        ``counts`` (``n x R``), the code length the shorter of its two descriptions."""
+        penalty = self.objective.penalty_term(sizes)
+        if self.weight:
+            item = CodeLength().size_cost(sizes, self.n_items).sum(-1)
+            block = _block_code(counts) + self.family.log_size
+            penalty = penalty + self.weight * torch.clamp(block - item, max=0.0)
+        return penalty
+
+    def _values(self, G, c, Gv, cv, sizes, counts):
+        data, _, _ = self.objective._data(G, c, Gv, cv, overwrite=True)
+        return data + self._penalty(sizes, counts)
+
+    def quadratics(self, a, R):
+        """``B^T G_H B`` and ``B^T c_H`` (training and validation) of the assignment ``a`` with
+        ``R`` columns, and ``G_H B`` (``F x K x R``) for the updates."""
+        B = torch.zeros(a.size, R, dtype=self.dtype, device=self.device)
+        B[torch.arange(a.size), torch.as_tensor(a, device=self.device)] = 1
+        M, Mv = self.G @ B, self.Gv @ B
+        return B.T @ M, self.c @ B, B.T @ Mv, self.cv @ B, M, Mv, B
+
+    def value_of(self, blocks):
+        """Objective of one coarsening (its block assignment)."""
+        a = canonical_labels(blocks)
+        R = int(a.max()) + 1
+        G, c, Gv, cv, _, _, B = self.quadratics(a, R)
+        sizes, counts = (B.T @ self.sizes)[None], B.sum(0)[None]
+        return float(self._values(G[None], c[None], Gv[None], cv[None], sizes, counts)[0])
+
+    def best_candidate(self, a):
+        """The best of every block moved to another group or a new one and every pair of groups
+        merged: ``(value, assignment)``."""
+        K, R = a.size, int(a.max()) + 2  # one spare empty group for a new one
+        G, c, Gv, cv, M, Mv, B = self.quadratics(a, R)
+        sizes, counts = B.T @ self.sizes, B.sum(0)
+        F = G.shape[0]
+        chunk = max(1, _CHUNK_ELEMENTS // (F * R * R))
+        best = (math.inf, None)
+        # moves: block b from s = a[b] to t != s; G' = G + u m^T + m u^T + g_bb u u^T, u = e_t - e_s
+        bb, tt = np.nonzero(np.arange(R)[None, :] != a[:, None])
+        gbb = torch.diagonal(self.G, dim1=1, dim2=2)  # (F, K)
+        gbbv = torch.diagonal(self.Gv, dim1=1, dim2=2)
+        for i in range(0, bb.size, chunk):
+            b = torch.as_tensor(bb[i:i + chunk], device=self.device)
+            t = torch.as_tensor(tt[i:i + chunk], device=self.device)
+            src = torch.as_tensor(a, device=self.device)[b]
+            n = b.numel()
+            rows = torch.arange(n, device=self.device)
+            out = []
+            for Gq, cq, Mq, cH, gq in ((G, c, M, self.c, gbb), (Gv, cv, Mv, self.cv, gbbv)):
+                m = Mq[:, b, :].transpose(0, 1)  # (n, F, R)
+                Gn = Gq.expand(n, F, R, R).clone()
+                Gn[rows, :, t, :] += m
+                Gn[rows, :, src, :] -= m
+                Gn[rows, :, :, t] += m
+                Gn[rows, :, :, src] -= m
+                g = gq[:, b].T  # (n, F)
+                Gn[rows, :, t, t] += g
+                Gn[rows, :, src, src] += g
+                Gn[rows, :, t, src] -= g
+                Gn[rows, :, src, t] -= g
+                cn = cq.expand(n, F, R).clone()
+                v = cH[:, b].T
+                cn[rows, :, t] += v
+                cn[rows, :, src] -= v
+                out += [Gn, cn]
+            sz = sizes.expand(n, R).clone()
+            sz[rows, t] += self.sizes[b]
+            sz[rows, src] -= self.sizes[b]
+            ct = counts.expand(n, R).clone()
+            ct[rows, t] += 1
+            ct[rows, src] -= 1
+            values = self._values(*out, sz, ct)
+            j = int(torch.argmin(values))
+            if float(values[j]) < best[0]:
+                moved = a.copy()
+                moved[bb[i + j]] = tt[i + j]
+                best = (float(values[j]), moved)
+        # merges: group h into g < h (the spare group is empty: no merge with it)
+        gg, hh = np.triu_indices(R - 1, 1)
+        for i in range(0, gg.size, chunk):
+            g = torch.as_tensor(gg[i:i + chunk], device=self.device)
+            h = torch.as_tensor(hh[i:i + chunk], device=self.device)
+            n = g.numel()
+            rows = torch.arange(n, device=self.device)
+            out = []
+            for Gq, cq in ((G, c), (Gv, cv)):
+                Gn = Gq.expand(n, F, R, R).clone()
+                Gn[rows, :, g, :] += Gn[rows, :, h, :]
+                Gn[rows, :, :, g] += Gn[rows, :, :, h]
+                Gn[rows, :, h, :] = 0
+                Gn[rows, :, :, h] = 0
+                cn = cq.expand(n, F, R).clone()
+                cn[rows, :, g] += cn[rows, :, h]
+                cn[rows, :, h] = 0
+                out += [Gn, cn]
+            sz = sizes.expand(n, R).clone()
+            sz[rows, g] += sz[rows, h]
+            sz[rows, h] = 0
+            ct = counts.expand(n, R).clone()
+            ct[rows, g] += ct[rows, h]
+            ct[rows, h] = 0
+            values = self._values(*out, sz, ct)
+            j = int(torch.argmin(values))
+            if float(values[j]) < best[0]:
+                merged = np.where(a == hh[i + j], gg[i + j], a)
+                best = (float(values[j]), merged)
+        return best
+
+
+def coarsening_search(blocks, starts, *, max_iter=1000, tol=1e-9):
+    """Best coarsening of hypothesis ``h`` reached from ``starts`` by steepest descent.
+
+    Parameters
+    ----------
+    blocks : HypothesisBlocks
+        The hypothesis whose coarsenings are searched, on a closed-form hard objective
+        (:class:`~sharelearn.models.closed_form.ValidationObjective` or its evidence variant).
+    starts : list of ndarray
+        Block assignments (``K`` labels each) to start from.
+    max_iter : int
+        Cap on accepted rounds per start.
+
+    Returns
+    -------
+    labels : ndarray of shape (n_items,)
+        The best coarsening found, as canonical item labels.
+    value : float
+        Its objective, with the structured code length.
+    n_moves : int
+        Accepted rounds of the winning start.
+    converged : bool
+    """
+    best = None
+    for a in starts:
+        a = canonical_labels(a)
+        value = blocks.value_of(a)
+        converged, n_moves = False, 0
+        for n_moves in range(max_iter):  # noqa: B007 - n_moves is reported
+            new_value, new = blocks.best_candidate(a)
+            if new is None or not improves(new_value, value, tol):
+                converged = True
+                break
+            a, value = canonical_labels(new), new_value
+        else:
+            n_moves = max_iter
+        if best is None or value < best[1]:
+            best = (a, value, n_moves, converged)
+    a, value, n_moves, converged = best
+    return canonical_labels(a[blocks.family.labels[blocks.h]]), value, n_moves, converged

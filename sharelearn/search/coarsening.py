@@ -172,7 +172,8 @@ class HypothesisBlocks:
         max_groups``): few-group starts for a hypothesis of many blocks."""
         values = self.fitted_values()
         K = values.size
-        return [canonical_labels(one_dim_kmeans(values, k)) for k in range(2, min(K, max_groups) + 1)]
+        return [canonical_labels(one_dim_kmeans(values, k))
+                for k in range(2, min(K, max_groups) + 1)]
 
     def _penalty(self, sizes, counts):
         """Penalties of coarsenings with items per group ``sizes`` and blocks per group
@@ -207,7 +208,7 @@ class HypothesisBlocks:
     def best_candidate(self, a):
         """The best of every block moved to another group or a new one and every pair of groups
         merged: ``(value, assignment)``."""
-        K, R = a.size, int(a.max()) + 2  # one spare empty group for a new one
+        R = int(a.max()) + 2  # one spare empty group for a new one
         G, c, Gv, cv, M, Mv, B = self.quadratics(a, R)
         sizes, counts = B.T @ self.sizes, B.sum(0)
         F = G.shape[0]

@@ -243,7 +243,7 @@ def discover(model, penalties, seeds, *, n_relax, n_columns, search, search_max_
                     blocks[h], _coarsening_starts(blocks[h]), max_iter=search_max_iter)
                 pre[h] = (labels, value)
         init = starts[n_relax]
-        init_value = objective.state(init).value + family.code_change(init, penalties)
+        init_value = objective.state(init).value + family.penalty_change(init, penalties)
         lead = min(ranked, key=lambda h: pre[h][1])
         if hypothesis_start and pre[lead][1] < init_value:
             # The hypothesis replaces the start, and the extra starts are left out: on
@@ -273,7 +273,7 @@ def discover(model, penalties, seeds, *, n_relax, n_columns, search, search_max_
         if hypothesis is not None and i == n_relax:
             kind = f"hypothesis: {family.names[hypothesis]}"
         if family is not None:
-            value = value + family.code_change(labels, penalties)
+            value = value + family.penalty_change(labels, penalties)
         result = StartResult(kind, rounded, labels, float(value), n_moves, converged)
         if i < n_relax:
             result.soft, result.curve, result.n_iter = relaxed[i]
@@ -287,7 +287,7 @@ def discover(model, penalties, seeds, *, n_relax, n_columns, search, search_max_
             labels, _, n_moves, converged = coarsening_search(blocks[h], begin,
                                                               max_iter=search_max_iter)
             # rescored as every other result is, so that equal partitions get equal values
-            value = objective.state(labels).value + family.code_change(labels, penalties)
+            value = objective.state(labels).value + family.penalty_change(labels, penalties)
             results.append(StartResult(f"coarsening: {family.names[h]}", family.labels[h],
                                        labels, value, n_moves, converged))
     return objective, results

@@ -11,7 +11,7 @@ from sklearn.model_selection import KFold
 from sharelearn import SharingDiscoverer, partition_distance
 from sharelearn.datasets import make_convolution
 from sharelearn.models import LinearMap
-from sharelearn.penalties import CodeLength, Penalties
+from sharelearn.penalties import Penalties
 from sharelearn.search.coarsening import HypothesisBlocks, SharingFamily, coarsening_search
 from sharelearn.symmetry import shift_hypotheses, shift_sharing
 
@@ -58,13 +58,14 @@ def test_family_recognises_coarsenings_and_charges_them_by_blocks():
     assert fam.blocks_of(h, moved) is None
     np.testing.assert_array_equal(fam.majority_blocks(h, moved)[fam.labels[h]], truth)
     penalties = Penalties.from_params(**PENALTIES)
-    sizes = torch.as_tensor(np.bincount(truth), dtype=torch.float64)
-    item = float(CodeLength().size_cost(sizes, truth.size).sum())
-    block = 4 * math.log(4) + math.log(len(fam))  # 4 blocks, one per group; the family's name
-    assert fam.code_change(truth, penalties) == pytest.approx(2.0 * (block - item))
-    assert fam.code_change(moved, penalties) == 0.0
-    no_code = Penalties.from_params(nuclear=2.0, code_length=0.0)
-    assert fam.code_change(truth, no_code) == 0.0
+    item = penalties.of_labels(truth)
+    # 4 blocks, one per group, penalised as a partition of 4 items; naming the hypothesis
+    block = 2.0 * 4 * 1.0 + 2.0 * (4 * math.log(4) + math.log(len(fam)))
+    assert fam.penalty_change(truth, penalties) == pytest.approx(block - item)
+    assert block < item
+    assert fam.penalty_change(moved, penalties) == 0.0
+    nothing = Penalties.from_params(nuclear=0.0, code_length=0.0)
+    assert fam.penalty_change(truth, nothing) == 0.0
 
 
 @pytest.mark.parametrize("objective", ["validation", "evidence"])
@@ -81,11 +82,11 @@ def test_block_scoring_is_exact(objective):
         blocks = HypothesisBlocks(obj, fam, h)
         a = rng.integers(0, 4, fam.n_blocks(h))
         labels = a[fam.labels[h]]
-        exact = obj.state(labels).value + fam.code_change(labels, penalties)
+        exact = obj.state(labels).value + fam.penalty_change(labels, penalties)
         assert blocks.value_of(a) == pytest.approx(exact, rel=1e-9)
         value, best = blocks.best_candidate(a)  # every move and merge, by low-rank updates
         labels = best[fam.labels[h]]
-        exact = obj.state(labels).value + fam.code_change(labels, penalties)
+        exact = obj.state(labels).value + fam.penalty_change(labels, penalties)
         assert value == pytest.approx(exact, rel=1e-9)
 
 
@@ -105,7 +106,7 @@ def test_coarsening_search_keeps_taps_apart_that_the_item_code_merges():
                                                     [np.zeros(K, dtype=np.int64)])
     assert converged and partition_distance(labels, truth) == 0
     merged = np.where(truth == 1, 0, truth)
-    assert value < obj.state(merged).value + fam.code_change(merged, penalties)
+    assert value < obj.state(merged).value + fam.penalty_change(merged, penalties)
 
 
 # -- the failure classes of realistic data, one regression test each ------------------------

@@ -1,18 +1,21 @@
-"""Structured hypotheses: their coarsenings, the code length that sees them, and their search.
+"""Structured hypotheses: their coarsenings, the penalties that see them, and their search.
 
-The code length penalty (:class:`~sharelearn.penalties.CodeLength`) describes a partition item by
-item: ``sum_j m_j log(P / m_j)`` nats, the cost of naming every item's group. It is what keeps the
-discrete search from fitting validation noise by moving single items, but it charges a merge of
-two large groups the same whether the groups are arbitrary sets of items or two taps of a
-convolution: splitting two groups of 60 items costs ``120 log 2 = 83`` nats, and two taps 13
-standard errors apart were merged because of it (``docs/results.md``).
+The penalties describe a partition item by item. The code length
+(:class:`~sharelearn.penalties.CodeLength`, ``sum_j m_j log(P / m_j)`` nats, the cost of naming
+every item's group) is what keeps the discrete search from fitting validation noise by moving
+single items, and the nuclear norm (``sum_j sqrt(m_j)``) pushes towards few, large groups. Both
+charge a split of two large groups in proportion to their sizes, whether the groups are arbitrary
+sets of items or two taps of a convolution: keeping two taps of 60 items apart costs ``120 log 2 =
+83`` nats of code length, and taps 13 standard errors apart were merged because of it
+(``docs/results.md``).
 
 A partition that *coarsens* a known structured partition ``H`` (every block of ``H`` inside one
-group; for instance a convolution whose taps are merged, or whose unused taps joined the zeros)
-has a much shorter description: name ``H`` among the family of hypotheses (``log |family|``
-nats), then the group of each of its ``K`` blocks (``sum_j k_j log(K / k_j)`` nats, ``k_j`` blocks
-in group ``j``). The outer objective charges the shorter of the two descriptions
-(:meth:`SharingFamily.code_change`), so one extra group costs a few nats when it separates whole
+group: a convolution whose taps take equal values, or whose unused taps joined the zeros) is
+better described as a partition of ``H``'s ``K`` blocks: name ``H`` among the family of
+hypotheses (``log |family|`` nats of code length), then penalise the partition of the blocks as if
+they were the items (code length ``sum_j k_j log(K / k_j)``, nuclear norm ``sum_j sqrt(k_j)``,
+``k_j`` blocks in group ``j``). The outer objective charges the smaller of the two
+(:meth:`SharingFamily.penalty_change`): one more group costs a few units when it separates whole
 blocks, and as much as before when it separates single items. Item-level moves keep their
 protection against noise; block-level decisions, of which there are few, pay what a few
 decisions cost.
@@ -39,12 +42,8 @@ __all__ = ["HypothesisBlocks", "SharingFamily", "coarsening_search"]
 
 # candidates scored together: a chunk holds a few (candidates x splits x R x R) tensors
 _CHUNK_ELEMENTS = 2**22
-
-
-def _block_code(counts):
-    """``sum_j k_j log(K / k_j)`` for block counts ``k`` (``... x R``, zeros allowed)."""
-    K = counts.sum(-1, keepdim=True)
-    return (counts * torch.log(K / counts.clamp_min(1))).sum(-1)
+# groups a block may move to besides a new one: those nearest to its own fitted value
+_N_TARGETS = 3
 
 
 class SharingFamily:
@@ -92,36 +91,32 @@ class SharingFamily:
         np.add.at(counts, (self.labels[h], labels), 1)
         return canonical_labels(counts.argmax(1))
 
-    def block_code(self, blocks):
-        """Code length (nats) of a coarsening given by its block assignment, the family's
-        name included."""
-        counts = np.bincount(blocks).astype(np.float64)
-        return float(_block_code(torch.as_tensor(counts))) + self.log_size
+    def block_penalty(self, blocks, penalties):
+        """Penalty of a coarsening described by its block assignment: the penalties of the
+        partition of the ``K`` blocks, plus the code length of naming the hypothesis."""
+        counts = torch.as_tensor(np.bincount(blocks), dtype=torch.float64)
+        return (float(penalties.hard(counts, blocks.size))
+                + penalties.weight(CodeLength) * self.log_size)
 
-    def structured_code(self, labels):
-        """The shortest block description of ``labels`` over the hypotheses it coarsens, and
+    def structured_penalty(self, labels, penalties):
+        """The smallest block-wise penalty of ``labels`` over the hypotheses it coarsens, and
         the index of that hypothesis (``(inf, None)`` if it coarsens none)."""
         best = (math.inf, None)
         for h in range(len(self)):
             blocks = self.blocks_of(h, labels)
             if blocks is not None:
-                best = min(best, (self.block_code(blocks), h), key=lambda t: t[0])
+                best = min(best, (self.block_penalty(blocks, penalties), h), key=lambda t: t[0])
         return best
 
-    def code_change(self, labels, penalties):
-        """What the objective of ``labels`` gains from the structured description: ``w *
-        (min(item code, block code) - item code)`` (zero or negative), ``w`` the code-length
-        weight."""
-        weight = penalties.weight(CodeLength)
-        if not weight or not len(self):
+    def penalty_change(self, labels, penalties):
+        """What the objective of ``labels`` gains from the block-wise description:
+        ``min(item penalty, block penalty) - item penalty`` (zero or negative)."""
+        if not len(self):
             return 0.0
-        code, _ = self.structured_code(labels)
-        if not math.isfinite(code):
+        block, _ = self.structured_penalty(labels, penalties)
+        if not math.isfinite(block):
             return 0.0
-        labels = np.asarray(labels)
-        sizes = torch.as_tensor(np.bincount(labels), dtype=torch.float64)
-        item = float(CodeLength().size_cost(sizes, labels.size).sum())
-        return weight * min(0.0, code - item)
+        return min(0.0, block - penalties.of_labels(labels))
 
 
 def _block_quadratics(C, b, lab, K, m):
@@ -159,8 +154,8 @@ class HypothesisBlocks:
         self.Gv, self.cv = _block_quadratics(pb.C_va, pb.b_va, lab, K, pb.n_outputs)
         self.dtype, self.device = self.G.dtype, self.G.device
         self.sizes = torch.bincount(lab, minlength=K).to(self.dtype)
-        self.weight = objective.penalties.weight(CodeLength)
-        self.n_items = pb.n_items
+        self.penalties, self.n_blocks = objective.penalties, K
+        self.naming = self.penalties.weight(CodeLength) * family.log_size
 
     def fitted_values(self):
         """The blocks' own least-squares values (``K``), mean over the splits."""
@@ -177,13 +172,10 @@ class HypothesisBlocks:
 
     def _penalty(self, sizes, counts):
         """Penalties of coarsenings with items per group ``sizes`` and blocks per group
-        ``counts`` (``n x R``), the code length the shorter of its two descriptions."""
-        penalty = self.objective.penalty_term(sizes)
-        if self.weight:
-            item = CodeLength().size_cost(sizes, self.n_items).sum(-1)
-            block = _block_code(counts) + self.family.log_size
-            penalty = penalty + self.weight * torch.clamp(block - item, max=0.0)
-        return penalty
+        ``counts`` (``n x R``): the smaller of the item-wise and the block-wise ones."""
+        item = self.objective.penalty_term(sizes)
+        block = self.penalties.hard(counts, self.n_blocks) + self.naming
+        return torch.minimum(item, block)
 
     def _values(self, G, c, Gv, cv, sizes, counts):
         data, _, _ = self.objective._data(G, c, Gv, cv, overwrite=True)
@@ -205,17 +197,40 @@ class HypothesisBlocks:
         sizes, counts = (B.T @ self.sizes)[None], B.sum(0)[None]
         return float(self._values(G[None], c[None], Gv[None], cv[None], sizes, counts)[0])
 
+    def _targets(self, a, R, psi):
+        """Candidate moves ``(blocks, targets)``: each block to a new group and to the
+        ``_N_TARGETS`` groups whose values are nearest to its own fitted value (all groups when
+        there are few); and candidate merges ``(g, h)``: every pair when there are few groups,
+        else the pairs of groups within two places of each other in value order."""
+        if R - 1 <= _N_TARGETS + 1:
+            bb, tt = np.nonzero(np.arange(R)[None, :] != a[:, None])
+            gg, hh = np.triu_indices(R - 1, 1)
+            return bb, tt, gg, hh
+        if not hasattr(self, "_own"):
+            self._own = self.fitted_values()
+        dist = np.abs(self._own[:, None] - psi[None, :R - 1])
+        dist[np.arange(a.size), a] = np.inf  # not to its own group
+        near = np.argsort(dist, 1, kind="stable")[:, :_N_TARGETS]
+        bb = np.repeat(np.arange(a.size), _N_TARGETS + 1)
+        tt = np.concatenate([near, np.full((a.size, 1), R - 1)], 1).ravel()
+        order = np.argsort(psi[:R - 1], kind="stable")
+        pairs = [(order[i], order[i + j]) for j in (1, 2) for i in range(R - 1 - j)]
+        gg, hh = (np.array(x) for x in zip(*pairs, strict=True))
+        return bb, tt, np.minimum(gg, hh), np.maximum(gg, hh)
+
     def best_candidate(self, a):
-        """The best of every block moved to another group or a new one and every pair of groups
-        merged: ``(value, assignment)``."""
+        """The best candidate of :meth:`_targets` (blocks moved to other or new groups, groups
+        merged), scored exactly: ``(value, assignment)``."""
         R = int(a.max()) + 2  # one spare empty group for a new one
         G, c, Gv, cv, M, Mv, B = self.quadratics(a, R)
         sizes, counts = B.T @ self.sizes, B.sum(0)
         F = G.shape[0]
         chunk = max(1, _CHUNK_ELEMENTS // (F * R * R))
         best = (math.inf, None)
+        _, psi, _ = self.objective._data(G.clone(), c, Gv, cv, overwrite=True)
+        psi = psi.reshape(-1, R).mean(0).cpu().numpy()
+        bb, tt, gg, hh = self._targets(a, R, psi)
         # moves: block b from s = a[b] to t != s; G' = G + u m^T + m u^T + g_bb u u^T, u = e_t - e_s
-        bb, tt = np.nonzero(np.arange(R)[None, :] != a[:, None])
         gbb = torch.diagonal(self.G, dim1=1, dim2=2)  # (F, K)
         gbbv = torch.diagonal(self.Gv, dim1=1, dim2=2)
         for i in range(0, bb.size, chunk):
@@ -255,7 +270,6 @@ class HypothesisBlocks:
                 moved[bb[i + j]] = tt[i + j]
                 best = (float(values[j]), moved)
         # merges: group h into g < h (the spare group is empty: no merge with it)
-        gg, hh = np.triu_indices(R - 1, 1)
         for i in range(0, gg.size, chunk):
             g = torch.as_tensor(gg[i:i + chunk], device=self.device)
             h = torch.as_tensor(hh[i:i + chunk], device=self.device)

@@ -164,7 +164,9 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
         inputs) from two clusters of a ridge estimate are used.
     init : "auto", "shared", str or array-like, default="auto"
         The partition the search starts from besides the relaxations, as ``KMeans(init=...)``:
-        ``"auto"`` and ``"shared"`` the fully shared partition (one group), a named sharing
+        ``"shared"`` the fully shared partition (one group); ``"auto"`` the same, except for
+        a linear map whose best coarsening of a convolution hypothesis scores better (see
+        ``restart_objectives_``); a named sharing
         built for the model's layer shape (``"shift"``, ``"permutation"``, ``"unshared"``, see
         ``reference``), or a partition of the items (labels or a hard selection matrix).
         ``SharingDiscoverer(init=labels, n_restarts=0, local_search=False).fit(...)`` scores
@@ -224,7 +226,10 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
     objective_ : float
         Outer objective of the chosen partition, computed on the internally standardised
         data (see ``alpha``), so it is the same whatever the units or
-        the offset of X and y.
+        the offset of X and y. For a linear map, a partition that coarsens one of the
+        convolutions of :func:`~sharelearn.symmetry.shift_hypotheses` is penalised as a
+        partition of that convolution's blocks when this is cheaper (docs: "Choosing
+        penalties").
     validation_loss_ : float or None
         Its mean validation MSE over the splits, in the units of y (``None`` for
         ``objective="evidence"``).
@@ -233,9 +238,14 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
         their type-II maximum likelihood and without the penalties (reported for both
         objectives), as a density of y in its own units.
     restart_objectives_ : ndarray of shape (n_starts,)
-        Objective reached from each start: the relaxations, then ``init`` (the shared
-        partition by default), then, for a linear map fitted without relaxations, with
-        ``init="auto"`` and strongly correlated inputs, two clusters of a ridge estimate.
+        Objective reached from each start: the relaxations, then ``init`` (with
+        ``init="auto"`` and a linear map: the best coarsening of the convolutions the layer's
+        shape admits, :func:`~sharelearn.symmetry.shift_hypotheses`, when it scores better than
+        the fully shared partition, else the fully shared partition), then, for a linear map
+        fitted without relaxations and without such a hypothesis, with ``init="auto"`` and
+        strongly correlated inputs, two clusters of a ridge estimate; then, for a linear map,
+        the coarsening searches of the two best-scoring hypotheses
+        (:mod:`sharelearn.search.coarsening`).
     loss_curve_ : ndarray
         Relaxed objective per outer iteration of the winning restart.
     n_iter_ : int

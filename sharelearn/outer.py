@@ -20,6 +20,7 @@ run in parallel, once per distinct rounded partition (restarts that round alike 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
@@ -127,11 +128,29 @@ class StartResult:
     n_iter: int = 0
 
 
-def _search(model, objective, labels, search, search_max_iter):
-    if search:
+def _search(model, objective, labels, search, search_max_iter, gate=None):
+    """The item-wise search from ``labels``. With a ``gate`` (the objective change of a
+    partition's block-wise penalties, :meth:`~sharelearn.search.coarsening.SharingFamily.
+    penalty_change`), the start coarsens a hypothesis: the search leaves it only if its first
+    accepted step improves the objective *with* the gate, i.e. pays for leaving the structure
+    (after that step the partition coarsens nothing and the objectives agree). Otherwise the
+    start is returned as it is; with weak penalties the item-wise search would otherwise wander
+    through noise from there."""
+    if not search:
+        return labels, objective.state(labels).value, 0, True
+    if gate is None:
         return local_search(objective, labels, model.search_moves(search_max_iter),
                             max_iter=search_max_iter)
-    return labels, objective.state(labels).value, 0, True
+    first, value, n_moves, _ = local_search(objective, labels,
+                                            model.search_moves(search_max_iter), max_iter=1)
+    start_value = objective.state(labels).value
+    if n_moves == 0 or value + gate(first) >= start_value + gate(labels):
+        return labels, start_value, 0, True
+    if search_max_iter == 1:
+        return first, value, 1, False
+    labels, value, n_moves, converged = local_search(
+        objective, first, model.search_moves(search_max_iter), max_iter=search_max_iter - 1)
+    return labels, value, n_moves + 1, converged
 
 
 def _progress(iterable, total, verbose):
@@ -142,7 +161,7 @@ def _progress(iterable, total, verbose):
     return tqdm(iterable, total=total, desc="sharelearn searches")
 
 
-def _search_in_turn(model, objective, starts, search, search_max_iter, verbose):
+def _search_in_turn(model, objective, starts, search, search_max_iter, verbose, gates):
     """The searches from ``starts`` (a dict: key -> labels) one after the other, last key first
     (the ``init`` start, unless a restart rounded to it). A start that is where an earlier
     search converged is not searched again: the search stops where no move of any kind
@@ -154,7 +173,7 @@ def _search_in_turn(model, objective, starts, search, search_max_iter, verbose):
         if k in ends:
             found[k] = (*ends[k], 0, True)
             continue
-        found[k] = _search(model, objective, starts[k], search, search_max_iter)
+        found[k] = _search(model, objective, starts[k], search, search_max_iter, gates.get(k))
         labels, value, _, converged = found[k]
         if converged:
             ends.setdefault(labels.tobytes(), (labels, value))
@@ -257,12 +276,16 @@ def discover(model, penalties, seeds, *, n_relax, n_columns, search, search_max_
     distinct = {}
     for labels in starts:
         distinct.setdefault(labels.tobytes(), labels)
+    gates = {}
+    if hypothesis is not None:
+        gates[starts[n_relax].tobytes()] = partial(family.penalty_change, penalties=penalties)
     keys = list(distinct)
     if workers == 1:
-        found = _search_in_turn(model, objective, distinct, search, search_max_iter, verbose)
+        found = _search_in_turn(model, objective, distinct, search, search_max_iter, verbose,
+                                gates)
     else:
-        tasks = (delayed(_search)(model, objective, distinct[k], search, search_max_iter)
-                 for k in keys)
+        tasks = (delayed(_search)(model, objective, distinct[k], search, search_max_iter,
+                                  gates.get(k)) for k in keys)
         found = Parallel(n_jobs=n_jobs, return_as="generator")(tasks)
         found = dict(zip(keys, _progress(found, len(keys), verbose), strict=True))
 

@@ -157,3 +157,48 @@ def test_weak_penalties_do_not_send_the_search_through_noise(nuclear, code_lengt
                             random_state=0).fit(X, Y)
     assert partition_distance(est.sharing_partition_, truth) == 0
     assert est.n_search_moves_ < 20
+
+
+def test_image_group_hypotheses_are_the_groups_orbit_partitions():
+    from sharelearn.symmetry import (
+        image_group_generators,
+        image_group_hypotheses,
+        sharing_from_group,
+    )
+
+    hyp = image_group_hypotheses((36, 36))
+    expected = sharing_from_group(image_group_generators("p4m", (6, 6)), (36, 36))
+    assert partition_distance(hyp["p4m on the 6 x 6 torus"], expected) == 0
+    assert "pgg on the 6 x 6 torus" in hyp and "D_4 about the centre of 6 x 6" in hyp
+    assert "pgg on the 7 x 7 torus" not in image_group_hypotheses((49, 49))  # needs even sides
+    assert image_group_hypotheses((36, 64)) == {}  # not square
+    assert image_group_hypotheses((35, 35)) == {}  # 35 is not a square number
+    assert image_group_hypotheses((1024, 1024), max_entries=2**16) == {}
+
+
+def test_rotation_equivariance_is_resolved_at_five_standard_errors():
+    # p4m on the 8 x 8 torus, 5 x 5 window, the closest orbits 5 SE apart (as in
+    # benchmarks/bench_symmetry.py --images): 0 of 10 seeds exact before the structured
+    # hypotheses, 3 of 10 with the translation hypotheses alone
+    pytest.importorskip("igraph")
+    from sharelearn.datasets import make_equivariant_map
+
+    args = dict(group="p4m", image_shape=(8, 8), kernel_size=5, random_state=0)
+    X, _, truth, W = make_equivariant_map(200, noise=0.0, **args)
+    # the noise at which the closest two orbits are 5 standard errors apart
+    r = int(truth.max()) + 1
+    lab = truth.reshape(W.shape)
+    fisher = np.zeros((r, r))
+    for o in range(W.shape[0]):
+        block = np.zeros((W.shape[1], r))
+        block[np.arange(W.shape[1]), lab[o]] = 1.0
+        fisher += block.T @ (X.T @ X) @ block
+    cov = np.linalg.inv(fisher)
+    values = np.array([W.ravel()[truth == g][0] for g in range(r)])
+    g, h = np.triu_indices(r, 1)
+    se = np.sqrt(cov[g, g] + cov[h, h] - 2 * cov[g, h])
+    noise = float(np.min(np.abs(values[g] - values[h]) / (5.0 * se)))
+    X, Y, truth, _ = make_equivariant_map(200, noise=noise, **args)
+    est = SharingDiscoverer(model="linear", random_state=0).fit(X, Y)
+    assert partition_distance(est.sharing_partition_, truth) == 0
+    assert est.symmetry_group_.name == "p4m on the 8 x 8 torus"

@@ -22,7 +22,7 @@ from .generators import (
     sharing_from_group,
 )
 from .group import SymmetryGroup, named_sharing, symmetry_group
-from .wallpaper import image_group_generators
+from .wallpaper import image_group_generators, image_group_hypotheses
 
 __all__ = [
     "named_sharing",
@@ -30,6 +30,7 @@ __all__ = [
     "cyclic_shift_generators",
     "dihedral_generators",
     "image_group_generators",
+    "image_group_hypotheses",
     "permutation_generators",
     "reflection_generators",
     "rotation_generators",

@@ -55,7 +55,7 @@ import numpy as np
 
 from .._validation import check_pair
 
-__all__ = ["image_group_generators"]
+__all__ = ["image_group_generators", "image_group_hypotheses"]
 
 # The eight symmetries of the square acting on (row, column): name, matrix, words.
 _OPS = {
@@ -541,3 +541,43 @@ def _image_symmetry(lab, order, generators):
         if found is not None:
             return found
     return _point_symmetry(lab, order)
+
+
+def image_group_hypotheses(shape, max_entries=2**16):
+    """The sharings of every wallpaper and point group on the square images a layer can read.
+
+    For a square layer ``n x n`` whose side is a square number ``n = s * s`` (``s >= 3``), the
+    orbit partition of each group of :func:`image_group_generators` that fits an ``s x s`` image
+    (wallpaper groups on the torus, point groups about the centre). A map equivariant to one of
+    these groups coarsens its sharing with few blocks, which the objective then charges by blocks
+    (:mod:`sharelearn.search.coarsening`). Layers of more than ``max_entries`` entries get none
+    (each hypothesis costs one pass over the data).
+
+    Parameters
+    ----------
+    shape : tuple of two ints
+        ``(n_out, n_in)``.
+    max_entries : int, default=2**16
+
+    Returns
+    -------
+    dict
+        Description (``"p4m on the 8 x 8 torus"``, ``"D_4 about the centre of 7 x 7"``) ->
+        labels of the ``n_out * n_in`` entries.
+    """
+    from .generators import _check_layer_shape, sharing_from_group
+
+    n_out, n_in = _check_layer_shape(shape)
+    side = math.isqrt(n_in)
+    if n_out != n_in or side * side != n_in or side < 3 or n_out * n_in > max_entries:
+        return {}
+    found = {}
+    for name in (*_WALLPAPER, *_POINT):
+        square, even_rows, even_cols = _needs(name)
+        if (even_rows or even_cols) and side % 2:
+            continue
+        gens = image_group_generators(name, (side, side))
+        text = (f"{name} on the {side} x {side} torus" if name in _WALLPAPER
+                else f"{name} about the centre of {side} x {side}")
+        found[text] = sharing_from_group(gens, (n_out, n_in))
+    return found

@@ -6,7 +6,8 @@ training means of each split). Without relaxations, on strongly correlated input
 gets one more start: two value clusters of a ridge estimate of ``W``
 (:func:`sharelearn.search.starts.ridge_clusters`). With ``init="auto"`` the widest
 convolutions that the layer's shape admits are scored too, and the best one, if it beats the
-shared start, is searched from (:func:`sharelearn.symmetry.shift_hypotheses`).
+shared start, is searched from (:func:`sharelearn.symmetry.shift_hypotheses`, and on square
+layers over square images :func:`sharelearn.symmetry.image_group_hypotheses`).
 """
 
 from __future__ import annotations

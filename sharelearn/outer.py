@@ -213,8 +213,9 @@ def discover(model, penalties, seeds, *, n_relax, n_columns, search, search_max_
         hypothesis and from the best result's nearest coarsening; ``StartResult.kind``
         ``"coarsening: <description>"``).
     hypothesis_start : bool
-        Search item by item from the best-scoring hypothesis instead of ``start`` if it scores
-        better than ``start`` (``StartResult.kind`` ``"hypothesis: <description>"``).
+        Search item by item from the best coarsening of the hypotheses if it scores better than
+        ``start`` (``StartResult.kind`` ``"hypothesis: <description>"``): instead of ``start``
+        and ``extra_starts`` where ``model.hypothesis_replaces_start()``, else besides them.
     n_jobs : int or None
         joblib workers: relaxation batches and searches are spread over them where the model
         allows it (``parallel_searches``).
@@ -265,20 +266,27 @@ def discover(model, penalties, seeds, *, n_relax, n_columns, search, search_max_
         init_value = objective.state(init).value + family.penalty_change(init, penalties)
         lead = min(ranked, key=lambda h: pre[h][1])
         if hypothesis_start and pre[lead][1] < init_value:
-            # The hypothesis replaces the start, and the extra starts are left out: on
-            # correlated inputs the searches from the shared partition and from ridge clusters
-            # wander for hundreds of rounds, and neither won on any case of
-            # benchmarks/bench_realistic.py where a hypothesis scored better than the start.
             hypothesis = lead
-            starts[n_relax] = pre[lead][0]
-    if hypothesis is None:
-        starts += [canonical_labels(s) for s in extra_starts]
+            if model.hypothesis_replaces_start():
+                # On correlated inputs the searches from the shared partition and from ridge
+                # clusters wander for hundreds of rounds, and neither won on any case of
+                # benchmarks/bench_realistic.py where a hypothesis scored better than the
+                # start: the hypothesis replaces them.
+                starts[n_relax] = pre[lead][0]
+            else:
+                # Elsewhere both are searched: data that coarsen no hypothesis (a point group's
+                # map on a square layer) are found from the shared start.
+                starts.append(pre[lead][0])
+    if hypothesis is None or not model.hypothesis_replaces_start():
+        starts[n_relax + 1:n_relax + 1] = [canonical_labels(s) for s in extra_starts]
+    hyp_index = None if hypothesis is None else (
+        n_relax if model.hypothesis_replaces_start() else len(starts) - 1)
     distinct = {}
     for labels in starts:
         distinct.setdefault(labels.tobytes(), labels)
     gates = {}
     if hypothesis is not None:
-        gates[starts[n_relax].tobytes()] = partial(family.penalty_change, penalties=penalties)
+        gates[starts[hyp_index].tobytes()] = partial(family.penalty_change, penalties=penalties)
     keys = list(distinct)
     if workers == 1:
         found = _search_in_turn(model, objective, distinct, search, search_max_iter, verbose,
@@ -293,7 +301,7 @@ def discover(model, penalties, seeds, *, n_relax, n_columns, search, search_max_
     for i, rounded in enumerate(starts):
         labels, value, n_moves, converged = found[rounded.tobytes()]
         kind = "relax" if i < n_relax else "init" if i == n_relax else "extra"
-        if hypothesis is not None and i == n_relax:
+        if i == hyp_index:
             kind = f"hypothesis: {family.names[hypothesis]}"
         if family is not None:
             value = value + family.penalty_change(labels, penalties)

@@ -78,6 +78,11 @@ class SharingModel:
         outer loop searches them (:mod:`sharelearn.search.coarsening`). None by default."""
         return {}
 
+    def hypothesis_replaces_start(self):
+        """Whether a hypothesis that scores better than ``init`` replaces it (and the extra
+        starts) instead of being searched besides it."""
+        return False
+
     def refit(self, labels, objective):
         """Fit the chosen partition on all the data; returns ``(labels, attributes)``: the
         final partition (a model may still merge groups here) and the fitted attributes that

@@ -84,6 +84,12 @@ class LinearMap(ClosedFormModel):
             return [ridge_clusters(self.problem)]
         return []
 
+    def hypothesis_replaces_start(self):
+        # on strongly correlated inputs the shared start's search wanders (up to 24 s on the
+        # realistic benchmark's patches) and never won there; on independent inputs it is cheap
+        # and finds what no hypothesis describes (a point group's map on a square layer)
+        return self.correlated_inputs()
+
     def hypotheses(self):
         # The widest convolutions the layer's shape admits (every reading of its inputs and
         # outputs as sequences or images). When the data are a convolution, a search from the

@@ -207,11 +207,11 @@ def discover(model, penalties, seeds, *, n_relax, n_columns, search, search_max_
     hypotheses : dict or None
         Named structured partitions (description -> labels, e.g.
         :func:`~sharelearn.symmetry.shift_hypotheses`). They change the objective: a partition
-        that coarsens one of them is charged the shorter, block-wise code length
-        (:mod:`sharelearn.search.coarsening`), and every result's value includes it. With
-        ``search``, the coarsenings of the two best-scoring hypotheses are searched (from the
-        hypothesis and from the best result's nearest coarsening; ``StartResult.kind``
-        ``"coarsening: <description>"``).
+        that coarsens one of them is charged the smaller of its item-wise and block-wise
+        penalties (:mod:`sharelearn.search.coarsening`), and every result's value includes it.
+        With ``search``, the coarsenings of the two best-scoring hypotheses are searched, before
+        the item-wise searches and again from the best result's nearest coarsening
+        (``StartResult.kind`` ``"coarsening: <description>"``).
     hypothesis_start : bool
         Search item by item from the best coarsening of the hypotheses if it scores better than
         ``start`` (``StartResult.kind`` ``"hypothesis: <description>"``): instead of ``start``

@@ -15,7 +15,6 @@ from __future__ import annotations
 import numpy as np
 
 from .._scaling import standardize
-from ..partition import canonical_labels
 from ..search.moves import closed_form_moves
 from ..search.starts import input_correlation, ridge_clusters
 from ..symmetry.convolution import shift_hypotheses
@@ -98,14 +97,8 @@ class LinearMap(ClosedFormModel):
         # by blocks, so taps the data separate stay apart (benchmarks/bench_realistic.py).
         # On a square layer over square images, the wallpaper and point groups' sharings too:
         # their orbits are unions of translation orbits that no convolution's blocks describe.
-        hypotheses = shift_hypotheses(self.layer_shape)
-        seen = {labels.tobytes() for labels in hypotheses.values()}
-        for name, labels in image_group_hypotheses(self.layer_shape).items():
-            labels = canonical_labels(labels)
-            if labels.tobytes() not in seen and int(labels.max()) < 256:
-                seen.add(labels.tobytes())
-                hypotheses[name] = labels
-        return hypotheses
+        return {**shift_hypotheses(self.layer_shape),
+                **image_group_hypotheses(self.layer_shape, max_groups=256)}
 
     def map_attributes(self, psi, W, full):
         u = self.units

@@ -29,6 +29,7 @@ block assignment ``B``), and accepts the best one each round.
 from __future__ import annotations
 
 import math
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -56,8 +57,12 @@ class SharingFamily:
     """
 
     def __init__(self, hypotheses):
-        self.names = list(hypotheses)
-        self.labels = [canonical_labels(hypotheses[k]) for k in self.names]
+        # an identical partition listed under two names is kept once, under the first
+        kept = {}
+        for name, labels in hypotheses.items():
+            kept.setdefault(canonical_labels(labels).tobytes(), (name, canonical_labels(labels)))
+        self.names = [name for name, _ in kept.values()]
+        self.labels = [labels for _, labels in kept.values()]
         self.log_size = math.log(len(self.names)) if self.names else 0.0
         self._order = [np.argsort(h, kind="stable") for h in self.labels]
         self._starts = [np.flatnonzero(np.r_[True, np.diff(h[o]) != 0])
@@ -157,6 +162,7 @@ class HypothesisBlocks:
         self.penalties, self.n_blocks = objective.penalties, K
         self.naming = self.penalties.weight(CodeLength) * family.log_size
 
+    @cached_property
     def fitted_values(self):
         """The blocks' own least-squares values (``K``), mean over the splits."""
         _, psi, _ = self.objective._data(self.G.clone(), self.c, self.Gv, self.cv)
@@ -165,7 +171,7 @@ class HypothesisBlocks:
     def value_starts(self, max_groups=16):
         """Coarsenings that group the blocks by their fitted values (1-D k-means, ``k = 2 ..
         max_groups``): few-group starts for a hypothesis of many blocks."""
-        values = self.fitted_values()
+        values = self.fitted_values
         K = values.size
         return [canonical_labels(one_dim_kmeans(values, k))
                 for k in range(2, min(K, max_groups) + 1)]
@@ -206,9 +212,7 @@ class HypothesisBlocks:
             bb, tt = np.nonzero(np.arange(R)[None, :] != a[:, None])
             gg, hh = np.triu_indices(R - 1, 1)
             return bb, tt, gg, hh
-        if not hasattr(self, "_own"):
-            self._own = self.fitted_values()
-        dist = np.abs(self._own[:, None] - psi[None, :R - 1])
+        dist = np.abs(self.fitted_values[:, None] - psi[None, :R - 1])
         dist[np.arange(a.size), a] = np.inf  # not to its own group
         near = np.argsort(dist, 1, kind="stable")[:, :_N_TARGETS]
         bb = np.repeat(np.arange(a.size), _N_TARGETS + 1)

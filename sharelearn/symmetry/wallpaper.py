@@ -543,7 +543,7 @@ def _image_symmetry(lab, order, generators):
     return _point_symmetry(lab, order)
 
 
-def image_group_hypotheses(shape, max_entries=2**14):
+def image_group_hypotheses(shape, max_entries=2**14, max_groups=None):
     """The sharings of every wallpaper and point group on the square images a layer can read.
 
     For a square layer ``n x n`` whose side is a square number ``n = s * s`` (``s >= 3``), the
@@ -560,6 +560,8 @@ def image_group_hypotheses(shape, max_entries=2**14):
     max_entries : int, default=2**14
         Up to 11 x 11 images; a 16 x 16 layer's hypotheses would cost about 0.8 s each
         (65,536 entries, five folds).
+    max_groups : int or None, default=None
+        Sharings with more groups are left out (as in :func:`shift_hypotheses`).
 
     Returns
     -------
@@ -581,5 +583,7 @@ def image_group_hypotheses(shape, max_entries=2**14):
         gens = image_group_generators(name, (side, side))
         text = (f"{name} on the {side} x {side} torus" if name in _WALLPAPER
                 else f"{name} about the centre of {side} x {side}")
-        found[text] = sharing_from_group(gens, (n_out, n_in))
+        labels = sharing_from_group(gens, (n_out, n_in))
+        if max_groups is None or int(labels.max()) + 1 <= max_groups:
+            found[text] = labels
     return found

@@ -191,6 +191,7 @@ class BaseDiscoverer(BaseEstimator):
         objective, results = discover(
             model, penalties, seeds, n_relax=n_restarts, n_columns=n_columns, start=start,
             extra_starts=extra_starts, hypotheses=hypotheses, hypothesis_start=hypothesis_start,
+            relax_if_explained=not (isinstance(self.n_restarts, str) and self.n_restarts == "auto"),
             search=self.local_search,
             search_max_iter=self.max_search_iter, n_jobs=self.n_jobs, verbose=self.verbose,
             max_iter=self.max_iter, learning_rate=self.learning_rate, temperature=temperature,

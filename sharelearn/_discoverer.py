@@ -161,7 +161,9 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
         and the partition with the best objective is kept. ``"auto"`` runs 3 restarts when one
         relaxation step is cheap (items x inputs <= 2**16, e.g. a 30 x 32 map) and none above,
         where the searches from ``init`` and (linear map, ``init="auto"``, strongly correlated
-        inputs) from two clusters of a ridge estimate are used.
+        inputs) from two clusters of a ridge estimate are used; and none for a linear map whose
+        data lie in the span of a hypothesis that ``init="auto"`` starts from (an F-test, see
+        :ref:`hypotheses`).
     init : "auto", "shared", str or array-like, default="auto"
         The partition the search starts from besides the relaxations, as ``KMeans(init=...)``:
         ``"shared"`` the fully shared partition (one group); ``"auto"`` the same, except for

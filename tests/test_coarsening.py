@@ -1,7 +1,9 @@
 """Structured hypotheses (sharelearn.search.coarsening, symmetry.shift_hypotheses) and the three
 failure classes of realistic data that they fix (benchmarks/bench_realistic.py)."""
 
+import contextlib
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -16,6 +18,13 @@ from sharelearn.search.coarsening import HypothesisBlocks, SharingFamily, coarse
 from sharelearn.symmetry import shift_hypotheses, shift_sharing
 
 from .conftest import PENALTIES
+
+
+@contextlib.contextmanager
+def _no_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield
 
 
 # -- the hypotheses ----------------------------------------------------------------------------
@@ -158,6 +167,81 @@ def test_weak_penalties_do_not_send_the_search_through_noise(nuclear, code_lengt
                             random_state=0).fit(X, Y)
     assert partition_distance(est.sharing_partition_, truth) == 0
     assert est.n_search_moves_ < 20
+
+
+# -- does a hypothesis explain the data? -------------------------------------------------------
+def test_span_test_holds_its_level_and_rejects_the_wrong_hypothesis():
+    from sharelearn.models.gaussian import span_test
+
+    hyp = {k: torch.as_tensor(v) for k, v in shift_hypotheses((4, 6)).items()}
+    right, wrong = hyp["valid 3 kernel, 6 -> 4"], hyp["valid 1 x 2 kernel, 2 x 3 -> 2 x 2"]
+    rejected, p_wrong = 0, []
+    for seed in range(200):
+        X, Y, _, _ = make_convolution(30, input_shape=6, kernel_size=3, kernel="random",
+                                      relative_noise=True, random_state=seed)
+        X, Y = torch.as_tensor(X), torch.as_tensor(Y)
+        rejected += span_test(X, Y, right, fit_intercept=True) < 0.05
+        p_wrong.append(span_test(X, Y, wrong, fit_intercept=True))
+    # the level holds under the null (binomial(200, 0.05): 95% of counts within 4..16)
+    assert 2 <= rejected <= 20
+    assert np.median(p_wrong) < 1e-6
+    # more inputs than samples: no residual degrees of freedom, no answer
+    X, Y, _, _ = make_convolution(5, input_shape=6, kernel_size=3, random_state=0)
+    assert math.isnan(span_test(torch.as_tensor(X), torch.as_tensor(Y), right,
+                                fit_intercept=True))
+
+
+def test_span_test_does_not_mutate_and_ignores_offsets():
+    from sharelearn.models.gaussian import span_test
+
+    X, Y, truth, _ = make_convolution(40, input_shape=8, kernel_size=3, kernel="random",
+                                      relative_noise=True, random_state=3)
+    X, Y = torch.as_tensor(X), torch.as_tensor(Y)
+    X0, Y0 = X.clone(), Y.clone()
+    lab = torch.as_tensor(truth)
+    p = span_test(X, Y, lab, fit_intercept=True)
+    assert torch.equal(X, X0) and torch.equal(Y, Y0)
+    assert span_test(X + 5.0, Y - 3.0, lab, fit_intercept=True) == pytest.approx(p, rel=1e-6)
+
+
+@pytest.mark.parametrize("nuclear, code_length", [(0.0, 0.0), (0.5, 0.0), (2.0, 0.0)])
+def test_penalty_settings_do_not_run_away_on_independent_inputs(nuclear, code_length):
+    # 64 independent inputs, kernel 5, random taps, n = 200: from the shared start the
+    # item-wise search fitted validation noise for 243-1,000 rounds (33-174 s, partition
+    # distance 2,832-3,401) where the default takes 10. The data lie in the valid 5-kernel
+    # hypothesis's span, so its best coarsening is the only start.
+    X, Y, truth, _ = make_convolution(200, input_shape=64, kernel_size=5, kernel="random",
+                                      relative_noise=True, random_state=0)
+    with pytest.warns(Warning) if nuclear == code_length == 0 else _no_warning():
+        est = SharingDiscoverer(model="linear", nuclear=nuclear, code_length=code_length,
+                                random_state=0).fit(X, Y)
+    assert partition_distance(est.sharing_partition_, truth) == 0
+    assert est.n_search_moves_ == 0 and est.n_iter_ == 0
+
+
+def test_relaxations_asked_for_still_run_when_a_hypothesis_explains_the_data():
+    X, Y, truth, _ = make_convolution(150, input_shape=12, kernel_size=3, random_state=0)
+    auto = SharingDiscoverer(model="linear", random_state=0).fit(X, Y)
+    asked = SharingDiscoverer(model="linear", n_restarts=2, random_state=0).fit(X, Y)
+    # auto: the hypothesis's start and its two coarsening searches; asked: two relaxations more
+    assert asked.restart_objectives_.size == auto.restart_objectives_.size + 2
+    assert auto.soft_selection_ is None
+    for est in (auto, asked):
+        assert partition_distance(est.sharing_partition_, truth) == 0
+
+
+def test_data_outside_every_hypothesis_still_search_the_shared_start():
+    # A map on 12 inputs tied by a random 4-group partition. The valid 3-kernel hypothesis's
+    # best coarsening scores better than the shared partition (-94 against about -300), but the
+    # data are far outside its span: the relaxations and the shared start still run, and they
+    # find the truth (-12,897). Made the only start, the hypothesis would have returned -94.
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 4, size=10 * 12)
+    values = np.array([-2.0, -0.5, 1.0, 3.0])
+    X = rng.normal(size=(200, 12))
+    Y = X @ values[truth].reshape(10, 12).T + 0.1 * rng.normal(size=(200, 10))
+    est = SharingDiscoverer(model="linear", random_state=0).fit(X, Y)
+    assert partition_distance(est.sharing_partition_, truth) == 0
 
 
 def test_image_group_hypotheses_are_the_groups_orbit_partitions():

@@ -83,6 +83,13 @@ class SharingModel:
         starts) instead of being searched besides it."""
         return False
 
+    def explains(self, labels):
+        """Whether the data give no reason to look beyond the coarsenings of the sharing
+        ``labels`` (a test that the map lies in its span). Then a hypothesis that scores better
+        than ``init`` replaces it, and ``n_restarts="auto"`` runs no relaxation. False by
+        default."""
+        return False
+
     def refit(self, labels, objective):
         """Fit the chosen partition on all the data; returns ``(labels, attributes)``: the
         final partition (a model may still merge groups here) and the fitted attributes that

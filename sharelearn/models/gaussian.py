@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["TiedLinearGaussian", "diagonal_solve", "ridge_solve"]
+# scatter-adds of block_quadratics work on chunks of about this many entries of X^T X
+_CHUNK_ELEMENTS = 2**22
+__all__ = ["TiedLinearGaussian", "block_quadratics", "diagonal_solve", "ridge_solve", "span_test"]
 
 
 def _moments(X, Y, x_mean, y_mean):
@@ -213,3 +215,72 @@ def ridge_solve(G, c, alpha, *, overwrite=False):
         eye = torch.eye(G.shape[-1], dtype=G.dtype, device=G.device)
         A = G + ridge[..., None] * eye
     return torch.linalg.solve(A, c[..., None])[..., 0]
+
+
+def block_quadratics(C, b, lab, K, m):
+    """``G_H = sum_o S_o^T C S_o`` (``F x K x K``) and ``c_H = b S`` (``F x K``) of the hard
+    partition ``lab`` (``m * d`` items), by scatter-adds of ``C``'s entries: ``O(F m d^2)``
+    whatever ``K``."""
+    F, d = C.shape[0], C.shape[-1]
+    L = lab.reshape(m, d)
+    G = torch.zeros(F, K * K, dtype=C.dtype, device=C.device)
+    rows = max(1, _CHUNK_ELEMENTS // (d * d))
+    for o in range(0, m, rows):
+        Lo = L[o:o + rows]
+        idx = (Lo[:, :, None] * K + Lo[:, None, :]).reshape(-1)
+        n = Lo.shape[0]
+        G.index_add_(1, idx, C[:, None].expand(F, n, d, d).reshape(F, -1))
+    c = torch.zeros(F, K, dtype=b.dtype, device=b.device).index_add_(1, lab, b)
+    return G.reshape(F, K, K), c
+
+
+def _explained(quadratic, linear, tol=1e-12):
+    """``(b^T Q^+ b summed over the columns of b, rank of Q)`` for a symmetric PSD ``Q``:
+    the squared norm a least-squares fit explains, by eigenvalues (rank-deficient ``Q``, as
+    for a hypothesis with an empty block or collinear inputs, keeps its range only)."""
+    lam, V = torch.linalg.eigh(quadratic)
+    keep = lam > tol * max(float(lam[-1]), 1e-300)
+    proj = V[:, keep].T @ linear
+    return float(((proj ** 2).sum(-1) / lam[keep]).sum()), int(keep.sum())
+
+
+def span_test(X, Y, labels, *, fit_intercept):
+    """Whether the data describe a map in the span of the sharing ``labels``: the p-value of
+    the F-test of ``Y = X W^T + b + noise`` with ``W`` tied by ``labels`` against an untied
+    ``W`` (Gaussian noise of one variance). ``1.0`` is returned when the untied map fits the
+    data exactly in exact arithmetic, ``nan`` when the test has no residual degrees of
+    freedom (no more samples than inputs).
+
+    A map in the span of a sharing ``H`` has one value per block of ``H`` (blocks whose values
+    coincide included), so its own sharing coarsens ``H``: a test that does not reject says the
+    data give no reason to look beyond ``H``'s coarsenings.
+
+    Parameters
+    ----------
+    X : tensor of shape (n_samples, n_inputs)
+    Y : tensor of shape (n_samples, n_outputs)
+    labels : tensor of shape (n_outputs * n_inputs,)
+        Canonical labels of the entries of ``W``, row-major.
+    fit_intercept : bool
+    """
+    from scipy.stats import f as f_distribution
+
+    if fit_intercept:
+        X, Y = X - X.mean(0), Y - Y.mean(0)
+    n, m = Y.shape
+    C, B = X.T @ X, X.T @ Y
+    yy = float((Y * Y).sum())
+    fit_free, rank = _explained(C, B)
+    resid_df = m * (n - int(fit_intercept) - rank)
+    if resid_df <= 0 or yy <= 0:
+        return float("nan")
+    K = int(labels.max()) + 1
+    G, c = block_quadratics(C[None], B.T.reshape(1, -1), labels, K, m)
+    fit_tied, rank_tied = _explained(G[0], c[0][:, None])
+    extra_df = m * rank - rank_tied
+    if extra_df <= 0:
+        return 1.0
+    rss_free = max(yy - fit_free, 1e-12 * yy)
+    rss_tied = max(yy - fit_tied, rss_free)
+    statistic = ((rss_tied - rss_free) / extra_df) / (rss_free / resid_df)
+    return float(f_distribution.sf(statistic, extra_df, resid_df))

@@ -34,6 +34,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
+from ..models.gaussian import block_quadratics
 from ..partition import canonical_labels
 from ..penalties import CodeLength
 from . import improves
@@ -124,23 +125,6 @@ class SharingFamily:
         return min(0.0, block - penalties.of_labels(labels))
 
 
-def _block_quadratics(C, b, lab, K, m):
-    """``G_H = sum_o S_o^T C S_o`` (``F x K x K``) and ``c_H = b S`` (``F x K``) of the hard
-    partition ``lab`` (``m * d`` items), by scatter-adds of ``C``'s entries: ``O(F m d^2)``
-    whatever ``K``."""
-    F, d = C.shape[0], C.shape[-1]
-    L = lab.reshape(m, d)
-    G = torch.zeros(F, K * K, dtype=C.dtype, device=C.device)
-    rows = max(1, _CHUNK_ELEMENTS // (d * d))
-    for o in range(0, m, rows):
-        Lo = L[o:o + rows]
-        idx = (Lo[:, :, None] * K + Lo[:, None, :]).reshape(-1)
-        n = Lo.shape[0]
-        G.index_add_(1, idx, C[:, None].expand(F, n, d, d).reshape(F, -1))
-    c = torch.zeros(F, K, dtype=b.dtype, device=b.device).index_add_(1, lab, b)
-    return G.reshape(F, K, K), c
-
-
 class HypothesisBlocks:
     """The normal equations of one hypothesis's blocks, for exact scoring of its coarsenings.
 
@@ -155,8 +139,8 @@ class HypothesisBlocks:
         self.objective, self.family, self.h = objective, family, h
         K = family.n_blocks(h)
         lab = torch.as_tensor(family.labels[h], device=pb.device)
-        self.G, self.c = _block_quadratics(pb.C_tr, pb.b_tr, lab, K, pb.n_outputs)
-        self.Gv, self.cv = _block_quadratics(pb.C_va, pb.b_va, lab, K, pb.n_outputs)
+        self.G, self.c = block_quadratics(pb.C_tr, pb.b_tr, lab, K, pb.n_outputs)
+        self.Gv, self.cv = block_quadratics(pb.C_va, pb.b_va, lab, K, pb.n_outputs)
         self.dtype, self.device = self.G.dtype, self.G.device
         self.sizes = torch.bincount(lab, minlength=K).to(self.dtype)
         self.penalties, self.n_blocks = objective.penalties, K

@@ -152,13 +152,38 @@ class HypothesisBlocks:
         _, psi, _ = self.objective._data(self.G.clone(), self.c, self.Gv, self.cv)
         return psi.reshape(-1, psi.shape[-1]).mean(0).cpu().numpy()
 
-    def value_starts(self, max_groups=16):
-        """Coarsenings that group the blocks by their fitted values (1-D k-means, ``k = 2 ..
-        max_groups``): few-group starts for a hypothesis of many blocks."""
+    @cached_property
+    def value_errors(self):
+        """Standard errors of the blocks' least-squares values (``K``), on the first split, with
+        the noise variance estimated from the hypothesis's own residual."""
+        pb = self.objective.problem
+        G, c = self.G[0], self.c[0]
+        K = G.shape[0]
+        ridge = pb.alpha + 1e-12 * (float(torch.diagonal(G).max()) + 1.0)
+        inv = torch.linalg.inv(G + ridge * torch.eye(K, dtype=G.dtype, device=G.device))
+        rss = float(pb.yy_tr[0] - c @ (inv @ c))
+        dof = max(1.0, float(pb.n_tr[0]) * pb.n_outputs - K)
+        var = torch.clamp(torch.diagonal(inv), min=0) * max(rss, 0.0) / dof
+        return torch.sqrt(var).cpu().numpy()
+
+    def value_starts(self, max_groups=16, gaps=(2.0, 3.0, 4.0)):
+        """Coarsenings that group the blocks by their fitted values: few-group starts for a
+        hypothesis of many blocks. Two kinds: 1-D k-means (``k = 2 .. max_groups``), and cuts of
+        the sorted values wherever two neighbours are more than ``z`` standard errors of their
+        difference apart (``z`` in ``gaps``), which give as many groups as the data separate
+        (C_4 on a 7 x 7 image: 92 groups of 601 orbits)."""
         values = self.fitted_values
         K = values.size
-        return [canonical_labels(one_dim_kmeans(values, k))
-                for k in range(2, min(K, max_groups) + 1)]
+        starts = [canonical_labels(one_dim_kmeans(values, k))
+                  for k in range(2, min(K, max_groups) + 1)]
+        order = np.argsort(values, kind="stable")
+        err = self.value_errors[order]
+        apart = np.diff(values[order]) / np.maximum(np.hypot(err[1:], err[:-1]), 1e-300)
+        for z in gaps:
+            groups = np.empty(K, dtype=np.int64)
+            groups[order] = np.r_[0, np.cumsum(apart > z)]
+            starts.append(canonical_labels(groups))
+        return starts
 
     def _penalty(self, sizes, counts):
         """Penalties of coarsenings with items per group ``sizes`` and blocks per group

@@ -44,7 +44,9 @@ the rule of docs/method.md; ``k = 100`` is also run, because a group-level margi
 every item of a group (an item of a group of ``m`` is about ``k / sqrt(m)`` standard errors from
 the other group). Recorded per fit: exact recovery, partition distance, the name of the found
 sharing's group, whether it is the truth's name, and the time of ``symmetry_group`` on the found
-partition (igraph imported beforehand; best of 3). 10 seeds per torus case, 3 per point group
+partition (igraph imported beforehand; best of 3), and ``noise_to_signal_var``: when two orbits'
+values nearly tie, ``k`` standard errors can need a noise variance below ``1e-12`` of the
+signal's, where the objective's floor on the mean squared error (docs/method.md) hides it. 10 seeds per torus case, 3 per point group
 (``--point-seeds``: a C_4 fit, 92 groups on 2,401 entries, takes about two minutes). Writes
 ``symmetry_images.csv`` (one row per fit) and ``symmetry_images_summary.csv`` (``--quick``: 2
 seeds, 6 x 6 and one seed of each point group, ``_quick`` files).
@@ -267,6 +269,8 @@ def run_images(quick, seeds, point_seeds, filename):
                 rows.append({
                     "group": group, "image": f"{side}x{side}", "window": window, "se_apart": k,
                     "seed": seed, "noise": float(f"{noise:.3g}"),
+                    # below about 1e-12 the objective's floor on the MSE hides the noise
+                    "noise_to_signal_var": float(f"{noise**2 / np.var(X @ weight.T):.3g}"),
                     "n_groups_true": int(truth.max()) + 1,
                     "n_groups_found": int(found.max()) + 1, "pd": pd, "exact": pd == 0,
                     "name": named.name, "name_right": named.name == expected,

@@ -46,8 +46,9 @@ the other group). Recorded per fit: exact recovery, partition distance, the name
 sharing's group, whether it is the truth's name, and the time of ``symmetry_group`` on the found
 partition (igraph imported beforehand; best of 3), and ``noise_to_signal_var``: when two orbits'
 values nearly tie, ``k`` standard errors can need a noise variance below ``1e-12`` of the
-signal's, where the objective's floor on the mean squared error (docs/method.md) hides it. 10 seeds per torus case, 3 per point group
-(``--point-seeds``: a C_4 fit, 92 groups on 2,401 entries, takes about two minutes). Writes
+signal's, where the objective's floor on the mean squared error (docs/method.md) hides it. 10
+seeds per case (``--point-seeds`` for the point groups: a C_4 fit, 92 groups on 2,401 entries,
+takes about 20 s). Writes
 ``symmetry_images.csv`` (one row per fit) and ``symmetry_images_summary.csv`` (``--quick``: 2
 seeds, 6 x 6 and one seed of each point group, ``_quick`` files).
 """
@@ -310,11 +311,11 @@ def main(argv=None):
                         help="discover and name image symmetries instead (part two)")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per torus case")
     parser.add_argument("--point-seeds", type=int, default=None,
-                        help="seeds per point-group case (a C_4 fit takes about 2 minutes)")
+                        help="seeds per point-group case (a C_4 fit takes about 20 s)")
     args = parser.parse_args(argv)
     if args.images:
         seeds = args.seeds or (2 if args.quick else 10)
-        point_seeds = args.point_seeds or (1 if args.quick else 3)
+        point_seeds = args.point_seeds or (1 if args.quick else 10)
         print(f"sharelearn {sharelearn.__version__}, {seeds} seeds per torus, {point_seeds} per "
               f"point group, n = {IMAGE_SAMPLES}")
         suffix = "_quick" if args.quick else ""

@@ -186,6 +186,74 @@ def _search_in_turn(model, objective, starts, search, search_max_iter, verbose, 
     return found
 
 
+class _Hypotheses:
+    """The structured hypotheses of one fit (:mod:`sharelearn.search.coarsening`): their
+    ranking, their best coarsenings, and which of them leads the searches and how."""
+
+    def __init__(self, objective, hypotheses, penalties):
+        self.objective, self.penalties = objective, penalties
+        self.family = family = SharingFamily(hypotheses)
+        self.blocks = [HypothesisBlocks(objective, family, h) for h in range(len(family))]
+        scores = [b.value_of(np.arange(family.n_blocks(b.h))) for b in self.blocks]
+        self.ranked = [int(h) for h in np.argsort(scores, kind="stable")[:_N_HYPOTHESES_SEARCHED]]
+        # the best coarsening known of each leading hypothesis: (labels, value)
+        self.best = {h: (family.labels[h], scores[h]) for h in self.ranked}
+        self.lead, self.explained, self.replaces = None, False, False
+
+    def penalty_change(self, labels):
+        return self.family.penalty_change(labels, self.penalties)
+
+    def search_coarsenings(self, max_iter):
+        """The best coarsenings of the leading hypotheses, before any item-wise search."""
+        for h in self.ranked:
+            labels, value, _, _ = coarsening_search(
+                self.blocks[h], _coarsening_starts(self.blocks[h]), max_iter=max_iter)
+            self.best[h] = (labels, value)
+
+    def choose_start(self, model, init):
+        """Lead with the best coarsening if it scores better than ``init``.
+
+        Where the data lie in the leading hypothesis's span (``model.explains``), the true
+        sharing coarsens it: its best coarsening is the one start needed, kept out of the
+        item-wise search (what moves single items out of it fits noise), and the relaxations
+        are not needed either. Under weak penalties the searches from the shared partition and
+        the relaxations wander through noise: with none at all, 174-242 s on
+        benchmarks/bench_penalty_cost.py, and 1,000 rounds (150-210 s) from the gated start.
+        On correlated inputs the searches from the shared partition and from ridge clusters
+        wander for hundreds of rounds, and neither won on any case of
+        benchmarks/bench_realistic.py where a hypothesis scored better than the start: the best
+        coarsening replaces them (``model.hypothesis_replaces_start``). Elsewhere both are
+        searched: data that coarsen no hypothesis (a map tied by an arbitrary partition; before
+        the point groups were hypotheses, D_4's map on a 7 x 7 image) are found from the shared
+        start.
+        """
+        init_value = self.objective.state(init).value + self.penalty_change(init)
+        lead = min(self.ranked, key=lambda h: self.best[h][1])
+        if self.best[lead][1] < init_value:
+            self.lead = lead
+            self.explained = model.explains(self.family.labels[lead])
+            self.replaces = self.explained or model.hypothesis_replaces_start()
+
+    def gate(self):
+        """The gate of the lead's item-wise search (see :func:`_search`)."""
+        return _STAY if self.explained else partial(self.family.penalty_change,
+                                                    penalties=self.penalties)
+
+    def search_again(self, leader, max_iter):
+        """The leading hypotheses' coarsenings again, from their best so far and from the
+        coarsening nearest to ``leader`` (the best partition of any start)."""
+        family, out = self.family, []
+        for h in self.ranked:
+            begin = [family.blocks_of(h, self.best[h][0]), family.majority_blocks(h, leader)]
+            labels, _, n_moves, converged = coarsening_search(self.blocks[h], begin,
+                                                              max_iter=max_iter)
+            # rescored as every other result is, so that equal partitions get equal values
+            value = self.objective.state(labels).value + self.penalty_change(labels)
+            out.append(StartResult(f"coarsening: {family.names[h]}", family.labels[h],
+                                   labels, value, n_moves, converged))
+        return out
+
+
 def discover(model, penalties, seeds, *, n_relax, n_columns, search, search_max_iter, start=None,
              extra_starts=(), hypotheses=None, hypothesis_start=True, relax_if_explained=True,
              n_jobs=None, verbose=0, **relax_params):
@@ -242,40 +310,14 @@ def discover(model, penalties, seeds, *, n_relax, n_columns, search, search_max_
     """
     objective = model.hard_objective(penalties)
     init = (model.shared_start(model.n_items) if start is None else canonical_labels(start))
-    family = SharingFamily(hypotheses) if hypotheses else None
-    blocks, ranked, pre, hypothesis, replaces, explained = [], [], {}, None, False, False
-    if family is not None:
-        blocks = [HypothesisBlocks(objective, family, h) for h in range(len(family))]
-        scores = [b.value_of(np.arange(family.n_blocks(b.h))) for b in blocks]
-        ranked = [int(h) for h in np.argsort(scores, kind="stable")[:_N_HYPOTHESES_SEARCHED]]
-        # the best coarsenings of the leading hypotheses, before any item-wise search
-        for h in ranked:
-            pre[h] = (family.labels[h], scores[h])
-            if search:
-                labels, value, _, _ = coarsening_search(
-                    blocks[h], _coarsening_starts(blocks[h]), max_iter=search_max_iter)
-                pre[h] = (labels, value)
-        init_value = objective.state(init).value + family.penalty_change(init, penalties)
-        lead = min(ranked, key=lambda h: pre[h][1])
-        if hypothesis_start and pre[lead][1] < init_value:
-            hypothesis = lead
-            # Where the data lie in the hypothesis's span, the true sharing coarsens it: its
-            # best coarsening is the one start needed (the searches from the shared partition
-            # and the relaxations wander through noise under weak penalties: up to 240 s on
-            # benchmarks/bench_penalty_cost.py). On correlated inputs the searches from the
-            # shared partition and from ridge clusters wander for hundreds of rounds, and
-            # neither won on any case of benchmarks/bench_realistic.py where a hypothesis
-            # scored better than the start. Elsewhere both are searched: data that coarsen no
-            # hypothesis (a point group's map on a square layer) are found from the shared
-            # start.
-            # The best coarsening is then kept out of the item-wise search: by the test, what
-            # moves single items out of it fits noise, which the gate below does not stop where
-            # the penalties are weak (with none at all, 1,000 rounds and 150-210 s on that
-            # benchmark's cases).
-            explained = model.explains(family.labels[lead])
-            replaces = explained or model.hypothesis_replaces_start()
-            if explained and not relax_if_explained:
-                n_relax = 0
+    hyp = _Hypotheses(objective, hypotheses, penalties) if hypotheses else None
+    if hyp is not None:
+        if search:
+            hyp.search_coarsenings(search_max_iter)
+        if hypothesis_start:
+            hyp.choose_start(model, init)
+        if hyp.explained and not relax_if_explained:
+            n_relax = 0
 
     seeds = [int(s) for s in seeds[:n_relax]]
     workers = max(1, effective_n_jobs(n_jobs)) if model.parallel_searches else 1
@@ -293,21 +335,20 @@ def discover(model, penalties, seeds, *, n_relax, n_columns, search, search_max_
     relaxed = [r for batch in relaxed for r in batch]
 
     starts = [canonical_labels(soft.argmax(1)) for soft, _, _ in relaxed] + [init]
-    if hypothesis is not None:
+    lead = None if hyp is None else hyp.lead
+    replaces = lead is not None and hyp.replaces
+    if lead is not None:
         if replaces:
-            starts[n_relax] = pre[hypothesis][0]
+            starts[n_relax] = hyp.best[lead][0]
         else:
-            starts.append(pre[hypothesis][0])
+            starts.append(hyp.best[lead][0])
     if not replaces:
         starts[n_relax + 1:n_relax + 1] = [canonical_labels(s) for s in extra_starts]
-    hyp_index = None if hypothesis is None else (n_relax if replaces else len(starts) - 1)
+    hyp_index = None if lead is None else (n_relax if replaces else len(starts) - 1)
     distinct = {}
     for labels in starts:
         distinct.setdefault(labels.tobytes(), labels)
-    gates = {}
-    if hypothesis is not None:
-        gates[starts[hyp_index].tobytes()] = (_STAY if explained else partial(
-            family.penalty_change, penalties=penalties))
+    gates = {} if lead is None else {starts[hyp_index].tobytes(): hyp.gate()}
     keys = list(distinct)
     if workers == 1:
         found = _search_in_turn(model, objective, distinct, search, search_max_iter, verbose,
@@ -323,23 +364,13 @@ def discover(model, penalties, seeds, *, n_relax, n_columns, search, search_max_
         labels, value, n_moves, converged = found[rounded.tobytes()]
         kind = "relax" if i < n_relax else "init" if i == n_relax else "extra"
         if i == hyp_index:
-            kind = f"hypothesis: {family.names[hypothesis]}"
-        if family is not None:
-            value = value + family.penalty_change(labels, penalties)
+            kind = f"hypothesis: {hyp.family.names[lead]}"
+        if hyp is not None:
+            value = value + hyp.penalty_change(labels)
         result = StartResult(kind, rounded, labels, float(value), n_moves, converged)
         if i < n_relax:
             result.soft, result.curve, result.n_iter = relaxed[i]
         results.append(result)
-    if search and family is not None:
-        # the leading hypotheses' coarsenings again, from their best so far and from the
-        # coarsening nearest to the best partition of any start
-        leader = min(results, key=lambda r: r.value).labels
-        for h in ranked:
-            begin = [family.blocks_of(h, pre[h][0]), family.majority_blocks(h, leader)]
-            labels, _, n_moves, converged = coarsening_search(blocks[h], begin,
-                                                              max_iter=search_max_iter)
-            # rescored as every other result is, so that equal partitions get equal values
-            value = objective.state(labels).value + family.penalty_change(labels, penalties)
-            results.append(StartResult(f"coarsening: {family.names[h]}", family.labels[h],
-                                       labels, value, n_moves, converged))
+    if search and hyp is not None:
+        results += hyp.search_again(min(results, key=lambda r: r.value).labels, search_max_iter)
     return objective, results

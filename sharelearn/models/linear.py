@@ -30,8 +30,8 @@ __all__ = ["LinearMap"]
 # on the benchmarks' shift tasks; AR(0.9) signals of 64 inputs about 0.3; image patches 0.6-0.9).
 _CORRELATED_INPUTS = 0.2
 # A hypothesis explains the data when the F-test of the map in its span against an untied map
-# does not reject at this level (p-values of true hypotheses on the realistic benchmark's cases
-# are uniform; every other hypothesis of those layers gets p < 1e-300).
+# does not reject at this level (on the realistic benchmark's 64-input signals and 8 x 8 patches,
+# the true convolution's p-values were 0.37-0.74 and every other hypothesis got p = 0).
 _SPAN_LEVEL = 0.01
 
 
@@ -92,7 +92,7 @@ class LinearMap(ClosedFormModel):
     def hypothesis_replaces_start(self):
         # on strongly correlated inputs the shared start's search wanders (up to 24 s on the
         # realistic benchmark's patches) and never won there; on independent inputs it is cheap
-        # and finds what no hypothesis describes (a point group's map on a square layer)
+        # and finds what no hypothesis describes (a map tied by an arbitrary partition)
         return self.correlated_inputs()
 
     def explains(self, labels):

@@ -247,9 +247,10 @@ def _explained(quadratic, linear, tol=1e-12):
 def span_test(X, Y, labels, *, fit_intercept):
     """Whether the data describe a map in the span of the sharing ``labels``: the p-value of
     the F-test of ``Y = X W^T + b + noise`` with ``W`` tied by ``labels`` against an untied
-    ``W`` (Gaussian noise of one variance). ``1.0`` is returned when the untied map fits the
-    data exactly in exact arithmetic, ``nan`` when the test has no residual degrees of
-    freedom (no more samples than inputs).
+    ``W`` (Gaussian noise of one variance). ``1.0`` is returned when the sharing restricts
+    nothing (as many free values as the untied map), ``nan`` when the test has no residual
+    degrees of freedom (no more samples than inputs). The residuals are floored at ``1e-12``
+    of ``||Y||^2``, so noise-free data in the span are not rejected for rounding errors.
 
     A map in the span of a sharing ``H`` has one value per block of ``H`` (blocks whose values
     coincide included), so its own sharing coarsens ``H``: a test that does not reject says the

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import torch
 
-# scatter-adds of block_quadratics work on chunks of about this many entries of X^T X
-_CHUNK_ELEMENTS = 2**22
+# block_quadratics stacks copies of X^T X for several output rows up to this many entries
+_SMALL_CHUNK = 2**12
 __all__ = ["TiedLinearGaussian", "block_quadratics", "diagonal_solve", "ridge_solve", "span_test"]
 
 
@@ -220,16 +220,20 @@ def ridge_solve(G, c, alpha, *, overwrite=False):
 def block_quadratics(C, b, lab, K, m):
     """``G_H = sum_o S_o^T C S_o`` (``F x K x K``) and ``c_H = b S`` (``F x K``) of the hard
     partition ``lab`` (``m * d`` items), by scatter-adds of ``C``'s entries: ``O(F m d^2)``
-    whatever ``K``."""
+    whatever ``K``. ``C`` is added as it is, one output row after another (a copy of ``C`` per
+    row cost five times the additions at 16 x 16 images); only small ``C`` are stacked for a
+    few rows at once, to save calls."""
     F, d = C.shape[0], C.shape[-1]
     L = lab.reshape(m, d)
     G = torch.zeros(F, K * K, dtype=C.dtype, device=C.device)
-    rows = max(1, _CHUNK_ELEMENTS // (d * d))
+    rows = max(1, _SMALL_CHUNK // (d * d))
+    source = C.reshape(F, -1) if rows == 1 else None
     for o in range(0, m, rows):
         Lo = L[o:o + rows]
         idx = (Lo[:, :, None] * K + Lo[:, None, :]).reshape(-1)
         n = Lo.shape[0]
-        G.index_add_(1, idx, C[:, None].expand(F, n, d, d).reshape(F, -1))
+        G.index_add_(1, idx, source if rows == 1 else
+                     C[:, None].expand(F, n, d, d).reshape(F, -1))
     c = torch.zeros(F, K, dtype=b.dtype, device=b.device).index_add_(1, lab, b)
     return G.reshape(F, K, K), c
 

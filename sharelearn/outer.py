@@ -110,7 +110,10 @@ class StartResult:
     """Where one start of a fit ended.
 
     ``kind`` is ``"relax"`` (a relaxation restart), ``"init"`` (the user's ``init``, the fully
-    shared partition by default) or ``"extra"`` (a model's extra start); ``rounded`` the
+    shared partition by default), ``"extra"`` (a model's extra start), ``"hypothesis: <name>"``
+    (the best coarsening of the leading hypothesis; ``"; the data lie in its span: the only
+    start"`` is appended when the model's test says so) or ``"coarsening: <name>"`` (a
+    hypothesis's coarsening searched again after the others); ``rounded`` the
     partition the search began from, ``labels`` and ``value`` where it ended; ``soft``,
     ``curve`` and ``n_iter`` describe the relaxation (``None``, empty and 0 for the others);
     ``n_moves`` counts accepted search rounds; ``converged`` is False when the search stopped
@@ -364,7 +367,8 @@ def discover(model, penalties, seeds, *, n_relax, n_columns, search, search_max_
         labels, value, n_moves, converged = found[rounded.tobytes()]
         kind = "relax" if i < n_relax else "init" if i == n_relax else "extra"
         if i == hyp_index:
-            kind = f"hypothesis: {hyp.family.names[lead]}"
+            kind = f"hypothesis: {hyp.family.names[lead]}" + (
+                "; the data lie in its span: the only start" if hyp.explained else "")
         if hyp is not None:
             value = value + hyp.penalty_change(labels)
         result = StartResult(kind, rounded, labels, float(value), n_moves, converged)

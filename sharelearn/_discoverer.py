@@ -216,7 +216,9 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
     selection_matrix_ : ndarray or scipy sparse array of shape (n_items, n_groups_)
         Hard selection matrix (sparse above 10,000 items).
     soft_selection_ : ndarray of shape (n_items, n_candidate_groups) or None
-        The annealed soft selection of the winning restart (``None`` if it started shared).
+        The annealed soft selection of the winning restart (``None`` if the winning start was
+        not a relaxation: ``init``, a hypothesis's coarsening, or any start of a fit that ran no
+        relaxation).
     shared_values_ : ndarray of shape (n_groups_,)
         The shared values ``psi`` refitted on all the data.
     means_ : ndarray of shape (n_features,)
@@ -249,9 +251,10 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
         the coarsening searches of the two best-scoring hypotheses
         (:mod:`sharelearn.search.coarsening`).
     loss_curve_ : ndarray
-        Relaxed objective per outer iteration of the winning restart.
+        Relaxed objective per outer iteration of the winning restart (empty when the winning
+        start was not a relaxation).
     n_iter_ : int
-        Outer iterations of the winning restart.
+        Outer iterations of the winning restart (0 when it was not a relaxation).
     n_search_moves_ : int
         Accepted rounds of the discrete search for the winning restart.
     fit_time_ : float

@@ -36,7 +36,8 @@ __all__ = ["StartResult", "discover", "relax"]
 # The coarsening search starts from a hypothesis's own partition only up to this many blocks
 # (a 6 x 6 torus's 36 translations): each round scores O(K R) candidates of R x R, and from K
 # groups it needs about K rounds. Above, and always, it starts from the blocks grouped by their
-# fitted values (the best two of k = 2..16 groups).
+# fitted values (the best two of HypothesisBlocks.value_starts: k-means with 2..16 groups, and
+# cuts where neighbouring values are 2, 3 or 4 standard errors apart).
 _MAX_BLOCKS_FROM_HYPOTHESIS = 40
 # hypotheses (the best-scoring ones) whose coarsenings are searched
 _N_HYPOTHESES_SEARCHED = 2

@@ -287,23 +287,19 @@ def _five_standard_errors_apart(group, side, window, seed):
     return X, Y, truth
 
 
-def test_rotation_equivariance_is_resolved_at_five_standard_errors():
+@pytest.mark.parametrize("group, side, window, name", [
     # p4m on the 8 x 8 torus, 5 x 5 window: 0 of 10 seeds exact before the structured
     # hypotheses, 3 of 10 with the translation hypotheses alone
-    pytest.importorskip("igraph")
-    X, Y, truth = _five_standard_errors_apart("p4m", 8, 5, seed=0)
-    est = SharingDiscoverer(model="linear", random_state=0).fit(X, Y)
-    assert partition_distance(est.sharing_partition_, truth) == 0
-    assert est.symmetry_group_.name == "p4m on the 8 x 8 torus"
-
-
-def test_a_point_group_without_translations_is_resolved_at_five_standard_errors():
+    ("p4m", 8, 5, "p4m on the 8 x 8 torus"),
     # D_4 about the centre of a 7 x 7 image, 3 x 3 window: 56 groups of 325 orbits. Its orbit
     # partition had more groups than the hypotheses' limit (0 of 3 seeds exact); admitted, the
     # k-means starts of at most 16 groups took 68 s to split up to 56, the starts cut where
     # neighbouring values are z standard errors apart need none of that.
+    ("D_4", 7, 3, "D_4"),
+])
+def test_image_symmetries_are_resolved_at_five_standard_errors(group, side, window, name):
     pytest.importorskip("igraph")
-    X, Y, truth = _five_standard_errors_apart("D_4", 7, 3, seed=0)
+    X, Y, truth = _five_standard_errors_apart(group, side, window, seed=0)
     est = SharingDiscoverer(model="linear", random_state=0).fit(X, Y)
     assert partition_distance(est.sharing_partition_, truth) == 0
-    assert est.symmetry_group_.name == "D_4"
+    assert est.symmetry_group_.name == name

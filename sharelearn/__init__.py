@@ -2,7 +2,7 @@
 
 from . import datasets, metrics, partition
 from ._discoverer import SharingDiscoverer
-from ._network import NetworkSharingDiscoverer
+from ._network import NetworkSharingClassifier, NetworkSharingDiscoverer
 from ._version import __version__
 from .partition import (
     canonical_labels,
@@ -12,6 +12,7 @@ from .partition import (
 )
 
 __all__ = [
+    "NetworkSharingClassifier",
     "NetworkSharingDiscoverer",
     "SharingDiscoverer",
     "__version__",

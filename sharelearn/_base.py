@@ -20,7 +20,7 @@ import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import KFold, ShuffleSplit
+from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
@@ -288,12 +288,17 @@ class BaseDiscoverer(BaseEstimator):
             raise ValueError(f"y must be 1-D or 2-D, got {y.ndim} dimensions.")
         return y
 
-    def _splits(self, n_samples, rng, min_train=1):
+    def _splits(self, n_samples, rng, min_train=1, classes=None):
+        """The (train, validation) pairs of ``cv``; ``classes`` (class codes of the samples, for
+        a classifier): an int ``cv`` is stratified when every class has at least ``cv``
+        samples, as scikit-learn's ``check_cv`` does for classifiers."""
         cv = self.cv
         if cv is None:  # scikit-learn's convention: the default 5-fold
             cv = 5
         if isinstance(cv, numbers.Integral):
-            splitter = KFold(n_splits=int(cv), shuffle=True, random_state=rng.randint(2**31))
+            stratify = classes is not None and np.bincount(classes).min() >= int(cv)
+            splitter = (StratifiedKFold if stratify else KFold)(
+                n_splits=int(cv), shuffle=True, random_state=rng.randint(2**31))
         elif isinstance(cv, numbers.Real):
             splitter = ShuffleSplit(n_splits=1, test_size=float(cv),
                                     random_state=rng.randint(2**31))
@@ -302,8 +307,8 @@ class BaseDiscoverer(BaseEstimator):
         shown = f"cv={cv!r}" if isinstance(cv, numbers.Real) else f"cv ({type(cv).__name__})"
         try:
             # a splitter, or an iterable of (train, validation) index pairs
-            pairs = (splitter.split(np.zeros((n_samples, 1))) if hasattr(splitter, "split")
-                     else _reusable_splits(splitter))
+            pairs = (splitter.split(np.zeros((n_samples, 1)), classes)
+                     if hasattr(splitter, "split") else _reusable_splits(splitter))
             splits = [_check_split(pair, n_samples) for pair in pairs]
         except ValueError as err:
             raise ValueError(f"{shown} cannot split {n_samples} samples: {err}") from None

@@ -7,10 +7,11 @@ import numbers
 
 import numpy as np
 import torch
-from sklearn.base import _fit_context
-from sklearn.model_selection import ShuffleSplit
+from sklearn.base import ClassifierMixin, _fit_context, is_classifier
+from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._base import BaseDiscoverer
@@ -20,7 +21,7 @@ from .models.sequence import SequenceModel
 from .networks import tie_parameters
 from .partition import labels_to_selection
 
-__all__ = ["NetworkSharingDiscoverer"]
+__all__ = ["NetworkSharingClassifier", "NetworkSharingDiscoverer"]
 
 
 class NetworkSharingDiscoverer(BaseDiscoverer):
@@ -293,7 +294,9 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
         if y is None:
             X = validate_data(self, X, **kwargs)
         else:
-            X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, **kwargs)
+            regression = not is_classifier(self)
+            X, y = validate_data(self, X, y, multi_output=regression, y_numeric=regression,
+                                 **kwargs)
         X = model.check_inputs(X, None if reset else self)
         return X if y is None else (X, y)
 
@@ -304,11 +307,9 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
         model = network_model(self)
         dtype, device = self._torch_setup()
         X, y = self._check_X(model, X, y, reset=True)
-        y = self._validate_targets(y, "a network")
-        self._y_1d = y.ndim == 1
-        Y = y.reshape(-1, 1) if self._y_1d else y
+        Y, classes = self._targets(y)
         rng = check_random_state(self.random_state)
-        splits = self._module_splits(X.shape[0], rng)
+        splits = self._module_splits(X.shape[0], rng, classes)
         n_restarts = model.auto_restarts() if self.n_restarts == "auto" else int(self.n_restarts)
         module_seed, *seeds = rng.randint(2**31, size=n_restarts + 2)
         model.prepare(X, Y, splits, dtype=dtype, device=device, rng=rng, seed=module_seed)
@@ -317,15 +318,30 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
         start = self._start_partition(n_items, shape, "module")
         self._run(model, seeds=seeds, n_restarts=n_restarts, start=start)
 
-    def _module_splits(self, n_samples, rng):
-        """(train, validation, early-stopping) indices; only the first cv split is used."""
+    def _targets(self, y):
+        """``(Y, classes)``: the targets as the model takes them (2-D floats) and the samples'
+        class codes for stratified splits (None for a regressor)."""
+        y = self._validate_targets(y, "a network")
+        self._y_1d = y.ndim == 1
+        return (y.reshape(-1, 1) if self._y_1d else y), None
+
+    def _module_splits(self, n_samples, rng, classes=None):
+        """(train, validation, early-stopping) indices; only the first cv split is used. With
+        ``classes`` (a classifier's class codes) the splits are stratified where every class
+        has samples enough for it."""
         everything = np.arange(n_samples)
         stop = None
         if self.validation_fraction is not None:
+            splitter = ShuffleSplit
+            if classes is not None:
+                n_stop = int(np.ceil(self.validation_fraction * n_samples))
+                counts = np.bincount(classes)
+                if counts.min() >= 2 and min(n_stop, n_samples - n_stop) >= len(counts):
+                    splitter = StratifiedShuffleSplit
             try:
-                fit, stop = next(ShuffleSplit(
+                fit, stop = next(splitter(
                     n_splits=1, test_size=self.validation_fraction,
-                    random_state=rng.randint(2**31)).split(everything))
+                    random_state=rng.randint(2**31)).split(everything, classes))
             except ValueError as err:
                 raise ValueError(f"validation_fraction={self.validation_fraction} cannot hold "
                                  f"out samples from {n_samples}: {err}") from None
@@ -335,7 +351,8 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
                                  f"{n_samples} for the train/validation split; need 2.")
         else:
             fit = everything
-        tr, va = self._splits(len(fit), rng)[0]
+        tr, va = self._splits(len(fit), rng, classes=None if classes is None else
+                              np.unique(classes[fit], return_inverse=True)[1])[0]
         return fit[tr], fit[va], stop
 
     # -- using the fitted network ---------------------------------------------------------------
@@ -359,8 +376,8 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
                                 for k, v in self._module_state.items()})
         return module
 
-    def predict(self, X):
-        """Predictions of the fitted network, in the targets' units."""
+    def _outputs(self, X):
+        """The fitted network's raw outputs on ``X`` (numpy, ``n_samples x n_outputs``)."""
         check_is_fitted(self)
         X = self._check_X(self._model, X, reset=False)
         module = self.to_module()
@@ -368,8 +385,11 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
         Xt = torch.tensor(X, dtype=torch.int64 if X.dtype == np.int64 else dtype)
         with torch.no_grad():
             out = module(Xt)
-        out = out.reshape(out.shape[0], -1).numpy().astype(np.float64)
-        out = out * self.target_scale_ + self.target_mean_
+        return out.reshape(out.shape[0], -1).numpy().astype(np.float64)
+
+    def predict(self, X):
+        """Predictions of the fitted network, in the targets' units."""
+        out = self._outputs(X) * self.target_scale_ + self.target_mean_
         return out[:, 0] if self._y_1d else out
 
     def score(self, X, y=None):
@@ -401,4 +421,130 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
             # token ids: the estimator checks then draw non-negative integer X
             tags.input_tags.categorical = True
             tags.input_tags.positive_only = True
+        return tags
+
+
+class NetworkSharingClassifier(ClassifierMixin, NetworkSharingDiscoverer):
+    """Discover which parameters of a torch module share their values, from labelled data.
+
+    The classification counterpart of :class:`NetworkSharingDiscoverer`: the module maps a batch
+    of ``X`` to one logit per class, is trained with the cross-entropy, and the outer objective's
+    data term is the validation deviance, ``2 N`` times the mean cross-entropy (``-2`` times the
+    log-likelihood of the ``N`` training labels; the units of the regression's ``N log MSE``),
+    plus the same penalties. Labels may be any values :func:`numpy.unique` sorts (strings
+    included); ``classes_`` holds them, in the order of the module's outputs. The early-stopping
+    hold-out and an int ``cv`` are stratified by class where every class has samples enough.
+
+    Parameters
+    ----------
+    module, share, n_candidate_groups, nuclear, nuclear_kind, code_length, entropy, \
+weight_decay, cv, max_iter, learning_rate, temperature, tol, n_iter_no_change, n_restarts, \
+init, local_search, max_search_iter, inner_steps, inner_learning_rate, hypergrad, \
+hypergrad_iter, neumann_alpha, search_steps, search_inits, max_epochs, validation_fraction, \
+patience, device, dtype, reference, n_jobs, n_threads, random_state, verbose, **module_kwargs :
+        As for :class:`NetworkSharingDiscoverer`; the module (``"sequence"`` included) is built
+        with one output per class.
+    loss : {"cross_entropy"}, default="cross_entropy"
+        The training and validation loss on the logits.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels, sorted.
+    sharing_partition_, n_groups_, selection_matrix_, soft_selection_, objective_, \
+restart_objectives_, loss_curve_, n_iter_, n_search_moves_, history_, fit_time_, \
+symmetry_group_, n_features_in_ :
+        As for :class:`NetworkSharingDiscoverer`; ``validation_loss_`` is the mean
+        cross-entropy of the search's retrains on the validation samples.
+
+    See Also
+    --------
+    NetworkSharingDiscoverer : the same for regression targets.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sharelearn import NetworkSharingClassifier
+    >>> from sharelearn.datasets import make_sum_of_numbers
+    >>> X, s, truth = make_sum_of_numbers(200, length=3, random_state=0)
+    >>> y = np.where(s > np.median(s), "large", "small")
+    >>> clf = NetworkSharingClassifier("sequence", module__embedding_dim=8, module__hidden=8,
+    ...                                search_steps=50, max_epochs=50, random_state=0).fit(X, y)
+    >>> clf.classes_
+    array(['large', 'small'], dtype='<U5')
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 2)
+    """
+
+    _parameter_constraints = {
+        **NetworkSharingDiscoverer._parameter_constraints,
+        "loss": [StrOptions({"cross_entropy"})],
+    }
+
+    def __init__(self, module="sequence", *, share=None, n_candidate_groups=None,
+                 nuclear=2.0, nuclear_kind="nuclear", code_length=2.0, entropy=0.1,
+                 loss="cross_entropy", weight_decay=1e-6, cv=5, max_iter=100,
+                 learning_rate=0.3, temperature=(1.0, 0.05), tol=1e-4, n_iter_no_change=10,
+                 n_restarts="auto", init="auto", local_search=True, max_search_iter=1000,
+                 inner_steps=10, inner_learning_rate=0.01, hypergrad="cg", hypergrad_iter=10,
+                 neumann_alpha=0.01, search_steps=200, search_inits=3, max_epochs=1000,
+                 validation_fraction=0.2, patience=100, device="cpu", dtype="float64",
+                 reference=None, n_jobs=None, n_threads=None, random_state=None, verbose=0,
+                 **module_kwargs):
+        params = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        super().__init__(**params.pop("module_kwargs"), **params)
+
+    def _targets(self, y):
+        check_classification_targets(y)
+        self._y_1d = True
+        classes, codes = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError("NetworkSharingClassifier needs samples of at least 2 classes; "
+                             f"y holds one class only: {classes.tolist()[0]!r}.")
+        self.classes_ = classes
+        return codes.reshape(-1, 1), codes
+
+    def predict_proba(self, X):
+        """Class probabilities of the fitted network (softmax of its logits).
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Columns in the order of ``classes_``.
+        """
+        logits = self._outputs(X)
+        logits -= logits.max(1, keepdims=True)
+        proba = np.exp(logits)
+        return proba / proba.sum(1, keepdims=True)
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`."""
+        logits = self._outputs(X)
+        logits -= logits.max(1, keepdims=True)
+        return logits - np.log(np.exp(logits).sum(1, keepdims=True))
+
+    def predict(self, X):
+        """The most probable class of each sample (labels from ``classes_``)."""
+        logits = self._outputs(X)
+        return self.classes_[np.argmax(logits, axis=1)]
+
+    def score(self, X, y=None, sample_weight=None):
+        """Greater is better.
+
+        With ``reference`` set: minus the partition distance between the discovered sharing and
+        the reference (0 = exact recovery; X and y are ignored). Without it: the accuracy on
+        ``(X, y)`` (scikit-learn's classifier score).
+        """
+        by_reference = self._score_reference()
+        if by_reference is not None:
+            return by_reference
+        if y is None:
+            raise ValueError("score of NetworkSharingClassifier without a reference requires "
+                             "y.")
+        return ClassifierMixin.score(self, X, y, sample_weight=sample_weight)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = False
+        tags.classifier_tags.multi_class = True
         return tags

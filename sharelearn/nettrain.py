@@ -23,17 +23,13 @@ import math
 import numpy as np
 import torch
 
-from .networks import TiedNetworkProblem, _loss_function
+from .networks import LOSS_FLOOR, TiedNetworkProblem, _loss_function, network_data_term
 from .partition import canonical_labels, labels_to_selection
-from .penalties import data_term
 from .search import SearchState
 from .search.network import best_candidate, merges
 
 __all__ = ["LOSS_FLOOR", "RetrainScorer", "check_finite", "holdout_merges", "inner_steps",
            "refit_best", "refit_network"]
-
-# The floor of the loss in the data term: a network's loss on noise-free data can reach 0.
-LOSS_FLOOR = 1e-12
 
 _CHECKPOINT_EVERY = 10
 # holdout_merges refits a merge only if the search's retrains of it reached a validation loss at
@@ -74,10 +70,10 @@ def inner_steps(problem, w, S, optimizer, n_steps, where, schedule=None):
     return value
 
 
-def _penalised(loss, labels, penalties, n_obs):
-    """The search's objective of a hard partition with a loss ``loss``:
-    ``n_obs * log(loss) + penalties``."""
-    return data_term(n_obs, loss, LOSS_FLOOR) + penalties.of_labels(labels)
+def _penalised(loss_name, loss, labels, penalties, n_obs):
+    """The search's objective of a hard partition whose ``loss_name`` loss is ``loss``: the
+    data term (:func:`sharelearn.networks.network_data_term`) plus the penalties."""
+    return network_data_term(loss_name, n_obs, loss) + penalties.of_labels(labels)
 
 
 class RetrainScorer:
@@ -179,7 +175,8 @@ class RetrainScorer:
 
     def __call__(self, labels):
         labels = canonical_labels(labels)
-        return _penalised(self.validation_loss(labels), labels, self.penalties, self.n_obs)
+        return _penalised(self.loss, self.validation_loss(labels), labels, self.penalties,
+                          self.n_obs)
 
     def state(self, labels):
         """The search's state of a partition (:class:`sharelearn.search.SearchState`)."""
@@ -230,7 +227,7 @@ def holdout_merges(scorer, labels, refit, *, n_obs, max_iter):
     labels = canonical_labels(labels)
 
     def value(labels_, fitted_):
-        return _penalised(fitted_[2], labels_, scorer.penalties, n_obs)
+        return _penalised(scorer.loss, fitted_[2], labels_, scorer.penalties, n_obs)
 
     fitted = refit(labels)
     current = value(labels, fitted)
@@ -256,7 +253,7 @@ def refit_network(module, *, X, y, X_stop, y_stop, lr, loss, weight_decay, max_e
 
     Returns the trained module and skorch's history as a list of dicts.
     """
-    from skorch import NeuralNetRegressor
+    from skorch import NeuralNet, NeuralNetRegressor
     from skorch.callbacks import EarlyStopping, LRScheduler
     from skorch.dataset import Dataset
     from skorch.helper import predefined_split
@@ -269,8 +266,13 @@ def refit_network(module, *, X, y, X_stop, y_stop, lr, loss, weight_decay, max_e
         train_split = predefined_split(Dataset(X_stop, y_stop))
         callbacks.append(("stop", EarlyStopping(monitor="valid_loss", patience=patience,
                                                 load_best=True)))
-    net = NeuralNetRegressor(
-        module, criterion=torch.nn.L1Loss if loss == "l1" else torch.nn.MSELoss,
+    # class codes train the logits through torch's cross-entropy: skorch's plain NeuralNet
+    # (its classifier would read the output as probabilities and needs no extra checks here)
+    net_class, criterion = {"l1": (NeuralNetRegressor, torch.nn.L1Loss),
+                            "mse": (NeuralNetRegressor, torch.nn.MSELoss),
+                            "cross_entropy": (NeuralNet, torch.nn.CrossEntropyLoss)}[loss]
+    net = net_class(
+        module, criterion=criterion,
         optimizer=torch.optim.Adam, optimizer__weight_decay=weight_decay, lr=lr,
         max_epochs=max_epochs, batch_size=-1, train_split=train_split, callbacks=callbacks,
         iterator_train=_FullBatch, iterator_valid=_FullBatch, device=device,

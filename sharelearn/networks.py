@@ -25,12 +25,17 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn.utils import parametrize
 
+from .penalties import data_term
+
 __all__ = [
+    "LOSSES",
+    "LOSS_FLOOR",
     "SEQUENCE_SHARE",
     "SequenceNetwork",
     "TiedNetworkProblem",
     "TiedParameter",
     "check_share",
+    "network_data_term",
     "tie_parameters",
 ]
 
@@ -206,10 +211,35 @@ class SequenceNetwork(nn.Module):
 SEQUENCE_SHARE = {"position_weight": 0, "position_bias": 0}
 
 
+#: The losses of a network: on standardised targets (``"l1"``, ``"mse"``) or on class labels
+#: (``"cross_entropy"``: the module returns one logit per class).
+LOSSES = ("l1", "mse", "cross_entropy")
+
+# The floor of a regression loss in the data term: a network's loss on noise-free data can be 0.
+LOSS_FLOOR = 1e-12
+
+
 def _loss_function(name):
     if name == "l1":
         return lambda out, y: (out - y).abs().mean()
+    if name == "cross_entropy":
+        return lambda out, y: torch.nn.functional.cross_entropy(out, y)
     return lambda out, y: ((out - y) ** 2).mean()
+
+
+def network_data_term(loss, n_obs, value):
+    """The data term of the outer objective for a network's mean ``loss`` ``value`` (a tensor
+    or a float) over ``n_obs`` observations.
+
+    A regression loss gives ``n_obs * log(value)`` (:func:`sharelearn.penalties.data_term`: the
+    likelihood with the noise scale fitted). The cross-entropy is already a negative
+    log-likelihood per label, so it gives the deviance ``2 * n_obs * value``, -2 log-likelihood:
+    the units of the Gaussian ``n_obs * log(MSE)``, where a spurious free parameter gains
+    about 1.
+    """
+    if loss == "cross_entropy":
+        return 2.0 * n_obs * value
+    return data_term(n_obs, value, LOSS_FLOOR)
 
 
 class TiedNetworkProblem:
@@ -228,8 +258,9 @@ class TiedNetworkProblem:
     selection : torch.Tensor of shape (n_items, n_groups)
         Initial selection, also used to set the initial shared values.
     X_train, y_train, X_val, y_val : torch.Tensor
-        Data already on the device; targets 2-D and standardised.
-    loss : {"l1", "mse"}
+        Data already on the device; targets 2-D and standardised, or 1-D class codes for
+        ``"cross_entropy"``.
+    loss : {"l1", "mse", "cross_entropy"}
     weight_decay : float
     """
 

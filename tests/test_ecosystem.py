@@ -17,7 +17,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sharelearn import NetworkSharingDiscoverer, SharingDiscoverer
+from sharelearn import NetworkSharingClassifier, NetworkSharingDiscoverer, SharingDiscoverer
 from sharelearn.datasets import make_convolution, make_shared_means, make_sum_of_numbers
 from sharelearn.metrics import partition_scorer
 
@@ -37,12 +37,20 @@ def _expected_failed_checks(estimator):
             "module__* keyword arguments are routed skorch-style through **kwargs and "
             "stored as attributes named after them; get_params and set_params include "
             "them, so clone and grid search work.")
+    if isinstance(estimator, NetworkSharingClassifier):
+        for check in ("check_classifiers_train", "check_classifiers_train(readonly_memmap=True)",
+                      "check_classifiers_train(readonly_memmap=True,X_dtype=float32)"):
+            failed[check] = (
+                "SEQUENCE_FAST trains a 3-unit network for 5 epochs, too little for the "
+                "check's accuracy of 0.83; tests/test_network_classifier.py runs this check "
+                "on a network trained long enough.")
     return failed
 
 
 @parametrize_with_checks([SharingDiscoverer(model="mean", **FAST),
                           SharingDiscoverer(model="linear", **FAST),
-                          NetworkSharingDiscoverer("sequence", **SEQUENCE_FAST)],
+                          NetworkSharingDiscoverer("sequence", **SEQUENCE_FAST),
+                          NetworkSharingClassifier("sequence", **SEQUENCE_FAST)],
                          expected_failed_checks=_expected_failed_checks)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)

@@ -94,7 +94,7 @@ def test_holdout_merges_keep_a_merge_that_scores_no_worse_on_the_holdout():
     scorer = type("Scorer", (SimpleNamespace,), {
         "__call__": lambda self, labels: proxy[tuple(labels)],
         "validation_loss": lambda self, labels: retrain[tuple(labels)],
-        "prefetch": lambda self, candidates: None})(penalties=penalties)
+        "prefetch": lambda self, candidates: None})(penalties=penalties, loss="l1")
     holdout = {(0, 1, 0, 1): 0.10, (0, 1, 2, 1): 0.099, (0, 0, 0, 0): 0.9}
     calls = []
 

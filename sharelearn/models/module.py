@@ -26,8 +26,7 @@ from joblib import effective_n_jobs
 
 from .. import nettrain
 from ..hypergrad import implicit_hypergradient
-from ..networks import TiedNetworkProblem, check_share
-from ..penalties import data_term
+from ..networks import TiedNetworkProblem, check_share, network_data_term
 from ..search.network import network_moves
 from .base import SharingModel
 
@@ -77,7 +76,7 @@ class NetworkRelaxation:
                              "warm-up")
 
     def _outer_loss(self, w, S):
-        return data_term(self.model.n_obs, self.problem.val_loss(w, S), nettrain.LOSS_FLOOR)
+        return network_data_term(self.model.loss, self.model.n_obs, self.problem.val_loss(w, S))
 
     def value_and_hypergradient(self, S):
         m = self.model
@@ -124,6 +123,11 @@ class ModuleModel(SharingModel):
         for name in self._PARAMS:
             setattr(self, name, params[name])
         self.warmup_steps = 10 * self.inner_steps
+
+    @property
+    def classifies(self):
+        """Whether the targets are class codes (a cross-entropy loss on the module's logits)."""
+        return self.loss == "cross_entropy"
 
     @classmethod
     def from_estimator(cls, est):
@@ -193,8 +197,7 @@ class ModuleModel(SharingModel):
         raise ValueError("A module model needs share, e.g. share={'weight': 0} to share the "
                          "slices of the parameter 'weight' along axis 0.")
 
-    @staticmethod
-    def check_output(module, X_few, n_outputs):
+    def check_output(self, module, X_few, n_outputs):
         try:
             with torch.no_grad():
                 out = module(X_few)
@@ -204,9 +207,9 @@ class ModuleModel(SharingModel):
         if not isinstance(out, torch.Tensor) or out.shape[0] != X_few.shape[0] or \
                 out.reshape(out.shape[0], -1).shape[1] != n_outputs:
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            what = "logits (one per class)" if self.classifies else "predictions (one per target)"
             raise ValueError(f"The module must map a batch of n samples to n x {n_outputs} "
-                             f"predictions (one per target), got {shape} for n = "
-                             f"{X_few.shape[0]}.")
+                             f"{what}, got {shape} for n = {X_few.shape[0]}.")
 
     # -- the protocol --------------------------------------------------------------------------
     def prepare(self, X, Y, splits, *, dtype, device, rng, seed):
@@ -214,7 +217,8 @@ class ModuleModel(SharingModel):
         early-stopping hold-out or None); ``seed`` builds the module, ``rng`` draws the seeds of
         the other initialisations."""
         train, val, stop = splits
-        template = self.build(X, Y.shape[1], seed)
+        n_outputs = int(Y.max()) + 1 if self.classifies else Y.shape[1]
+        template = self.build(X, n_outputs, seed)
         if not isinstance(template, torch.nn.Module):
             raise ValueError(f"module built a {type(template).__name__}, not a "
                              "torch.nn.Module.")
@@ -224,22 +228,30 @@ class ModuleModel(SharingModel):
         template = template.to(device=device, dtype=dtype)
         self.templates = [template] + [
             t.to(device=device, dtype=dtype) for t in self.other_initialisations(
-                X, Y.shape[1], rng.randint(2**31, size=self.search_inits - 1))]
+                X, n_outputs, rng.randint(2**31, size=self.search_inits - 1))]
         self.dtype, self.device = dtype, device
 
         fit_rows = np.concatenate([train, val])
-        mean = Y[fit_rows].mean(0)
-        scale = Y[fit_rows].std(0)
-        self.target_mean, self.target_scale = mean, np.where(scale > 0, scale, 1.0)
         x_dtype = torch.int64 if X.dtype == np.int64 else dtype
         # copies on the device: the user's arrays are never shared with torch
         Xt = torch.tensor(X, dtype=x_dtype, device=device)
-        Yt = torch.tensor((Y - mean) / self.target_scale, dtype=dtype, device=device)
-        self.check_output(template, Xt[:2], Y.shape[1])
+        if self.classifies:
+            # Y: class codes 0..n_classes-1 (each class seen); the module returns the logits
+            n_outputs = int(Y.max()) + 1
+            self.target_mean = self.target_scale = None
+            Yt = torch.tensor(Y.reshape(-1), dtype=torch.int64, device=device)
+            self.n_obs = len(train)
+        else:
+            n_outputs = Y.shape[1]
+            mean = Y[fit_rows].mean(0)
+            scale = Y[fit_rows].std(0)
+            self.target_mean, self.target_scale = mean, np.where(scale > 0, scale, 1.0)
+            Yt = torch.tensor((Y - mean) / self.target_scale, dtype=dtype, device=device)
+            self.n_obs = len(train) * Y.shape[1]
+        self.check_output(template, Xt[:2], n_outputs)
         self.data = (Xt[train], Yt[train], Xt[val], Yt[val])
         self.fit_data = (Xt[fit_rows], Yt[fit_rows])
         self.stop_data = None if stop is None else (Xt[stop], Yt[stop])
-        self.n_obs = len(train) * Y.shape[1]
 
     def tied_problem(self, S):
         """The inner problem of the fit's network tied by ``S``."""

@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._base import BaseDiscoverer
 from .hypergrad import SOLVERS
+from .laplace import HESSIAN_STRUCTURES
 from .models import network_model
 from .models.sequence import SequenceModel
 from .networks import tie_parameters
@@ -126,6 +127,22 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
         ``max_epochs`` on all the samples, without that check.
     patience : int, default=100
         Epochs without improvement before the refit stops.
+    objective : {"validation", "evidence"}, default="validation"
+        How the search scores a partition. ``"validation"``: ``N log`` of the validation loss of
+        its short retrains (above). ``"evidence"``: ``-2`` times the Laplace approximation of the
+        marginal likelihood of the network trained on all the fitting samples (no validation
+        split; ``cv`` is not used), over the shared values, with the generalised Gauss-Newton
+        curvature and the prior and noise precisions fitted by type-II maximum likelihood
+        (:mod:`sharelearn.laplace`). It needs ``loss="mse"`` (or the classifier); it scores
+        hard partitions only, so no relaxation runs (``n_restarts`` 0 or ``"auto"``), and the
+        hold-out check of merges is skipped. Sets ``log_evidence_``.
+    hessian_structure : {"auto", "full", "diag"}, default="auto"
+        The curvature of the Laplace evidence (``objective="evidence"`` only): ``"full"``, the
+        whole GGN of the shared values (exact on a linear network), ``"diag"``, its diagonal.
+        ``"auto"``: ``"full"`` when the finest partition's curvature fits in half of this
+        machine's memory, else ``"diag"``; ``"full"`` where it does not fit is an error that
+        says how much it would need. (A Kronecker factorisation is not offered: tying entries
+        of a layer mixes the rows of its factors.)
     device, dtype, reference, n_threads, random_state, verbose :
         As for :class:`SharingDiscoverer`; ``random_state`` also seeds the networks'
         initialisations.
@@ -145,8 +162,12 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
         ``share``.
     objective_ : float
         Objective of the chosen partition (its search retrains' validation loss).
-    validation_loss_ : float
-        The validation ``loss`` (standardised targets) of the search's short retrain.
+    validation_loss_ : float or None
+        The validation ``loss`` (standardised targets) of the search's short retrain (None for
+        ``objective="evidence"``).
+    log_evidence_ : float
+        ``objective="evidence"`` only: the Laplace log marginal likelihood of the chosen
+        partition's search retrain (no penalties), as a density of ``y`` in its own units.
     n_search_moves_ : int
         Accepted rounds of the discrete search for the winning restart, plus the merges
         accepted on the hold-out.
@@ -188,6 +209,8 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
         "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither"), None],
         "patience": [Interval(numbers.Integral, 1, None, closed="left")],
+        "objective": [StrOptions({"validation", "evidence"})],
+        "hessian_structure": [StrOptions(set(HESSIAN_STRUCTURES))],
     }
     _PRIVATE_FIT_STATE = BaseDiscoverer._PRIVATE_FIT_STATE + (
         "_n_tokens", "_module_share_", "_module_template", "_module_state")
@@ -199,7 +222,8 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
                  init="auto", local_search=True, max_search_iter=1000, inner_steps=10,
                  inner_learning_rate=0.01, hypergrad="cg", hypergrad_iter=10,
                  neumann_alpha=0.01, search_steps=200, search_inits=3, max_epochs=1000,
-                 validation_fraction=0.2, patience=100, device="cpu", dtype="float64",
+                 validation_fraction=0.2, patience=100, objective="validation",
+                 hessian_structure="auto", device="cpu", dtype="float64",
                  reference=None, n_jobs=None, n_threads=None, random_state=None, verbose=0,
                  **module_kwargs):
         self.module = module
@@ -231,6 +255,8 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
         self.max_epochs = max_epochs
         self.validation_fraction = validation_fraction
         self.patience = patience
+        self.objective = objective
+        self.hessian_structure = hessian_structure
         self.device = device
         self.dtype = dtype
         self.reference = reference
@@ -311,6 +337,7 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
         rng = check_random_state(self.random_state)
         splits = self._module_splits(X.shape[0], rng, classes)
         n_restarts = model.auto_restarts() if self.n_restarts == "auto" else int(self.n_restarts)
+        model.check_evidence(n_restarts)
         module_seed, *seeds = rng.randint(2**31, size=n_restarts + 2)
         model.prepare(X, Y, splits, dtype=dtype, device=device, rng=rng, seed=module_seed)
         n_items, shape = model.n_items, model.layer_shape
@@ -441,7 +468,8 @@ class NetworkSharingClassifier(ClassifierMixin, NetworkSharingDiscoverer):
 weight_decay, cv, max_iter, learning_rate, temperature, tol, n_iter_no_change, n_restarts, \
 init, local_search, max_search_iter, inner_steps, inner_learning_rate, hypergrad, \
 hypergrad_iter, neumann_alpha, search_steps, search_inits, max_epochs, validation_fraction, \
-patience, device, dtype, reference, n_jobs, n_threads, random_state, verbose, **module_kwargs :
+patience, objective, hessian_structure, device, dtype, reference, n_jobs, n_threads, \
+random_state, verbose, **module_kwargs :
         As for :class:`NetworkSharingDiscoverer`; the module (``"sequence"`` included) is built
         with one output per class.
     loss : {"cross_entropy"}, default="cross_entropy"
@@ -456,6 +484,9 @@ restart_objectives_, loss_curve_, n_iter_, n_search_moves_, history_, fit_time_,
 symmetry_group_, n_features_in_ :
         As for :class:`NetworkSharingDiscoverer`; ``validation_loss_`` is the mean
         cross-entropy of the search's retrains on the validation samples.
+    log_evidence_ : float
+        ``objective="evidence"`` only: the Laplace log marginal likelihood of the labels under
+        the chosen partition's search retrain.
 
     See Also
     --------
@@ -488,7 +519,8 @@ symmetry_group_, n_features_in_ :
                  n_restarts="auto", init="auto", local_search=True, max_search_iter=1000,
                  inner_steps=10, inner_learning_rate=0.01, hypergrad="cg", hypergrad_iter=10,
                  neumann_alpha=0.01, search_steps=200, search_inits=3, max_epochs=1000,
-                 validation_fraction=0.2, patience=100, device="cpu", dtype="float64",
+                 validation_fraction=0.2, patience=100, objective="validation",
+                 hessian_structure="auto", device="cpu", dtype="float64",
                  reference=None, n_jobs=None, n_threads=None, random_state=None, verbose=0,
                  **module_kwargs):
         params = {k: v for k, v in locals().items() if k not in ("self", "__class__")}

@@ -28,8 +28,8 @@ from .partition import canonical_labels, labels_to_selection
 from .search import SearchState
 from .search.network import best_candidate, merges
 
-__all__ = ["LOSS_FLOOR", "RetrainScorer", "check_finite", "holdout_merges", "inner_steps",
-           "refit_best", "refit_network"]
+__all__ = ["LOSS_FLOOR", "EvidenceScorer", "RetrainScorer", "check_finite", "holdout_merges",
+           "inner_steps", "refit_best", "refit_network"]
 
 _CHECKPOINT_EVERY = 10
 # holdout_merges refits a merge only if the search's retrains of it reached a validation loss at
@@ -173,10 +173,13 @@ class RetrainScorer:
         """Best validation loss of the partition's retrains."""
         return self._retrain(labels)[1][0][0]
 
+    def data_value(self, labels):
+        """The data term of the partition (without the penalties)."""
+        return network_data_term(self.loss, self.n_obs, self.validation_loss(labels))
+
     def __call__(self, labels):
         labels = canonical_labels(labels)
-        return _penalised(self.loss, self.validation_loss(labels), labels, self.penalties,
-                          self.n_obs)
+        return self.data_value(labels) + self.penalties.of_labels(labels)
 
     def state(self, labels):
         """The search's state of a partition (:class:`sharelearn.search.SearchState`)."""
@@ -195,6 +198,52 @@ class RetrainScorer:
         initialisation, best validation loss first."""
         S, runs = self._retrain(labels)
         return [copy.deepcopy(problem.load(w, S)) for _, w, problem in runs]
+
+
+class EvidenceScorer(RetrainScorer):
+    """The search's objective of a hard partition by the Laplace evidence (no validation split).
+
+    ``value(labels) = -2 log p(y) + penalties``: every partition is trained for ``steps``
+    full-batch Adam steps (step size decaying linearly to 0) on the training samples (all the
+    fitting samples: ``data`` holds them as both the training and the "validation" pair) from
+    each initialisation, and its evidence is the Laplace approximation at the trained weights
+    (:func:`sharelearn.laplace.network_evidence`); the initialisation with the highest evidence
+    is kept. Parameters as for :class:`RetrainScorer`, plus ``hessian_structure`` (``"full"`` or
+    ``"diag"``).
+    """
+
+    def __init__(self, *args, hessian_structure, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.hessian_structure = hessian_structure
+
+    def _retrain_one(self, template, S):
+        """``(-2 log evidence, trained parameter vector, problem)`` from one initialisation."""
+        from .laplace import network_evidence
+
+        problem = TiedNetworkProblem(template, self.share, S, *self.data, loss=self.loss,
+                                     weight_decay=self.weight_decay)
+        w = problem.initial_vector().requires_grad_(True)
+        optimizer = _adam(w, self.lr)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _linear_decay(self.steps))
+        inner_steps(problem, w, S, optimizer, self.steps, "the search's retrain",
+                    schedule=schedule)
+        value, _ = network_evidence(problem, w, S, problem.X_train, problem.y_train,
+                                    loss=self.loss, structure=self.hessian_structure)
+        check_finite(value, "the Laplace evidence of the search's retrain")
+        return value, w.detach().clone(), problem
+
+    def data_value(self, labels):
+        """``-2 log p(y)`` of the partition's best retrain."""
+        return self._retrain(labels)[1][0][0]
+
+    def validation_loss(self, labels):
+        """The training loss of the partition's best retrain (there is no validation split)."""
+        _, runs = self._retrain(labels)
+        _, w, problem = runs[0]
+        S = self._retrain(labels)[0]
+        with torch.no_grad():
+            return float(problem.loss_fn(problem._shape(problem.output(w, S, problem.X_train)),
+                                         problem.y_train))
 
 
 def holdout_merges(scorer, labels, refit, *, n_obs, max_iter):

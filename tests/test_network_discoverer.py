@@ -80,9 +80,9 @@ def test_network_parameters_are_unexpected_keywords_of_sharing_discoverer():
 
 
 def test_closed_form_parameters_are_unexpected_keywords_of_the_network_estimator(float_data):
-    # evidence is closed-form only; the ridge `alpha` of networks is `weight_decay`
+    # the ridge `alpha` of networks is `weight_decay`; the targets are standardised
     X, y = float_data
-    for kwargs in ({"objective": "evidence"}, {"alpha": 1e-3}, {"fit_intercept": False}):
+    for kwargs in ({"alpha": 1e-3}, {"fit_intercept": False}):
         name = next(iter(kwargs))
         est = NetworkSharingDiscoverer(PositionwiseSum, **kwargs, **MODULE_FAST)
         with pytest.raises(TypeError, match=f"NetworkSharingDiscoverer got unexpected keyword "

@@ -26,6 +26,7 @@ from joblib import effective_n_jobs
 
 from .. import nettrain
 from ..hypergrad import implicit_hypergradient
+from ..laplace import check_curvature_memory
 from ..networks import TiedNetworkProblem, check_share, network_data_term
 from ..search.network import network_moves
 from .base import SharingModel
@@ -116,13 +117,35 @@ class ModuleModel(SharingModel):
 
     _PARAMS = ("loss", "weight_decay", "inner_steps", "inner_learning_rate", "hypergrad",
                "hypergrad_iter", "neumann_alpha", "search_steps", "search_inits", "max_epochs",
-               "patience", "n_jobs", "verbose")
+               "patience", "n_jobs", "verbose", "objective", "hessian_structure")
 
     def __init__(self, module, module_kwargs, share, **params):
         self.module, self.module_kwargs, self.share = module, dict(module_kwargs), share
         for name in self._PARAMS:
             setattr(self, name, params[name])
         self.warmup_steps = 10 * self.inner_steps
+
+    @property
+    def by_evidence(self):
+        """Whether partitions are scored by the Laplace evidence instead of a validation loss."""
+        return self.objective == "evidence"
+
+    def auto_restarts(self):
+        # the relaxation differentiates a validation loss; the evidence scores hard partitions
+        return 0 if self.by_evidence else 1
+
+    def check_evidence(self, n_restarts):
+        """Settings that the Laplace evidence cannot use: an error before any training."""
+        if not self.by_evidence:
+            return
+        if self.loss not in ("mse", "cross_entropy"):
+            raise ValueError(f"objective='evidence' needs a Gaussian likelihood, loss='mse' "
+                             f"(or NetworkSharingClassifier), got loss={self.loss!r}: the L1 "
+                             "loss has no curvature for the Laplace approximation.")
+        if n_restarts > 0:
+            raise ValueError(f"objective='evidence' scores hard partitions by the Laplace "
+                             f"evidence; relaxing it is not implemented for networks, so "
+                             f"n_restarts must be 0 or 'auto', got {n_restarts}.")
 
     @property
     def classifies(self):
@@ -250,6 +273,15 @@ class ModuleModel(SharingModel):
             self.n_obs = len(train) * Y.shape[1]
         self.check_output(template, Xt[:2], n_outputs)
         self.data = (Xt[train], Yt[train], Xt[val], Yt[val])
+        if self.by_evidence:
+            # the evidence needs no validation split: every partition is trained on all the
+            # fitting samples (the pair is passed twice to keep the problem's shape)
+            self.data = (Xt[fit_rows], Yt[fit_rows]) * 2
+            self.n_obs = len(fit_rows) * (1 if self.classifies else Y.shape[1])
+            per_item = sum(template.get_parameter(name).numel() // self.n_items
+                           for name in self.share_)
+            self.structure = check_curvature_memory(self.hessian_structure,
+                                                    self.n_items * per_item)
         self.fit_data = (Xt[fit_rows], Yt[fit_rows])
         self.stop_data = None if stop is None else (Xt[stop], Yt[stop])
 
@@ -262,11 +294,16 @@ class ModuleModel(SharingModel):
         return NetworkRelaxation(self, S0[0])
 
     def hard_objective(self, penalties):
-        self.scorer = nettrain.RetrainScorer(
-            self.templates, self.share_, self.data, steps=self.search_steps,
-            lr=self.inner_learning_rate, loss=self.loss, weight_decay=self.weight_decay,
-            n_obs=self.n_obs, penalties=penalties, dtype=self.dtype, device=self.device,
-            n_jobs=max(1, effective_n_jobs(self.n_jobs)))
+        kwargs = dict(steps=self.search_steps, lr=self.inner_learning_rate, loss=self.loss,
+                      weight_decay=self.weight_decay, n_obs=self.n_obs, penalties=penalties,
+                      dtype=self.dtype, device=self.device,
+                      n_jobs=max(1, effective_n_jobs(self.n_jobs)))
+        if self.by_evidence:
+            self.scorer = nettrain.EvidenceScorer(self.templates, self.share_, self.data,
+                                                  hessian_structure=self.structure, **kwargs)
+        else:
+            self.scorer = nettrain.RetrainScorer(self.templates, self.share_, self.data,
+                                                 **kwargs)
         return self.scorer
 
     def search_moves(self, max_iter):
@@ -289,7 +326,8 @@ class ModuleModel(SharingModel):
                 patience=self.patience, device=self.device, verbose=self.verbose)
 
         n_merged = 0
-        if self.local_search and X_stop is not None:
+        # the hold-out check compares hold-out losses; the evidence has no need of it
+        if self.local_search and X_stop is not None and not self.by_evidence:
             labels, (fitted, history, _), n_merged = nettrain.holdout_merges(
                 scorer, labels, refit, n_obs=self.n_obs, max_iter=self.max_search_iter)
             if self.verbose and n_merged:
@@ -297,9 +335,18 @@ class ModuleModel(SharingModel):
                       f"hold-out: {int(labels.max()) + 1} groups")
         else:
             fitted, history, _ = refit(labels)
+        by_evidence = {}
+        if self.by_evidence:
+            # -2 log p of the standardised targets; the density of y in its own units has the
+            # Jacobian of the standardisation (none for class labels)
+            log_scale = 0.0 if self.classifies else float(
+                np.log(self.target_scale).sum()) * (self.n_obs // len(self.target_scale))
+            by_evidence = {"log_evidence_": -0.5 * float(scorer.data_value(labels)) - log_scale}
         return labels, dict(
+            **by_evidence,
             objective_=float(scorer(labels)),
-            validation_loss_=float(scorer.validation_loss(labels)),
+            validation_loss_=(None if self.by_evidence
+                              else float(scorer.validation_loss(labels))),
             target_mean_=self.target_mean,
             target_scale_=self.target_scale,
             history_=history,

@@ -1,0 +1,226 @@
+"""The Laplace approximation of a tied network's marginal likelihood (``objective="evidence"``).
+
+A network whose parameters are tied by a partition is scored by its evidence, as the closed-form
+models are (:mod:`sharelearn.evidence`), without a validation split. Around the trained weights,
+the network's outputs are linearised in the *shared values* ``psi`` (one value per group and
+position of the tied parameters); the other parameters stay at their trained values (the
+subnetwork Laplace approximation of Daxberger et al., 2021). With ``J`` the Jacobian of the
+``N`` scalar outputs in ``psi`` (one row per sample and output), a prior ``psi ~ N(0, alpha^-1
+I)`` and the likelihood of the loss:
+
+* **Gaussian** (``loss="mse"``, noise precision ``beta``), ``hessian_structure="full"``: the
+  evidence of the linearised network, which is Bayesian linear regression with the design ``J``
+  and the targets ``y - f(x) + J psi`` (:func:`sharelearn.evidence.neg2_log_evidence`). This is
+  the Laplace approximation with the generalised Gauss-Newton (GGN) curvature ``beta J^T J`` at
+  the linearised model's own mode, so it does not depend on how exactly the network was trained;
+  on a linear network the linearisation is exact and so is the value (``tests/test_laplace.py``
+  checks it against :class:`sharelearn.SharingDiscoverer`'s ``log_evidence_``).
+* **Gaussian**, ``"diag"``: the Laplace approximation at the trained weights with the diagonal
+  of the GGN, ``-2 log p = beta SSE - N log beta + N log 2 pi + alpha |psi|^2 - P log alpha +
+  sum_i log(alpha + beta g_i)``, ``g = diag(J^T J)``.
+* **Categorical** (cross-entropy on logits): the GGN is ``sum_n J_n^T (diag(p_n) - p_n p_n^T)
+  J_n`` (the softmax's Hessian); ``-2 log p = 2 NLL + alpha |psi|^2 - P log alpha + log det(alpha
+  I + GGN)``, with the eigenvalues (``"full"``) or the diagonal (``"diag"``) of the GGN.
+
+The precisions are chosen by type-II maximum likelihood with MacKay's fixed-point updates on the
+curvature's eigenvalues (or diagonal), as for the closed-form evidence. The value is ``-2 log p``,
+in the units of the validation objective's ``N log(loss)``.
+
+Why not laplace-torch: it imports torchvision (through torchmetrics), and on a CPU build of torch
+the torchvision wheel from the package index fails at import (``operator torchvision::nms does
+not exist``, measured with torch 2.13.0+cpu and torchvision 0.28.0), so the package could not be
+imported where sharelearn's tests run. The GGN here is the textbook product of Jacobians from
+``torch.func``; its log-determinant and precisions reuse :mod:`sharelearn.evidence`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import torch
+from torch.func import functional_call, jacrev
+
+from .evidence import fit_precisions, neg2_log_evidence, noise_floor
+
+__all__ = ["HESSIAN_STRUCTURES", "categorical_evidence", "check_curvature_memory",
+           "gaussian_evidence", "ggn_statistics", "memory_budget", "network_evidence",
+           "tied_jacobian"]
+
+HESSIAN_STRUCTURES = ("auto", "full", "diag")
+
+# The GGN's rows are accumulated over blocks of samples holding at most this many Jacobian
+# entries (64 MiB in float64), so the Jacobian of all the samples is never held at once.
+_JACOBIAN_BLOCK = 8 * 2**20
+
+
+def memory_budget():
+    """Bytes the curvature of one partition may take: half of this machine's physical memory
+    (4 GiB where it cannot be read)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):
+        return 4 * 2**30
+
+
+def check_curvature_memory(structure, n_values, budget=None):
+    """The structure to use (``"auto"`` resolved) for at most ``n_values`` shared values; a
+    ``ValueError`` saying how much memory ``"full"`` would need when it does not fit.
+
+    ``"full"`` holds the ``P x P`` GGN and its eigenvectors (``2 P^2`` float64 numbers) at the
+    finest partition the search may reach, ``P = n_values``."""
+    budget = memory_budget() if budget is None else budget
+    need = 2 * 8 * n_values**2
+    if structure == "auto":
+        return "full" if need <= budget else "diag"
+    if structure == "full" and need > budget:
+        raise ValueError(
+            f"hessian_structure='full' needs the {n_values} x {n_values} curvature of the shared "
+            f"values at the finest partition, about {need / 2**30:.1f} GiB, more than the "
+            f"memory budget of {budget / 2**30:.1f} GiB (half of this machine's memory); use "
+            "hessian_structure='diag', which needs "
+            f"{8 * n_values / 2**20:.2f} MiB.")
+    return structure
+
+
+def tied_jacobian(problem, w, S, X):
+    """Jacobians of the tied network's outputs in its shared values, by blocks of samples.
+
+    Yields ``(rows, J_block, out_block)``: the sample indices, the Jacobian
+    (``n_block x n_outputs x P``, ``P`` = shared values, in the order of ``problem``'s shared
+    parameters) and the outputs (``n_block x n_outputs``).
+    """
+    state = problem._as_dict(w.detach(), S.detach())
+    psi = {name: state.pop(name) for name in problem.shared_names}
+    n_values = sum(p.numel() for p in psi.values())
+    with torch.no_grad():
+        n_out = problem._shape(problem.output(w.detach(), S.detach(), X[:1])).shape[1]
+    block = max(1, _JACOBIAN_BLOCK // max(1, n_values * n_out))
+    for start in range(0, X.shape[0], block):
+        Xb = X[start:start + block]
+
+        def outputs(values, Xb=Xb):
+            out = functional_call(problem.module, {**state, **values}, (Xb,))
+            return problem._shape(out)
+
+        jac = jacrev(outputs)(psi)
+        with torch.no_grad():
+            out = outputs(psi)
+        J = torch.cat([jac[name].reshape(out.shape[0], out.shape[1], -1)
+                       for name in problem.shared_names], dim=-1)
+        yield slice(start, start + out.shape[0]), J.detach(), out.detach()
+
+
+def _mackay(lam, sq_norm, n_params, *, sse=None, n_obs=None, n_iter=200, tol=1e-9):
+    """Type-II maximum-likelihood ``(alpha, beta)`` of the Laplace value at fixed weights, from
+    the curvature's eigenvalues or diagonal ``lam`` (of ``J^T J`` for a Gaussian likelihood,
+    where ``beta`` is fitted too; of the GGN for a categorical one, ``beta = 1``)."""
+    gaussian = sse is not None
+    sq_norm = max(float(sq_norm), 1e-300)
+    beta = (n_obs / max(float(sse), 1e-300)) if gaussian else 1.0
+    if gaussian:
+        beta = min(beta, 1.0 / float(noise_floor(torch.tensor(float(sse)), n_obs,
+                                                 torch.float64)))
+    alpha = n_params / sq_norm
+    for _ in range(n_iter):
+        gamma = float((beta * lam / (alpha + beta * lam)).sum())
+        new_alpha = min(max(gamma, 1e-12) / sq_norm, 1e300)
+        new_beta = (max(n_obs - gamma, 1e-12) / max(float(sse), 1e-300)) if gaussian else 1.0
+        done = abs(new_alpha - alpha) <= tol * alpha and abs(new_beta - beta) <= tol * beta
+        alpha, beta = new_alpha, new_beta
+        if done:
+            break
+    return alpha, beta
+
+
+def gaussian_evidence(G, c, yy, sse, psi_sq, n_obs, structure):
+    """``-2 log p`` of a Gaussian likelihood from the GGN statistics of one trained network:
+    ``G = J^T J`` (``"full"``) or its diagonal (``"diag"``), ``c = J^T (y - f + J psi)``,
+    ``yy = |y - f + J psi|^2``, the trained network's ``sse = |y - f|^2`` and ``psi_sq =
+    |psi|^2``. Returns ``(value, alpha, beta)``."""
+    if structure == "full":
+        alpha, beta = fit_precisions(G, c, yy, float(n_obs))
+        value = neg2_log_evidence(G, c, yy, float(n_obs), alpha, beta)
+        return float(value), float(alpha), float(beta)
+    lam = G.clamp_min(0)
+    alpha, beta = _mackay(lam, psi_sq, lam.numel(), sse=sse, n_obs=n_obs)
+    value = (beta * float(sse) - n_obs * math.log(beta) + n_obs * math.log(2 * math.pi)
+             + alpha * float(psi_sq) - lam.numel() * math.log(alpha)
+             + float(torch.log(alpha + beta * lam).sum()))
+    return value, alpha, beta
+
+
+def categorical_evidence(G, nll, psi_sq, structure):
+    """``-2 log p`` of a categorical likelihood from the GGN ``G`` (a matrix for ``"full"``,
+    its diagonal for ``"diag"``), the trained network's summed negative log-likelihood ``nll``
+    and ``psi_sq = |psi|^2``. Returns ``(value, alpha)``."""
+    lam = (torch.linalg.eigvalsh(G) if structure == "full" else G).clamp_min(0)
+    alpha, _ = _mackay(lam, psi_sq, lam.numel())
+    value = (2 * float(nll) + alpha * float(psi_sq) - lam.numel() * math.log(alpha)
+             + float(torch.log(alpha + lam).sum()))
+    return value, alpha
+
+
+def ggn_statistics(problem, w, S, X, y, *, loss, structure):
+    """The curvature statistics of the network ``problem`` tied by ``S`` at the weights ``w``
+    on ``(X, y)``, in float64 (a dict).
+
+    Always ``G`` (the GGN of the summed negative log-likelihood in the shared values, with unit
+    noise precision for ``"mse"``: a ``P x P`` matrix for ``"full"``, its diagonal for
+    ``"diag"``) and ``psi`` (the shared values). For ``"mse"`` also ``c``, ``yy`` (the
+    linearised targets' statistics), ``sse`` and ``n_obs``; for ``"cross_entropy"``, ``nll``.
+    """
+    if loss not in ("mse", "cross_entropy"):
+        raise ValueError(f"The Laplace evidence needs loss='mse' (Gaussian) or a classifier's "
+                         f"cross-entropy, got loss={loss!r}.")
+    state = problem._as_dict(w.detach(), S.detach())
+    psi = torch.cat([state[name].reshape(-1) for name in problem.shared_names]).double()
+    n_values = psi.numel()
+    full = structure == "full"
+    G = torch.zeros((n_values, n_values) if full else n_values, dtype=torch.float64,
+                    device=psi.device)
+    c = torch.zeros(n_values, dtype=torch.float64, device=psi.device)
+    yy = sse = nll = 0.0
+    n_obs = 0
+    for rows, J, out in tied_jacobian(problem, w, S, X):
+        J, out = J.double(), out.double()
+        if loss == "mse":
+            resid = y[rows].double().reshape(out.shape) - out
+            Jf = J.reshape(-1, n_values)
+            target = resid.reshape(-1) + Jf @ psi  # the linearised network's targets
+            G += Jf.T @ Jf if full else (Jf**2).sum(0)
+            c += Jf.T @ target
+            yy += float(target @ target)
+            sse += float((resid**2).sum())
+            n_obs += resid.numel()
+        else:
+            logp = torch.log_softmax(out, dim=1)
+            p = logp.exp()
+            nll -= float(logp.gather(1, y[rows].reshape(-1, 1)).sum())
+            pJ = torch.einsum("nk,nkp->np", p, J)  # p_n^T J_n
+            if full:
+                G += torch.einsum("nkp,nkq->pq", J * p[:, :, None], J) - pJ.T @ pJ
+            else:
+                G += (p[:, :, None] * J**2).sum((0, 1)) - (pJ**2).sum(0)
+    if loss == "mse":
+        return {"G": G, "psi": psi, "c": c, "yy": torch.tensor(yy, dtype=torch.float64),
+                "sse": sse, "n_obs": n_obs}
+    return {"G": G, "psi": psi, "nll": nll}
+
+
+def network_evidence(problem, w, S, X, y, *, loss, structure):
+    """``-2 log p(y)`` of the network ``problem`` tied by ``S`` at its trained weights ``w``, on
+    the samples ``(X, y)`` (targets standardised, or class codes for ``"cross_entropy"``), by the
+    Laplace approximation of this module's docstring. Computed in float64.
+
+    Returns ``(value, precisions)``: ``precisions`` is a dict with ``alpha`` (and ``beta`` for a
+    Gaussian likelihood).
+    """
+    stats = ggn_statistics(problem, w, S, X, y, loss=loss, structure=structure)
+    psi_sq = float(stats["psi"] @ stats["psi"])
+    if loss == "mse":
+        value, alpha, beta = gaussian_evidence(stats["G"], stats["c"], stats["yy"],
+                                               stats["sse"], psi_sq, stats["n_obs"], structure)
+        return value, {"alpha": alpha, "beta": beta}
+    value, alpha = categorical_evidence(stats["G"], stats["nll"], psi_sq, structure)
+    return value, {"alpha": alpha}

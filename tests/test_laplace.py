@@ -1,0 +1,187 @@
+"""The Laplace evidence of tied networks (sharelearn.laplace) and objective="evidence" for module
+models: exact on linear networks, the GGN and the precisions checked against independent
+computations, and the estimators' use of it."""
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import minimize
+from sklearn.utils._param_validation import InvalidParameterError
+from torch import nn
+
+from sharelearn import (
+    NetworkSharingClassifier,
+    NetworkSharingDiscoverer,
+    SharingDiscoverer,
+    laplace,
+)
+from sharelearn.datasets import make_sum_of_numbers
+from sharelearn.networks import TiedNetworkProblem
+from sharelearn.partition import labels_to_selection
+
+SMALL = dict(module__embedding_dim=16, module__hidden=8, search_steps=100, max_epochs=200,
+             validation_fraction=0.5, dtype="float32")
+
+
+def _linear_problem(labels, X, Y, loss="mse", seed=0):
+    torch.manual_seed(seed)
+    module = nn.Linear(X.shape[1], Y.shape[1] if Y.ndim == 2 else int(Y.max()) + 1,
+                       bias=False).double()
+    S = torch.as_tensor(labels_to_selection(labels, sparse=False), dtype=torch.float64)
+    Xt = torch.tensor(X)
+    Yt = torch.tensor(Y) if loss == "mse" else torch.tensor(Y, dtype=torch.int64)
+    problem = TiedNetworkProblem(module, {"weight": None}, S, Xt, Yt, Xt, Yt, loss=loss)
+    return problem, problem.initial_vector(), S, Xt, Yt
+
+
+def _tied_map_data(seed, n=50, d=6, m=4, k=3):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, k, size=m * d)
+    X = rng.standard_normal((n, d))
+    Y = X @ rng.standard_normal(k)[labels].reshape(m, d).T + 0.3 * rng.standard_normal((n, m))
+    return X, Y, labels
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_full_laplace_of_a_linear_network_is_the_closed_form_evidence(seed):
+    X, Y, labels = _tied_map_data(seed)
+    closed = SharingDiscoverer(model="linear", objective="evidence", fit_intercept=False,
+                               init=labels, n_restarts=0, local_search=False).fit(X, Y)
+    for partition in (labels, closed.sharing_partition_, np.arange(labels.size) % 2):
+        problem, w, S, Xt, Yt = _linear_problem(partition, X, Y, seed=seed)
+        value, _ = laplace.network_evidence(problem, w, S, Xt, Yt, loss="mse",
+                                            structure="full")
+        if partition is labels:
+            # the untrained network: the linearisation of a linear network is exact anywhere
+            assert -0.5 * value == pytest.approx(closed.log_evidence_, rel=1e-6)
+        assert np.isfinite(value)
+
+
+def test_the_estimators_laplace_evidence_equals_the_closed_form_on_a_linear_network():
+    X, Y, labels = _tied_map_data(3, n=80)
+    # the network standardises each output: data already centred and scaled so keep it exact
+    X, Y = X - X.mean(0), (Y - Y.mean(0)) / Y.std(0)
+    closed = SharingDiscoverer(model="linear", objective="evidence", fit_intercept=False,
+                               init=labels, n_restarts=0, local_search=False).fit(X, Y)
+    net = NetworkSharingDiscoverer(nn.Linear, module__in_features=6, module__out_features=4,
+                                   module__bias=False, share={"weight": None},
+                                   objective="evidence", loss="mse", hessian_structure="full",
+                                   init=labels, local_search=False, search_steps=20,
+                                   validation_fraction=None,
+                                   max_epochs=5, random_state=0).fit(X, Y)
+    np.testing.assert_array_equal(net.sharing_partition_, closed.sharing_partition_)
+    assert net.log_evidence_ == pytest.approx(closed.log_evidence_, rel=1e-6)
+    assert net.validation_loss_ is None
+
+
+def test_ggn_of_a_softmax_regression_is_its_hessian():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    y = rng.integers(0, 3, size=40)
+    labels = np.array([0, 1, 1, 2, 0, 2, 1, 1, 0])  # 3 classes x 3 inputs
+    problem, w, S, Xt, yt = _linear_problem(labels, X, y, loss="cross_entropy")
+    stats = laplace.ggn_statistics(problem, w, S, Xt, yt, loss="cross_entropy",
+                                   structure="full")
+    psi = stats["psi"].clone()
+
+    def nll(values):
+        weight = (S @ values).reshape(3, 3)
+        return torch.nn.functional.cross_entropy(Xt @ weight.T, yt, reduction="sum")
+
+    hessian = torch.autograd.functional.hessian(nll, psi)
+    np.testing.assert_allclose(stats["G"].numpy(), hessian.numpy(), rtol=1e-10, atol=1e-10)
+    assert stats["nll"] == pytest.approx(float(nll(psi)), rel=1e-12)
+    diag = laplace.ggn_statistics(problem, w, S, Xt, yt, loss="cross_entropy",
+                                  structure="diag")["G"]
+    np.testing.assert_allclose(diag.numpy(), np.diag(hessian.numpy()), rtol=1e-10)
+
+
+@pytest.mark.parametrize("loss, structure", [("mse", "diag"), ("cross_entropy", "full"),
+                                             ("cross_entropy", "diag")])
+def test_fitted_precisions_maximise_the_laplace_value(loss, structure):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((60, 4))
+    labels = np.array([0, 1, 1, 0, 2, 2, 0, 1, 1, 2, 0, 0])
+    if loss == "mse":
+        Y = X @ rng.standard_normal((4, 3)) + 0.5 * rng.standard_normal((60, 3))
+    else:
+        Y = rng.integers(0, 3, size=60)
+    problem, w, S, Xt, Yt = _linear_problem(labels, X, Y, loss=loss)
+    stats = laplace.ggn_statistics(problem, w, S, Xt, Yt, loss=loss, structure=structure)
+    psi_sq = float(stats["psi"] @ stats["psi"])
+    if loss == "mse":
+        value, alpha, beta = laplace.gaussian_evidence(stats["G"], stats["c"], stats["yy"],
+                                                       stats["sse"], psi_sq, stats["n_obs"],
+                                                       structure)
+        lam, sse, n = stats["G"].numpy(), stats["sse"], stats["n_obs"]
+
+        def neg2(log_prec):
+            a, b = np.exp(log_prec)
+            return (b * sse - n * np.log(b) + n * np.log(2 * np.pi) + a * psi_sq
+                    - lam.size * np.log(a) + np.log(a + b * lam).sum())
+        start = np.log([alpha, beta])
+    else:
+        value, alpha = laplace.categorical_evidence(stats["G"], stats["nll"], psi_sq, structure)
+        G = stats["G"].numpy()
+        lam = np.linalg.eigvalsh(G) if structure == "full" else G
+
+        def neg2(log_prec):
+            a = np.exp(log_prec[0])
+            return (2 * stats["nll"] + a * psi_sq - lam.size * np.log(a)
+                    + np.log(a + lam).sum())
+        start = np.log([alpha])
+    assert value == pytest.approx(neg2(start), rel=1e-10)
+    best = minimize(neg2, start + 1.0, method="Nelder-Mead",
+                    options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 4000})
+    assert value <= best.fun + 1e-7
+    np.testing.assert_allclose(np.exp(best.x), np.exp(start), rtol=1e-3)
+
+
+@pytest.mark.parametrize("variant, truth", [("alternating", [0, 1, 0, 1]),
+                                            ("shared", [0, 0, 0, 0])])
+def test_evidence_recovers_the_sum_of_numbers_sharing(variant, truth):
+    X, y, reference = make_sum_of_numbers(400, length=4, variant=variant, random_state=0)
+    est = NetworkSharingDiscoverer("sequence", objective="evidence", loss="mse",
+                                   reference=reference, random_state=0, **SMALL).fit(X, y)
+    np.testing.assert_array_equal(est.sharing_partition_, truth)
+    assert est.n_iter_ == 0 and len(est.restart_objectives_) == 1  # no relaxation runs
+    assert np.isfinite(est.log_evidence_)
+
+
+def test_classifier_evidence_recovers_the_sharing_of_terciles():
+    X, s, reference = make_sum_of_numbers(400, length=4, variant="alternating", random_state=1)
+    y = np.digitize(s, np.quantile(s, [1 / 3, 2 / 3]))
+    clf = NetworkSharingClassifier("sequence", objective="evidence", reference=reference,
+                                   random_state=1, **SMALL).fit(X, y)
+    np.testing.assert_array_equal(clf.sharing_partition_, [0, 1, 0, 1])
+    assert clf.log_evidence_ < 0  # a probability of the labels
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(loss="l1"), ValueError, "needs a Gaussian likelihood, loss='mse'"),
+    (dict(loss="mse", n_restarts=2), ValueError, "n_restarts must be 0 or 'auto', got 2"),
+    (dict(loss="mse", hessian_structure="kron"), InvalidParameterError,
+     "'hessian_structure' parameter"),
+])
+def test_settings_the_evidence_cannot_use_fail_before_training(kwargs, error, match):
+    X, y, _ = make_sum_of_numbers(60, length=3, random_state=0)
+    est = NetworkSharingDiscoverer("sequence", objective="evidence", **{**SMALL, **kwargs})
+    with pytest.raises(error, match=match):
+        est.fit(X, y)
+    assert not hasattr(est, "sharing_partition_")
+
+
+def test_a_full_curvature_too_large_says_how_much_it_needs(monkeypatch):
+    assert laplace.check_curvature_memory("auto", 1000, budget=2**30) == "full"
+    assert laplace.check_curvature_memory("auto", 10**5, budget=2**30) == "diag"
+    with pytest.raises(ValueError, match=r"about 149.0 GiB, more than the memory budget of "
+                                         r"1.0 GiB .* use hessian_structure='diag'"):
+        laplace.check_curvature_memory("full", 10**5, budget=2**30)
+    # through the estimator, before any training: the sequence network's 4 items of 136
+    # values need 4 x 136 = 544 values at the finest partition
+    monkeypatch.setattr(laplace, "memory_budget", lambda: 2**20)
+    X, y, _ = make_sum_of_numbers(60, length=4, random_state=0)
+    est = NetworkSharingDiscoverer("sequence", objective="evidence", loss="mse",
+                                   hessian_structure="full", **SMALL)
+    with pytest.raises(ValueError, match="the 544 x 544 curvature"):
+        est.fit(X, y)

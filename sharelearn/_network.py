@@ -133,9 +133,10 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
         marginal likelihood of the network trained on all the fitting samples (no validation
         split; ``cv`` is not used), over the shared values, with the generalised Gauss-Newton
         curvature and the prior and noise precisions fitted by type-II maximum likelihood
-        (:mod:`sharelearn.laplace`). It needs ``loss="mse"`` (or the classifier); it scores
-        hard partitions only, so no relaxation runs (``n_restarts`` 0 or ``"auto"``), and the
-        hold-out check of merges is skipped. Sets ``log_evidence_``.
+        (:mod:`sharelearn.laplace`). It needs ``loss="mse"`` (or the classifier). With
+        ``n_restarts="auto"`` only the search runs; relaxations of the evidence (``n_restarts``
+        of 1 or more) need ``loss="mse"`` and the full curvature. The hold-out check of merges
+        is skipped. Sets ``log_evidence_``.
     hessian_structure : {"auto", "full", "diag"}, default="auto"
         The curvature of the Laplace evidence (``objective="evidence"`` only): ``"full"``, the
         whole GGN of the shared values (exact on a linear network), ``"diag"``, its diagonal.
@@ -337,9 +338,9 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
         rng = check_random_state(self.random_state)
         splits = self._module_splits(X.shape[0], rng, classes)
         n_restarts = model.auto_restarts() if self.n_restarts == "auto" else int(self.n_restarts)
-        model.check_evidence(n_restarts)
         module_seed, *seeds = rng.randint(2**31, size=n_restarts + 2)
         model.prepare(X, Y, splits, dtype=dtype, device=device, rng=rng, seed=module_seed)
+        model.check_restarts(n_restarts)
         n_items, shape = model.n_items, model.layer_shape
         self._reference_labels = self._partition_param("reference", n_items, shape, "module")
         start = self._start_partition(n_items, shape, "module")

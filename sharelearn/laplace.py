@@ -44,8 +44,8 @@ from torch.func import functional_call, jacrev
 from .evidence import fit_precisions, neg2_log_evidence, noise_floor
 
 __all__ = ["HESSIAN_STRUCTURES", "categorical_evidence", "check_curvature_memory",
-           "gaussian_evidence", "ggn_statistics", "memory_budget", "network_evidence",
-           "tied_jacobian"]
+           "gaussian_evidence", "ggn_statistics", "item_linearisation", "memory_budget",
+           "network_evidence", "soft_gaussian_evidence", "tied_jacobian"]
 
 HESSIAN_STRUCTURES = ("auto", "full", "diag")
 
@@ -109,6 +109,50 @@ def tied_jacobian(problem, w, S, X):
         J = torch.cat([jac[name].reshape(out.shape[0], out.shape[1], -1)
                        for name in problem.shared_names], dim=-1)
         yield slice(start, start + out.shape[0]), J.detach(), out.detach()
+
+
+def item_linearisation(problem, w, S, X, y):
+    """The network at ``(w, S)`` linearised in its items' own values (untied there), on
+    ``(X, y)`` (standardised targets): ``(J, target)`` with ``J`` of shape ``(N, n_items,
+    item_size)`` (``N`` scalar outputs) and the linearised targets ``y - f + J theta``
+    (``theta``: the items' values, ``S psi``), in float64, without gradient.
+
+    A selection ``S`` ties the items by ``theta = S psi``, so the Jacobian in the shared values is
+    ``J`` contracted with ``S`` (:func:`soft_gaussian_evidence`), and the linearised targets,
+    ``y - f + J_psi psi = y - f + J theta``, do not depend on ``S``.
+    """
+    S = S.detach()
+    n_items = S.shape[0]
+    state = problem._as_dict(w.detach(), torch.eye(n_items, dtype=S.dtype, device=S.device))
+    items = {name: torch.tensordot(S, state[name], dims=1) for name in problem.shared_names}
+
+    def outputs(values):
+        return problem._shape(functional_call(problem.module, {**state, **values}, (X,)))
+
+    jac = jacrev(outputs)(items)
+    with torch.no_grad():
+        out = outputs(items)
+    n_out = out.numel()
+    J = torch.cat([jac[name].reshape(n_out, n_items, -1) for name in problem.shared_names],
+                  dim=-1).double()
+    theta = torch.cat([items[name].reshape(n_items, -1) for name in problem.shared_names],
+                      dim=-1).double()
+    target = (y.double().reshape(out.shape) - out.double()).reshape(-1) + torch.einsum(
+        "nik,ik->n", J, theta)
+    return J.detach(), target.detach()
+
+
+def soft_gaussian_evidence(J, target, S):
+    """``-2 log p`` of the linearised network (``"full"`` structure, Gaussian likelihood) tied
+    by a soft selection ``S`` (``n_items x r``), differentiable in ``S``; ``J, target`` from
+    :func:`item_linearisation`. The precisions are refitted at ``S`` without gradient: the value
+    is stationary in them (the envelope theorem), so its gradient in ``S`` is the partial
+    one."""
+    Jpsi = torch.einsum("nik,ig->ngk", J, S.to(J.dtype)).reshape(J.shape[0], -1)
+    G, c = Jpsi.T @ Jpsi, Jpsi.T @ target
+    yy, n_obs = target @ target, float(J.shape[0])
+    alpha, beta = fit_precisions(G.detach(), c.detach(), yy, n_obs)
+    return neg2_log_evidence(G, c, yy, n_obs, alpha, beta)
 
 
 def _mackay(lam, sq_norm, n_params, *, sse=None, n_obs=None, n_iter=200, tol=1e-9):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from scipy.optimize import minimize
+from sklearn.base import is_classifier
 from sklearn.utils._param_validation import InvalidParameterError
 from torch import nn
 
@@ -159,7 +160,6 @@ def test_classifier_evidence_recovers_the_sharing_of_terciles():
 
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(loss="l1"), ValueError, "needs a Gaussian likelihood, loss='mse'"),
-    (dict(loss="mse", n_restarts=2), ValueError, "n_restarts must be 0 or 'auto', got 2"),
     (dict(loss="mse", hessian_structure="kron"), InvalidParameterError,
      "'hessian_structure' parameter"),
 ])
@@ -185,3 +185,52 @@ def test_a_full_curvature_too_large_says_how_much_it_needs(monkeypatch):
                                    hessian_structure="full", **SMALL)
     with pytest.raises(ValueError, match="the 544 x 544 curvature"):
         est.fit(X, y)
+
+
+def test_soft_evidence_gradient_matches_finite_differences():
+    rng = np.random.default_rng(2)
+    n, n_items, k, r = 40, 6, 2, 3
+    J = torch.tensor(rng.standard_normal((n, n_items, k)))
+    target = torch.tensor(rng.standard_normal(n)) + torch.einsum(
+        "nik,ik->n", J, torch.tensor(rng.standard_normal((n_items, k))))
+    logits = torch.tensor(rng.standard_normal((n_items, r)))
+    S = torch.softmax(logits, 1).requires_grad_(True)
+    value = laplace.soft_gaussian_evidence(J, target, S)
+    (grad,) = torch.autograd.grad(value, S)
+    eps = 1e-6
+    numeric = np.zeros((n_items, r))
+    for i in range(n_items):
+        for g in range(r):
+            E = torch.zeros(n_items, r, dtype=torch.float64)
+            E[i, g] = eps
+            numeric[i, g] = float(laplace.soft_gaussian_evidence(J, target, S.detach() + E)
+                                  - laplace.soft_gaussian_evidence(J, target,
+                                                                   S.detach() - E)) / (2 * eps)
+    # the precisions are refitted at every S: the gradient is the partial one (envelope)
+    np.testing.assert_allclose(grad.numpy(), numeric, rtol=1e-4, atol=1e-5)
+
+
+def test_soft_evidence_at_a_hard_selection_is_the_hard_partitions_evidence():
+    X, Y, labels = _tied_map_data(4)
+    problem, w, S, Xt, Yt = _linear_problem(labels, X, Y)
+    hard, _ = laplace.network_evidence(problem, w, S, Xt, Yt, loss="mse", structure="full")
+    J, target = laplace.item_linearisation(problem, w, S, Xt, Yt)
+    assert float(laplace.soft_gaussian_evidence(J, target, S)) == pytest.approx(hard, rel=1e-9)
+
+
+def test_relaxations_of_the_evidence_run_where_the_curvature_is_full():
+    X, y, reference = make_sum_of_numbers(400, length=4, variant="alternating", random_state=1)
+    est = NetworkSharingDiscoverer("sequence", objective="evidence", loss="mse", n_restarts=1,
+                                   max_iter=30, reference=reference, random_state=1,
+                                   **SMALL).fit(X, y)
+    np.testing.assert_array_equal(est.sharing_partition_, [0, 1, 0, 1])
+    # one relaxation and the start's search, both scored by the evidence
+    assert len(est.restart_objectives_) == 2 and np.isfinite(est.restart_objectives_).all()
+    # where only the diagonal fits, or for the classifier, relaxations are refused before
+    # training
+    for est in (NetworkSharingDiscoverer("sequence", objective="evidence", loss="mse",
+                                         hessian_structure="diag", n_restarts=1, **SMALL),
+                NetworkSharingClassifier("sequence", objective="evidence", n_restarts=1,
+                                         **SMALL)):
+        with pytest.raises(ValueError, match="n_restarts must be 0 or 'auto', got 1"):
+            est.fit(X, (y > np.median(y)) if is_classifier(est) else y)

@@ -26,12 +26,12 @@ from joblib import effective_n_jobs
 
 from .. import nettrain
 from ..hypergrad import implicit_hypergradient
-from ..laplace import check_curvature_memory
+from ..laplace import check_curvature_memory, item_linearisation, soft_gaussian_evidence
 from ..networks import TiedNetworkProblem, check_share, network_data_term
 from ..search.network import network_moves
 from .base import SharingModel
 
-__all__ = ["ImplicitDataTerm", "ModuleModel", "NetworkRelaxation"]
+__all__ = ["EvidenceRelaxation", "ImplicitDataTerm", "ModuleModel", "NetworkRelaxation"]
 
 # The refit fine-tunes an already trained network: at the full step size its first Adam steps
 # could throw it off its minimum (measured: test MAE 0.37 instead of 0.06 at L = 4).
@@ -96,6 +96,34 @@ class NetworkRelaxation:
         return ImplicitDataTerm.apply(S[0], self)[None]
 
 
+class EvidenceRelaxation(NetworkRelaxation):
+    """The relaxed Laplace evidence of one restart (``objective="evidence"``, ``loss="mse"``,
+    full curvature).
+
+    Each call ``(S) -> value`` trains the network ``inner_steps`` more at the soft selection
+    ``S`` on all the fitting samples, linearises it there in its items' values
+    (:func:`sharelearn.laplace.item_linearisation`) and returns the evidence of the linearised
+    network tied by ``S`` (:func:`sharelearn.laplace.soft_gaussian_evidence`), differentiable in
+    ``S``. The linearisation point is held fixed in the derivative (the Gauss-Newton
+    approximation: the network's second derivatives are dropped, as in the GGN itself); the
+    linearised model's own fit to the data is re-solved at every ``S``, so the gradient weighs
+    the fit against the number of shared values.
+    """
+
+    def __call__(self, S):
+        if S.shape[0] != 1:
+            raise ValueError("a network relaxes one restart at a time.")
+        m = self.model
+        nettrain.inner_steps(self.problem, self.w, S[0], self.optimizer, m.inner_steps,
+                             f"outer step {self.step}")
+        J, target = item_linearisation(self.problem, self.w, S[0], self.problem.X_train,
+                                       self.problem.y_train)
+        value = soft_gaussian_evidence(J, target, S[0])
+        nettrain.check_finite(float(value.detach()), f"outer step {self.step} (Laplace evidence)")
+        self.step += 1
+        return value[None]
+
+
 class ModuleModel(SharingModel):
     """The sharing of a torch module's parameters.
 
@@ -131,21 +159,30 @@ class ModuleModel(SharingModel):
         return self.objective == "evidence"
 
     def auto_restarts(self):
-        # the relaxation differentiates a validation loss; the evidence scores hard partitions
+        # with the evidence, the search from init finds the sum of numbers' sharing alone
+        # (tests/test_laplace.py); relaxations of it run when n_restarts asks for them
         return 0 if self.by_evidence else 1
 
-    def check_evidence(self, n_restarts):
-        """Settings that the Laplace evidence cannot use: an error before any training."""
-        if not self.by_evidence:
-            return
+    def check_likelihood(self):
+        """The Laplace evidence needs a likelihood with curvature: an error otherwise."""
         if self.loss not in ("mse", "cross_entropy"):
             raise ValueError(f"objective='evidence' needs a Gaussian likelihood, loss='mse' "
                              f"(or NetworkSharingClassifier), got loss={self.loss!r}: the L1 "
                              "loss has no curvature for the Laplace approximation.")
-        if n_restarts > 0:
-            raise ValueError(f"objective='evidence' scores hard partitions by the Laplace "
-                             f"evidence; relaxing it is not implemented for networks, so "
-                             f"n_restarts must be 0 or 'auto', got {n_restarts}.")
+
+    def check_restarts(self, n_restarts):
+        """Relaxations that the objective cannot run: an error before any training (after
+        :meth:`prepare`, which resolves the curvature's structure)."""
+        if self.by_evidence and n_restarts > 0 and (self.classifies
+                                                    or self.structure != "full"):
+            why = ("the classifier's" if self.classifies
+                   else "hessian_structure='diag' (the full curvature does not fit)"
+                   if self.hessian_structure == "auto" else "hessian_structure='diag'")
+            raise ValueError(
+                "The relaxation of the Laplace evidence is the linearised network's exact "
+                "evidence, which needs loss='mse' and hessian_structure='full'; with "
+                f"{why} evidence only hard partitions are scored, so n_restarts must be 0 or "
+                f"'auto', got {n_restarts}.")
 
     @property
     def classifies(self):
@@ -274,6 +311,7 @@ class ModuleModel(SharingModel):
         self.check_output(template, Xt[:2], n_outputs)
         self.data = (Xt[train], Yt[train], Xt[val], Yt[val])
         if self.by_evidence:
+            self.check_likelihood()
             # the evidence needs no validation split: every partition is trained on all the
             # fitting samples (the pair is passed twice to keep the problem's shape)
             self.data = (Xt[fit_rows], Yt[fit_rows]) * 2
@@ -291,6 +329,8 @@ class ModuleModel(SharingModel):
                                   weight_decay=self.weight_decay)
 
     def relaxation(self, S0):
+        if self.by_evidence:
+            return EvidenceRelaxation(self, S0[0])
         return NetworkRelaxation(self, S0[0])
 
     def hard_objective(self, penalties):

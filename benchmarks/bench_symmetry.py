@@ -31,26 +31,28 @@ Usage (from the repository root, with the package importable)::
 Writes ``benchmarks/results/symmetry.csv`` (``symmetry_quick.csv`` with ``--quick``: n = 25 and
 50 for the scaled cases only, 2 repeats).
 
-``--images`` runs the second part instead: discovering and naming image symmetries (issue 21).
-For p1, p2, pmm, p4 and p4m on 6 x 6 and 8 x 8 tori (local maps with a 5 x 5 window, so that p4
-and p4m differ: in a 3 x 3 window the rotations' orbits are the reflections' too) and for D_4
-and C_4 on a 7 x 7 image without translations (3 x 3 window), each seed draws
-``make_equivariant_map(200, group=..., kernel_size=..., random_state=seed)`` with standard normal
-values per orbit, and fits ``SharingDiscoverer(model="linear", random_state=seed)``. The noise is
-set per seed so that the closest two orbits (the zero group included) are exactly ``k``
-standard errors apart (docs/method.md: ``SE^2 = sigma^2 c^T (A^T X^T X A)^-1 c`` in the tied
-model of the true partition on the same inputs); every other pair is further apart. ``k = 5`` is
-the rule of docs/method.md; ``k = 100`` is also run, because a group-level margin is shared by
-every item of a group (an item of a group of ``m`` is about ``k / sqrt(m)`` standard errors from
-the other group). Recorded per fit: exact recovery, partition distance, the name of the found
-sharing's group, whether it is the truth's name, and the time of ``symmetry_group`` on the found
-partition (igraph imported beforehand; best of 3), and ``noise_to_signal_var``: when two orbits'
-values nearly tie, ``k`` standard errors can need a noise variance below ``1e-12`` of the
-signal's, where the objective's floor on the mean squared error (docs/method.md) hides it. 10
-seeds per case (``--point-seeds`` for the point groups: a C_4 fit, 92 groups on 2,401 entries,
-takes about 20 s). Writes
-``symmetry_images.csv`` (one row per fit) and ``symmetry_images_summary.csv`` (``--quick``: 2
-seeds, 6 x 6 and one seed of each point group, ``_quick`` files).
+``--images`` runs the second part instead: discovering and naming image symmetries (issue 21). For
+p1, p2, pmm, p4 and p4m on 6 x 6 and 8 x 8 tori (local maps with a 5 x 5 window, so that p4 and p4m
+differ: in a 3 x 3 window the rotations' orbits are the reflections' too) and for D_4 and C_4 on a
+7 x 7 image without translations (3 x 3 window), each seed draws ``make_equivariant_map(200,
+group=..., kernel_size=..., random_state=seed)`` with standard normal values per orbit, and fits
+``SharingDiscoverer(model="linear", random_state=seed)``. The noise is set per seed so that the
+closest two values are exactly ``k`` standard errors apart (docs/method.md: ``SE^2 = sigma^2 c^T
+(A^T X^T X A)^-1 c`` in a tied model on the same inputs); every other pair is further apart. Two
+margins (column ``between``): ``"orbits"``, the issue's criterion, in the model tied by the group's
+orbits (the zero group of a local map is several orbits, each estimated on its own; pairs of orbits
+with the same value are not compared), and ``"groups"``, in the model tied by the true partition
+(the zero group as one). ``k = 5`` is the rule of docs/method.md; ``k = 100`` (between groups) is
+also run, because a group-level margin is shared by every item of a group (an item of a group of
+``m`` is about ``k / sqrt(m)`` standard errors from the other group). Recorded per fit: exact
+recovery, partition distance, the name of the found sharing's group, whether it is the truth's
+name, and the time of ``symmetry_group`` on the found partition (igraph imported beforehand; best
+of 3), and ``noise_to_signal_var``: when two orbits' values nearly tie, ``k`` standard errors can
+need a noise variance below ``1e-12`` of the signal's, where the objective's floor on the mean
+squared error (docs/method.md) hides it. 10 seeds per case (``--point-seeds`` for the point groups:
+a C_4 fit, 92 groups on 2,401 entries, takes about 20 s). Writes ``symmetry_images.csv`` (one row
+per fit) and ``symmetry_images_summary.csv`` (``--quick``: 2 seeds, 6 x 6 and one seed of each
+point group, ``_quick`` files).
 """
 
 from __future__ import annotations

@@ -160,3 +160,40 @@ def test_ridge_solve_in_place_equals_the_copying_solve():
     torch.testing.assert_close(ridge_solve(G.clone(), c, 1e-3, overwrite=True), expected,
                                rtol=0, atol=0)
     torch.testing.assert_close(G, G_before, rtol=0, atol=0)  # the default leaves G alone
+
+
+@pytest.mark.parametrize("n, d, m", [(30, 8, 5), (12, 40, 3), (50, 1, 7)],
+                         ids=["more-samples", "fewer-samples-than-inputs", "one-input"])
+def test_hard_statistics_updated_from_a_nearby_partition_equal_fresh_ones(n, d, m):
+    """The statistics a search state updates (a few items moved, groups merged, a group split)
+    equal those computed from scratch, through C or through the samples."""
+    rng = np.random.default_rng(0)
+    X = torch.tensor(rng.standard_normal((n, d)))
+    Y = torch.tensor(rng.standard_normal((n, m)))
+    idx = rng.permutation(n)
+    splits = [(np.sort(idx[: n // 2 + f]), np.sort(idx[n // 2 + f:])) for f in range(3)]
+    problem = TiedLinearGaussian(X, Y, splits, fit_intercept=True, alpha=0.0)
+    assert (problem.X_parts is not None) == (n < d)
+    through_C = TiedLinearGaussian(X, Y, splits, fit_intercept=True, alpha=0.0)
+    through_C.X_parts = None
+    P = m * d
+    labels = canonical_labels(rng.integers(0, 4, P))
+    R = int(labels.max()) + 2
+    near = problem.hard_statistics(labels, R)
+    near_state = type("State", (), {"lab_t": torch.as_tensor(labels), "CS": near["CS"],
+                                    "CSv": near["CSv"]})()
+    for key, value in through_C.hard_statistics(labels, R).items():
+        np.testing.assert_allclose(near[key].numpy(), value.numpy(), rtol=1e-12, atol=1e-12)
+    moved = labels.copy()
+    moved[rng.integers(0, P, 3)] = rng.integers(0, R, 3)
+    merged = np.where(labels == 1, 0, labels)
+    split = labels.copy()
+    split[rng.choice(np.flatnonzero(labels == 2), 2, replace=False)] = R - 1
+    for new in (moved, merged, split):
+        new = canonical_labels(new)
+        R_new = int(new.max()) + 2
+        fresh = through_C.hard_statistics(new, R_new)
+        updated = problem.hard_statistics(new, R_new, near=near_state)
+        for key in fresh:
+            np.testing.assert_allclose(updated[key].numpy(), fresh[key].numpy(), rtol=1e-10,
+                                       atol=1e-10)

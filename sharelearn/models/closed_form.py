@@ -66,6 +66,19 @@ class ClosedFormState(SearchState):
     grad_t: torch.Tensor = None  # cache of ValidationObjective.training_gradient
 
 
+class SplitScale:
+    """How a change of each split's squared error (``F x ...``) maps to a change of the
+    objective: ``link(sum_f weights[f] * d_sse[f])``. Calling it does that; the search's screen
+    uses ``weights`` and ``link`` to sum over the splits in place."""
+
+    def __init__(self, weights, link):
+        self.weights, self.link = weights, link
+
+    def __call__(self, d_sse):
+        w = self.weights.reshape((-1,) + (1,) * (d_sse.dim() - 1))
+        return self.link((d_sse * w).sum(0))
+
+
 class ValidationObjective:
     """The outer objective of hard partitions for a closed-form problem.
 
@@ -109,11 +122,14 @@ class ValidationObjective:
     def penalty_term(self, sizes):
         return self.size_cost(sizes).sum(-1)
 
-    def state(self, labels):
-        """Everything the search needs about a hard partition, with one spare empty group."""
+    def state(self, labels, near=None):
+        """Everything the search needs about a hard partition, with one spare empty group.
+        ``near``: a state of a partition close to this one (the search's current state), whose
+        statistics are updated rather than recomputed (:meth:`TiedLinearGaussian.
+        hard_statistics`)."""
         labels = canonical_labels(labels)
         R = int(labels.max()) + 2
-        stats = self.problem.hard_statistics(labels, R)
+        stats = self.problem.hard_statistics(labels, R, near=near)
         data, psi, summary = self._data(stats["G"], stats["c"], stats["Gv"], stats["cv"])
         lab_t = torch.as_tensor(labels, device=self.problem.device)
         sizes = torch.bincount(lab_t, minlength=R).to(self.problem.dtype)
@@ -153,11 +169,19 @@ class ValidationObjective:
         grad_t = self.training_gradient(st)
         grad_v, kap_v, scale = self.scoring_gradient(st, grad_t)
         kap_t = self.kappa
-        delta = psi[:, None, :] - cur[..., None]  # (F, P, R): value change when moving to j
+        # The change of split f's squared error when item i moves to group j is
+        # 2 delta g + kappa delta^2 with delta = psi[f, j] - cur[f, i], weighted and summed over
+        # the splits. Expanded in powers of psi it is three products of P x F and F x R
+        # matrices, so no F x P x R array is formed (at a million entries, 480 MB each).
+        w = scale.weights[:, None]
+        a = (w * kap_v).T  # (P, F)
+        b = (2 * w * (grad_v - kap_v * cur)).T
+        const = (w * cur * (kap_v * cur - 2 * grad_v)).sum(0)  # (P,)
+        d_sse = torch.addmm(const[:, None], a, psi**2).addmm_(b, psi)
         # the spare empty group takes the item's own least-squares value on the training part
-        delta[..., R - 1] = -grad_t / kap_t.clamp_min(1e-300)
-        d_sse = 2 * delta * grad_v[..., None] + delta**2 * kap_v[..., None]
-        pred = scale(d_sse)
+        own = -grad_t / kap_t.clamp_min(1e-300)
+        d_sse[:, R - 1] = (w * own * (2 * grad_v + kap_v * own)).sum(0)
+        pred = scale.link(d_sse)
         pred = pred + self.penalty_change(st)
         pred[torch.arange(lab.numel()), lab] = math.inf
         return pred
@@ -176,11 +200,11 @@ class ValidationObjective:
         grad_v = (st.CSv @ st.psi[..., None])[..., 0] - pb.b_va
         mse = st.mse.mean()
 
-        def scale(d_sse):
-            d_mse = (d_sse / pb.norm_va[:, None, None]).mean(0)
+        def link(d_mse):
             return self.n_obs * torch.log1p((d_mse / mse).clamp_min(-0.999999))
 
-        return grad_v, self.kappa_v, scale
+        # the mean over the splits of each one's change of MSE
+        return grad_v, self.kappa_v, SplitScale(1.0 / (pb.norm_va * pb.n_splits), link)
 
     def penalty_change(self, st):
         """Penalty change of moving each item to each group, ``P x R``."""
@@ -282,11 +306,7 @@ class EvidenceObjective(ValidationObjective):
 
     def scoring_gradient(self, st, grad_t):
         beta = st.precisions[1]
-
-        def scale(d_sse):
-            return beta * d_sse.sum(0)
-
-        return grad_t, self.kappa, scale
+        return grad_t, self.kappa, SplitScale(beta.reshape(1), lambda change: change)
 
 
 

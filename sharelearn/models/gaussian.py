@@ -30,6 +30,9 @@ import torch
 
 # block_quadratics stacks copies of X^T X for several output rows up to this many entries
 _SMALL_CHUNK = 2**12
+# hard_statistics moves the rows of C for at most this many (item, row) pairs at once (with 5
+# splits, 40 MiB of values per block)
+_MOVED_BLOCK = 2**20
 __all__ = ["TiedLinearGaussian", "block_quadratics", "diagonal_solve", "ridge_solve", "span_test"]
 
 
@@ -72,6 +75,13 @@ class TiedLinearGaussian:
         names = ("C_tr", "B_tr", "yy_tr", "C_va", "B_va", "yy_va_out", "x_mean", "y_mean")
         for i, name in enumerate(names):
             setattr(self, name, torch.stack([p[i] for p in parts]))
+        # With fewer samples than inputs, a hard partition's products C S are cheaper through
+        # the samples, X^T (X S), than through C (see hard_statistics): keep the centred parts.
+        self.longest_part = longest = max(max(len(tr), len(va)) for tr, va in splits)
+        self.X_parts = None
+        if longest < X.shape[1]:
+            self.X_parts = [[X[torch.as_tensor(pair[part], device=X.device)] - self.x_mean[f]
+                             for f, pair in enumerate(splits)] for part in (0, 1)]
         # ||Y||^2 per output on the validation part (F x m), and in all (F)
         self.yy_tr = self.yy_tr.sum(-1)
         self.yy_va = self.yy_va_out.sum(-1)
@@ -168,24 +178,88 @@ class TiedLinearGaussian:
         return (self.expected_sse(S, self.solve(S)) / self.norm_va).mean(-1)
 
     # -- hard partitions ---------------------------------------------------------------------
-    def hard_statistics(self, labels, n_columns):
+    def hard_statistics(self, labels, n_columns, near=None):
         """Exact quadratics of a hard partition with ``n_columns`` groups, stacked over splits.
 
         Returns a dict with ``G``, ``c`` (training) and ``Gv``, ``cv`` (validation), and ``CS``,
         ``CSv`` (``F x P x n_columns``): row ``i = (o, k)`` is ``sum_{k'} C[k, k']
-        [label(o, k') == j]``, which is what a one-item move needs. Cost ``O(F m d^2 n_columns)``
-        in dense matrix products, never ``P x P``.
+        [label(o, k') == j]``, which is what a one-item move needs.
+
+        ``near``: the statistics of another partition (a dict with ``lab_t``, ``CS``, ``CSv``;
+        a search state), from which these are updated instead of computed: its columns are
+        mapped onto the groups that hold most of their items, and each item that then still
+        sits in the wrong group moves its row of ``C`` across, ``O(F P n_columns + F d
+        n_moved)`` (a search round moves a few items, a merge none). From scratch the products
+        cost ``O(F m d^2 n_columns)`` through ``C``, or ``O(F n m d n_columns)`` through the
+        samples when there are fewer (``n`` per split part). ``G`` and ``c`` are then sums of
+        the rows of ``CS`` and ``b`` by group, ``O(F P n_columns)``; nothing is ``P x P``.
         """
-        P = self.n_items
         lab = torch.as_tensor(labels, device=self.device)
+        P = self.n_items
         onehot = torch.zeros(P, n_columns, dtype=self.dtype, device=self.device)
         onehot[torch.arange(P, device=self.device), lab] = 1
+        products = None
+        if near is not None:
+            products = self._moved_products(near, lab, n_columns)
+        if products is None:
+            products = [self._products(onehot, part) for part in (0, 1)]
         out = {}
-        for tag, C, b in (("", self.C_tr, self.b_tr), ("v", self.C_va, self.b_va)):
-            CS = self.times_C(onehot, C)
+        for tag, CS, b in (("", products[0], self.b_tr), ("v", products[1], self.b_va)):
             out["G" + tag] = onehot.T @ CS
             out["c" + tag] = b @ onehot
             out["CS" + tag] = CS
+        return out
+
+    def _products(self, onehot, part):
+        """``C S`` of the one-hot partition ``onehot`` (``P x R``) for the training
+        (``part=0``) or the validation parts of every split (``F x P x R``), from scratch."""
+        C = (self.C_tr, self.C_va)[part]
+        if self.X_parts is None or self.n_inputs == 1:
+            return self.times_C(onehot, C)
+        # X^T (X S): (X S)[:, (o, j)] sums the columns of X in group j of output row o
+        m, d, R = self.n_outputs, self.n_inputs, onehot.shape[1]
+        Sk = onehot.reshape(m, d, R).permute(1, 0, 2).reshape(d, m * R)
+        out = torch.empty(self.n_splits, m, d, R, dtype=self.dtype, device=self.device)
+        for f, Xf in enumerate(self.X_parts[part]):
+            out[f] = (Xf.T @ (Xf @ Sk)).reshape(d, m, R).transpose(0, 1)
+        return out.reshape(self.n_splits, m * d, R)
+
+    def _moved_products(self, near, lab, n_columns):
+        """The ``C S`` products of ``lab`` updated from a nearby partition's (see
+        :meth:`hard_statistics`); None when so many items move that computing them afresh is
+        cheaper."""
+        P, d = self.n_items, self.n_inputs
+        old = near.lab_t
+        R_old = near.CS.shape[-1]
+        counts = torch.bincount(old * n_columns + lab, minlength=R_old * n_columns)
+        mapping = counts.reshape(R_old, n_columns).argmax(1)  # old group -> new group
+        moved = torch.nonzero(mapping[old] != lab)[:, 0]
+        # moving the rows of C is memory-bound, O(F d) per item; from scratch the products are
+        # O(F P min(n, d)) in dense matrix products: past a quarter of that, recompute
+        if 4 * moved.numel() * d > P * min(self.longest_part, d):
+            return None
+        same_groups = R_old == n_columns and bool(
+            (mapping == torch.arange(R_old, device=self.device)).all())
+        remap = torch.zeros(R_old, n_columns, dtype=self.dtype, device=self.device)
+        remap[torch.arange(R_old, device=self.device), mapping] = 1
+        F = self.n_splits
+        out = []
+        block = max(1, _MOVED_BLOCK // d)  # moved items per block of the updates
+        for C, CS_old in ((self.C_tr, near.CS), (self.C_va, near.CSv)):
+            # each old group's column onto its new group (a copy where the labels kept theirs)
+            CS = CS_old.clone() if same_groups else CS_old @ remap
+            flat = CS.view(F, -1)
+            for start in range(0, moved.numel(), block):
+                items = moved[start:start + block]
+                k = items % d
+                # flat positions in CS of (row (o, k''), column) for the d rows of the item's
+                # output o; the item's row k' of C moves from its old column to its new one
+                rows = ((items - k)[:, None] + torch.arange(d, device=self.device)) * n_columns
+                values = C[:, :, k].transpose(1, 2).reshape(F, -1)
+                flat.index_add_(1, (rows + lab[items][:, None]).reshape(-1), values)
+                flat.index_add_(1, (rows + mapping[old[items]][:, None]).reshape(-1), values,
+                                alpha=-1)
+            out.append(CS)
         return out
 
 

@@ -41,6 +41,13 @@ from .starts import one_dim_kmeans, untied_values
 __all__ = ["BestMerge", "OneItemMoves", "RowResolve", "RowwiseSplit", "SignedSplit", "Split",
            "UntiedSplit", "closed_form_moves", "row_beam"]
 
+# UntiedSplit fits a group's entries freely, one k x k system per output row (k: the row's
+# entries in the group). A group that fills most of every row of a wide layer (the zero group of
+# a 3 x 3 convolution on 24 x 24 images: 576 rows of 567 entries) would cost about 1e11
+# operations and 1.5 GB per copy of its systems; groups costing more than this many are not
+# split by it (other moves still split them).
+_UNTIED_FIT_COST = 4e9
+
 
 class _Exact(Move):
     """A move of the closed-form search: needs an objective with exact deltas."""
@@ -87,7 +94,7 @@ class OneItemMoves(_Exact):
         while batch >= 1:
             lab = base.copy()
             lab[items[:batch].cpu().numpy()] = targets[:batch].cpu().numpy()
-            new = objective.state(lab)
+            new = objective.state(lab, near=st)
             if improves(new.value, st.value, tol):
                 return new
             batch //= 2
@@ -108,7 +115,7 @@ class BestMerge(_Exact):
         a, b = (int(x) for x in pairs[best])
         lab = st.labels.copy()
         lab[lab == b] = a
-        return objective.state(lab)
+        return objective.state(lab, near=st)
 
 
 class Split(_Exact):
@@ -125,7 +132,7 @@ class Split(_Exact):
         while k <= order.size // 2 or (k == 2 and order.size >= 2):
             lab = st.labels.copy()
             lab[order[:k]] = st.R - 1
-            new = objective.state(lab)
+            new = objective.state(lab, near=st)
             if improves(new.value, st.value, tol) and (
                     best is None or new.value < best.value):
                 best = new
@@ -200,7 +207,7 @@ class SignedSplit(_Exact):
                 break
             new_lab = labels.copy()
             new_lab[order[seg_start[pos]:pos + 1]] = st.R - 1
-            new = objective.state(new_lab)
+            new = objective.state(new_lab, near=st)
             if improves(new.value, st.value, tol) and (
                     best is None or new.value < best.value):
                 best = new
@@ -228,7 +235,11 @@ class UntiedSplit(_Exact):
         values = st.psi.mean(0)
         sizes = st.sizes.cpu().numpy()
         best = None
+        by_row = st.labels.reshape(pb.n_outputs, pb.n_inputs)
         for g in np.flatnonzero(sizes[:-1] >= 2):
+            width = (by_row == g).sum(1)
+            if float((width.astype(np.float64) ** 3).sum()) > _UNTIED_FIT_COST:
+                continue  # the rows' free fits would cost too much (see _UNTIED_FIT_COST)
             items, free = untied_values(pb, st.labels, values, int(g))
             for k in (2, 3):
                 if free.size <= k:
@@ -241,7 +252,7 @@ class UntiedSplit(_Exact):
                 for part in np.argsort(-counts, kind="stable")[1:]:
                     lab[items[parts == part]] = new_label
                     new_label += 1
-                new = objective.state(lab)
+                new = objective.state(lab, near=st)
                 if improves(new.value, st.value, tol) and (
                         best is None or new.value < best.value):
                     best = new
@@ -294,7 +305,7 @@ class RowwiseSplit(_Exact):
             tried.add(key)
             lab = st.labels.copy()
             lab[items] = st.R - 1
-            new = objective.state(lab)
+            new = objective.state(lab, near=st)
             if improves(new.value, st.value, self.tol) and (best is None or new.value < best.value):
                 best = new
         return best
@@ -369,7 +380,7 @@ class RowResolve(_Exact):
             return None
         new_labels, value, _, _ = local_search(objective, labels.ravel(), **search_kwargs)
         if improves(value, st.value, tol):
-            return objective.state(new_labels)
+            return objective.state(new_labels, near=st)
         return None
 
 

@@ -146,11 +146,14 @@ class ModuleModel(SharingModel):
     _PARAMS = ("loss", "weight_decay", "inner_steps", "inner_learning_rate", "hypergrad",
                "hypergrad_iter", "neumann_alpha", "search_steps", "search_inits", "max_epochs",
                "patience", "n_jobs", "verbose", "objective", "hessian_structure")
+    # parameters a model built directly (not by an estimator) may leave out
+    _DEFAULTS = {"objective": "validation", "hessian_structure": "auto"}
 
     def __init__(self, module, module_kwargs, share, **params):
         self.module, self.module_kwargs, self.share = module, dict(module_kwargs), share
         for name in self._PARAMS:
-            setattr(self, name, params[name])
+            setattr(self, name, params[name] if name not in self._DEFAULTS
+                    else params.get(name, self._DEFAULTS[name]))
         self.warmup_steps = 10 * self.inner_steps
 
     @property

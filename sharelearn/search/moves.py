@@ -61,14 +61,19 @@ class _Exact(Move):
 
 class OneItemMoves(_Exact):
     """The best one-item move of each output row, screened then scored exactly, accepted as a
-    batch (halved until the batch improves)."""
+    batch (halved until the batch improves). The ``n_candidates`` best-screened moves are
+    scored exactly, and at least two per output row of a layer with more rows: a round moves at
+    most one entry per row, and a layer of 1,024 rows that is one group at the start needs
+    thousands of moves (measured on a 32 x 32 circular convolution: 45 rounds with 512
+    candidates)."""
 
     def __init__(self, n_candidates=512, tol=1e-9):
         super().__init__(tol)
         self.n_candidates = n_candidates
 
     def propose(self, objective, st):
-        n_candidates, tol = self.n_candidates, self.tol
+        tol = self.tol
+        n_candidates = max(self.n_candidates, 2 * objective.problem.n_outputs)
         pred = objective.screen_moves(st)
         P, R = pred.shape
         q = min(n_candidates, P * R)

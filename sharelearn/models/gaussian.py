@@ -185,14 +185,15 @@ class TiedLinearGaussian:
         ``CSv`` (``F x P x n_columns``): row ``i = (o, k)`` is ``sum_{k'} C[k, k']
         [label(o, k') == j]``, which is what a one-item move needs.
 
-        ``near``: the statistics of another partition (a dict with ``lab_t``, ``CS``, ``CSv``;
-        a search state), from which these are updated instead of computed: its columns are
-        mapped onto the groups that hold most of their items, and each item that then still
-        sits in the wrong group moves its row of ``C`` across, ``O(F P n_columns + F d
-        n_moved)`` (a search round moves a few items, a merge none). From scratch the products
+        ``near``: the statistics of another partition (an object with ``lab_t``, ``CS`` and
+        ``CSv``: a search state), from which these are updated instead of computed: its
+        columns are mapped onto the groups that hold most of their items, and each item that
+        then still sits in the wrong group moves its row of ``C`` across, ``O(F P n_columns +
+        F d n_moved)`` (a search round moves a few items, a merge none). From scratch the products
         cost ``O(F m d^2 n_columns)`` through ``C``, or ``O(F n m d n_columns)`` through the
-        samples when there are fewer (``n`` per split part). ``G`` and ``c`` are then sums of
-        the rows of ``CS`` and ``b`` by group, ``O(F P n_columns)``; nothing is ``P x P``.
+        samples when there are fewer (``n`` per split part). ``G`` and ``c`` are then the
+        one-hot selection's products with ``CS`` and ``b``, ``O(F P n_columns^2)``; nothing is
+        ``P x P``.
         """
         lab = torch.as_tensor(labels, device=self.device)
         P = self.n_items
@@ -232,7 +233,12 @@ class TiedLinearGaussian:
         old = near.lab_t
         R_old = near.CS.shape[-1]
         counts = torch.bincount(old * n_columns + lab, minlength=R_old * n_columns)
-        mapping = counts.reshape(R_old, n_columns).argmax(1)  # old group -> new group
+        counts = counts.reshape(R_old, n_columns)
+        mapping = counts.argmax(1)  # old group -> the new group holding most of its items
+        # an empty old group (the spare column) keeps its place where there is one: its column is
+        # zero, and an unchanged layout is copied rather than remapped
+        own = torch.arange(R_old, device=self.device).clamp_max(n_columns - 1)
+        mapping = torch.where(counts.sum(1) > 0, mapping, own)
         moved = torch.nonzero(mapping[old] != lab)[:, 0]
         # moving the rows of C is memory-bound, O(F d) per item; from scratch the products are
         # O(F P min(n, d)) in dense matrix products: past a quarter of that, recompute

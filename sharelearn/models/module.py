@@ -300,12 +300,10 @@ class ModuleModel(SharingModel):
         Xt = torch.tensor(X, dtype=x_dtype, device=device)
         if self.classifies:
             # Y: class codes 0..n_classes-1 (each class seen); the module returns the logits
-            n_outputs = int(Y.max()) + 1
             self.target_mean = self.target_scale = None
             Yt = torch.tensor(Y.reshape(-1), dtype=torch.int64, device=device)
             self.n_obs = len(train)
         else:
-            n_outputs = Y.shape[1]
             mean = Y[fit_rows].mean(0)
             scale = Y[fit_rows].std(0)
             self.target_mean, self.target_scale = mean, np.where(scale > 0, scale, 1.0)

@@ -29,7 +29,12 @@ from joblib import Parallel, delayed, effective_n_jobs
 from . import relaxation
 from .partition import canonical_labels
 from .search import local_search
-from .search.coarsening import HypothesisBlocks, SharingFamily, coarsening_search
+from .search.coarsening import (
+    HypothesisBlocks,
+    SharingFamily,
+    coarsening_search,
+    shortlist_on_rows,
+)
 
 __all__ = ["StartResult", "discover", "relax"]
 
@@ -197,9 +202,12 @@ class _Hypotheses:
     def __init__(self, objective, hypotheses, penalties):
         self.objective, self.penalties = objective, penalties
         self.family = family = SharingFamily(hypotheses)
-        self.blocks = [HypothesisBlocks(objective, family, h) for h in range(len(family))]
-        scores = [b.value_of(np.arange(family.n_blocks(b.h))) for b in self.blocks]
-        self.ranked = [int(h) for h in np.argsort(scores, kind="stable")[:_N_HYPOTHESES_SEARCHED]]
+        # on large layers, only the hypotheses that fit a subset of the rows best are built
+        shortlist = shortlist_on_rows(objective.problem, family, _N_HYPOTHESES_SEARCHED)
+        built = range(len(family)) if shortlist is None else shortlist
+        self.blocks = {h: HypothesisBlocks(objective, family, h) for h in built}
+        scores = {h: b.value_of(np.arange(family.n_blocks(h))) for h, b in self.blocks.items()}
+        self.ranked = sorted(scores, key=lambda h: (scores[h], h))[:_N_HYPOTHESES_SEARCHED]
         # the best coarsening known of each leading hypothesis: (labels, value)
         self.best = {h: (family.labels[h], scores[h]) for h in self.ranked}
         self.lead, self.explained, self.replaces = None, False, False

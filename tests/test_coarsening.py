@@ -303,3 +303,35 @@ def test_image_symmetries_are_resolved_at_five_standard_errors(group, side, wind
     est = SharingDiscoverer(model="linear", random_state=0).fit(X, Y)
     assert partition_distance(est.sharing_partition_, truth) == 0
     assert est.symmetry_group_.name == name
+
+
+def test_large_layers_rank_hypotheses_on_a_shortlist_of_rows(monkeypatch):
+    """Above the cost threshold the hypotheses are first ranked on a few rows; the ones kept are
+    those the full ranking leads with, and the fit gives the same partition and objective."""
+    import sharelearn.outer as outer
+    import sharelearn.search.coarsening as coarsening
+
+    X, Y, truth = make_convolution(300, input_shape=(8, 8), kernel_size=(3, 3),
+                                   kernel="random", inputs="images", relative_noise=True,
+                                   random_state=1)[:3]
+    whole = SharingDiscoverer(model="linear", random_state=0).fit(X, Y)
+    shortlists = []
+
+    def recorded(*args, **kwargs):
+        shortlists.append(coarsening.shortlist_on_rows(*args, **kwargs))
+        return shortlists[-1]
+
+    monkeypatch.setattr(coarsening, "_SHORTLIST_COST", 0.0)
+    monkeypatch.setattr(coarsening, "_SHORTLIST_ROWS", 8)
+    monkeypatch.setattr(outer, "shortlist_on_rows", recorded)
+    fitted = SharingDiscoverer(model="linear", random_state=0).fit(X, Y)
+    assert shortlists and all(len(s) == 2 for s in shortlists)  # 2 of the 8 hypotheses built
+    np.testing.assert_array_equal(fitted.sharing_partition_, whole.sharing_partition_)
+    assert fitted.objective_ == pytest.approx(whole.objective_, rel=1e-12)
+    assert partition_distance(fitted.sharing_partition_, truth) == 0
+    # below the threshold nothing is shortlisted
+    monkeypatch.setattr(coarsening, "_SHORTLIST_COST", math.inf)
+    problem = type("Problem", (), {"n_outputs": 36, "n_inputs": 64, "n_splits": 5,
+                                   "n_va": torch.ones(5)})()
+    family = SharingFamily(shift_hypotheses((36, 64)))
+    assert coarsening.shortlist_on_rows(problem, family, 2) is None

@@ -34,13 +34,20 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from ..models.gaussian import block_quadratics
+from ..models.gaussian import block_quadratics, ridge_solve
 from ..partition import canonical_labels
 from ..penalties import CodeLength
 from . import improves
 from .starts import one_dim_kmeans
 
-__all__ = ["HypothesisBlocks", "SharingFamily", "coarsening_search"]
+__all__ = ["HypothesisBlocks", "SharingFamily", "coarsening_search", "shortlist_on_rows"]
+
+# Building every hypothesis's block equations reads X^T X once per output row, hypothesis and
+# split part, O(F m d^2) each, bandwidth-bound: at 32 x 32 natural-image patches (900 rows of
+# 1,024 inputs, 5 splits, 8 hypotheses) 17 s each and 290 s in all. Above this many reads in all,
+# the hypotheses are first ranked on a subset of the rows (shortlist_on_rows).
+_SHORTLIST_COST = 2e10
+_SHORTLIST_ROWS = 64
 
 # candidates scored together: a chunk holds a few (candidates x splits x R x R) tensors
 _CHUNK_ELEMENTS = 2**22
@@ -123,6 +130,36 @@ class SharingFamily:
         if not math.isfinite(block):
             return 0.0
         return min(0.0, block - penalties.of_labels(labels))
+
+
+def shortlist_on_rows(problem, family, n_keep, n_rows=_SHORTLIST_ROWS):
+    """The ``n_keep`` hypotheses of ``family`` that fit ``n_rows`` evenly spaced output rows
+    best, by the validation mean squared error of each split's least-squares block values on
+    those rows alone (``O(F n_rows d^2)`` per hypothesis instead of ``O(F m d^2)``), or None
+    where the problem has no validation part (the evidence) or is small enough to rank whole
+    (``_SHORTLIST_COST``). Different hypotheses misfit every row of a layer differently, so a
+    few rows tell the best ones apart; the full ranking is then done on the shortlist."""
+    m, d, F = problem.n_outputs, problem.n_inputs, problem.n_splits
+    if len(family) <= n_keep or float(problem.n_va.min()) < 1 or \
+            2.0 * F * m * d * d * len(family) <= _SHORTLIST_COST:
+        return None
+    rows = torch.as_tensor(np.unique(np.linspace(0, m - 1, min(n_rows, m)).astype(np.int64)),
+                           device=problem.device)
+    b_tr = problem.b_tr.reshape(F, m, d)[:, rows].reshape(F, -1)
+    b_va = problem.b_va.reshape(F, m, d)[:, rows].reshape(F, -1)
+    yy_va = problem.yy_va_out[:, rows].sum(-1)
+    norm = problem.n_va * rows.numel()
+    errors = []
+    for h in range(len(family)):
+        lab = torch.as_tensor(family.labels[h], device=problem.device).reshape(m, d)[rows]
+        lab = lab.reshape(-1)
+        K = family.n_blocks(h)
+        G, c = block_quadratics(problem.C_tr, b_tr, lab, K, rows.numel())
+        Gv, cv = block_quadratics(problem.C_va, b_va, lab, K, rows.numel())
+        psi = ridge_solve(G, c, problem.alpha)
+        sse = yy_va - 2 * (psi * cv).sum(-1) + (psi[..., None, :] @ Gv @ psi[..., None])[..., 0, 0]
+        errors.append(float((sse / norm).mean()))
+    return [int(h) for h in np.argsort(errors, kind="stable")[:n_keep]]
 
 
 class HypothesisBlocks:

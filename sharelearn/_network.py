@@ -7,6 +7,7 @@ import numbers
 
 import numpy as np
 import torch
+from scipy.special import log_softmax, softmax
 from sklearn.base import ClassifierMixin, _fit_context, is_classifier
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 from sklearn.utils import check_random_state
@@ -545,20 +546,15 @@ symmetry_group_, n_features_in_ :
         proba : ndarray of shape (n_samples, n_classes)
             Columns in the order of ``classes_``.
         """
-        logits = self._outputs(X)
-        logits -= logits.max(1, keepdims=True)
-        proba = np.exp(logits)
-        return proba / proba.sum(1, keepdims=True)
+        return softmax(self._outputs(X), axis=1)
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`."""
-        logits = self._outputs(X)
-        logits -= logits.max(1, keepdims=True)
-        return logits - np.log(np.exp(logits).sum(1, keepdims=True))
+        return log_softmax(self._outputs(X), axis=1)
 
     def predict(self, X):
         """The most probable class of each sample (labels from ``classes_``)."""
-        logits = self._outputs(X)
+        logits = self._outputs(X)  # checks that the classifier is fitted first
         return self.classes_[np.argmax(logits, axis=1)]
 
     def score(self, X, y=None, sample_weight=None):

@@ -83,6 +83,17 @@ def check_curvature_memory(structure, n_values, budget=None):
     return structure
 
 
+def _jacobian_and_output(outputs, values):
+    """The Jacobian of ``outputs`` in the dict ``values`` and the outputs themselves, from one
+    evaluation."""
+
+    def with_value(v):
+        out = outputs(v)
+        return out, out.detach()
+
+    return jacrev(with_value, has_aux=True)(values)
+
+
 def tied_jacobian(problem, w, S, X):
     """Jacobians of the tied network's outputs in its shared values, by blocks of samples.
 
@@ -103,9 +114,7 @@ def tied_jacobian(problem, w, S, X):
             out = functional_call(problem.module, {**state, **values}, (Xb,))
             return problem._shape(out)
 
-        jac = jacrev(outputs)(psi)
-        with torch.no_grad():
-            out = outputs(psi)
+        jac, out = _jacobian_and_output(outputs, psi)
         J = torch.cat([jac[name].reshape(out.shape[0], out.shape[1], -1)
                        for name in problem.shared_names], dim=-1)
         yield slice(start, start + out.shape[0]), J.detach(), out.detach()
@@ -129,9 +138,7 @@ def item_linearisation(problem, w, S, X, y):
     def outputs(values):
         return problem._shape(functional_call(problem.module, {**state, **values}, (X,)))
 
-    jac = jacrev(outputs)(items)
-    with torch.no_grad():
-        out = outputs(items)
+    jac, out = _jacobian_and_output(outputs, items)
     n_out = out.numel()
     J = torch.cat([jac[name].reshape(n_out, n_items, -1) for name in problem.shared_names],
                   dim=-1).double()

@@ -23,6 +23,7 @@ import math
 import numpy as np
 import torch
 
+from .laplace import network_evidence
 from .networks import LOSS_FLOOR, TiedNetworkProblem, _loss_function, network_data_term
 from .partition import canonical_labels, labels_to_selection
 from .search import SearchState
@@ -123,13 +124,19 @@ class RetrainScorer:
         self.n_jobs = max(1, int(n_jobs))
         self._cache = {}
 
-    def _retrain_one(self, template, S):
-        """``(best validation loss, its parameter vector, problem)`` from one initialisation."""
+    def _start(self, template, S):
+        """The retrain from one initialisation, ready to run: ``(problem, w, optimizer,
+        schedule)`` (Adam, step size decaying linearly to 0 over ``steps``)."""
         problem = TiedNetworkProblem(template, self.share, S, *self.data, loss=self.loss,
                                      weight_decay=self.weight_decay)
         w = problem.initial_vector().requires_grad_(True)
         optimizer = _adam(w, self.lr)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _linear_decay(self.steps))
+        return problem, w, optimizer, schedule
+
+    def _retrain_one(self, template, S):
+        """``(best validation loss, its parameter vector, problem)`` from one initialisation."""
+        problem, w, optimizer, schedule = self._start(template, S)
         best, best_w = math.inf, w.detach().clone()
         for k in range(0, self.steps, _CHECKPOINT_EVERY):
             inner_steps(problem, w, S, optimizer, min(_CHECKPOINT_EVERY, self.steps - k),
@@ -218,13 +225,7 @@ class EvidenceScorer(RetrainScorer):
 
     def _retrain_one(self, template, S):
         """``(-2 log evidence, trained parameter vector, problem)`` from one initialisation."""
-        from .laplace import network_evidence
-
-        problem = TiedNetworkProblem(template, self.share, S, *self.data, loss=self.loss,
-                                     weight_decay=self.weight_decay)
-        w = problem.initial_vector().requires_grad_(True)
-        optimizer = _adam(w, self.lr)
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _linear_decay(self.steps))
+        problem, w, optimizer, schedule = self._start(template, S)
         inner_steps(problem, w, S, optimizer, self.steps, "the search's retrain",
                     schedule=schedule)
         value, _ = network_evidence(problem, w, S, problem.X_train, problem.y_train,
@@ -238,9 +239,8 @@ class EvidenceScorer(RetrainScorer):
 
     def validation_loss(self, labels):
         """The training loss of the partition's best retrain (there is no validation split)."""
-        _, runs = self._retrain(labels)
+        S, runs = self._retrain(labels)
         _, w, problem = runs[0]
-        S = self._retrain(labels)[0]
         with torch.no_grad():
             return float(problem.loss_fn(problem._shape(problem.output(w, S, problem.X_train)),
                                          problem.y_train))

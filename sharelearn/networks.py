@@ -28,7 +28,6 @@ from torch.nn.utils import parametrize
 from .penalties import data_term
 
 __all__ = [
-    "LOSSES",
     "LOSS_FLOOR",
     "SEQUENCE_SHARE",
     "SequenceNetwork",
@@ -210,10 +209,6 @@ class SequenceNetwork(nn.Module):
 
 SEQUENCE_SHARE = {"position_weight": 0, "position_bias": 0}
 
-
-#: The losses of a network: on standardised targets (``"l1"``, ``"mse"``) or on class labels
-#: (``"cross_entropy"``: the module returns one logit per class).
-LOSSES = ("l1", "mse", "cross_entropy")
 
 # The floor of a regression loss in the data term: a network's loss on noise-free data can be 0.
 LOSS_FLOOR = 1e-12

@@ -367,7 +367,8 @@ class BaseDiscoverer(BaseEstimator):
         sharing (:class:`sharelearn.symmetry.SymmetryGroup`, with ``.name`` and ``.order``).
 
         Computed on first access, for the layer the items form (``coef_``'s shape for a linear
-        map, a column of means for shared means, ``(n_items, 1)`` for a network's items).
+        map, a column of means for shared means, the matrix's shape for the entries of one
+        matrix of a network, ``(n_items, 1)`` for other network items).
         """
         check_is_fitted(self)
         if getattr(self, "_symmetry_group", None) is None:

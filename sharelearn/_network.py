@@ -38,6 +38,18 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
     the hard-shared network (:mod:`sharelearn.nettrain`, :mod:`sharelearn.search.network`),
     and the chosen network is refitted with skorch. Targets are standardised per output.
 
+    **Entry-level sharing of a dense layer** (``share={"layer.weight": None}`` on one matrix of
+    more than 64 entries, thousands in practice) is searched differently, so that a round does
+    not cost one retrain per candidate move: the convolutions the matrix can be read as, with
+    1 or 2 output channels (:func:`sharelearn.symmetry.shift_hypotheses`), are scored by
+    retraining the network tied by each (first a short screen, then the two best in full), the
+    best one starts the search if it beats ``init``, and each round of the search linearises
+    the tied network in the entries and searches that local linear model in closed form
+    (:mod:`sharelearn.search.linearised`), keeping its proposal if one retrain confirms it.
+    Partitions that coarsen a convolution are charged its block-wise penalties, as
+    :class:`SharingDiscoverer` charges them. :func:`sharelearn.symmetry.convolution_reading`
+    names the convolution a found sharing is.
+
     Parameters
     ----------
     module : "sequence", torch.nn.Module subclass or instance, default="sequence"
@@ -74,25 +86,31 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
     max_iter, learning_rate, temperature, tol, n_iter_no_change :
         The relaxation, as for :class:`SharingDiscoverer`.
     n_restarts : int or "auto", default="auto"
-        Relaxation restarts from random logits (``"auto"``: 1); one more search always starts
-        from ``init``, and the partition with the best objective is kept.
+        Relaxation restarts from random logits (``"auto"``: 1, none with the evidence or for
+        entry-level sharing); one more search always starts from ``init``, and the partition
+        with the best objective is kept.
     init : "auto", "shared", str or array-like, default="auto"
         The partition the search starts from besides the relaxations (see
-        :class:`SharingDiscoverer`).
+        :class:`SharingDiscoverer`). For entry-level sharing, ``"auto"`` also scores the
+        matrix's convolution hypotheses, and the best replaces the shared start if it scores
+        better.
     local_search : bool, default=True
         Polish each rounded partition by the search of :mod:`sharelearn.search.network`
         (merges, splits along the items' gradients, one-item moves), then, with a hold-out
         (``validation_fraction``), the check of :func:`sharelearn.nettrain.holdout_merges`,
         which keeps the best merge of two groups of the chosen partition if the refits score it
-        no worse on the hold-out.
+        no worse on the hold-out. Entry-level sharing is polished by linearised proposals
+        instead (:mod:`sharelearn.search.linearised`), without the hold-out check.
     max_search_iter : int, default=1000
         Cap on accepted rounds of the discrete search per start; reaching it raises a
         ``ConvergenceWarning``.
     inner_steps : int, default=10
         Full-batch Adam steps of the network per outer step, warm-started from the previous
         outer step (plus ``10 * inner_steps`` warm-up steps before the first).
-    inner_learning_rate : float, default=0.01
-        Adam step size of the network (inner steps, search retrains, refit).
+    inner_learning_rate : float or "auto", default="auto"
+        Adam step size of the network (inner steps, search retrains, refit). ``"auto"``: 0.01,
+        or 0.03 for entry-level sharing (a tied value moves about one step size per step,
+        and a convolution's taps lie far from a dense layer's initial scale).
     hypergrad : {"cg", "neumann", "exact", "identity"}, default="cg"
         Linear solver of the implicit hypergradient, see :mod:`sharelearn.hypergrad`.
         ``"exact"`` forms the Hessian (small networks only).
@@ -100,23 +118,27 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
         Conjugate-gradient iterations or Neumann terms.
     neumann_alpha : float, default=0.01
         Step-size factor ``alpha`` of the Neumann series (needs ``alpha < 2 / lambda_max``).
-    search_steps : int, default=200
+    search_steps : int or "auto", default="auto"
         Full-batch Adam steps (step size decaying linearly to 0) of each short retrain that
         scores a partition in the discrete search (a proxy for the outer objective; see
-        :mod:`sharelearn.nettrain`).
-    search_inits : int, default=3
+        :mod:`sharelearn.nettrain`). ``"auto"``: 200, or 1,000 for entry-level sharing.
+    search_inits : int or "auto", default="auto"
         Initialisations each partition is retrained from in the search; its score is the best
-        of them. The first is the fit's own network; the others are built from the module class
-        with other seeds, or, for a module instance, are copies whose submodules'
-        ``reset_parameters`` are called with other seeds (an instance without any is retrained
-        from its own initialisation only). One retrain from one initialisation sometimes
-        stalls, which can make the search keep a spurious group; each extra initialisation adds
-        the cost of one retrain per scored partition. Measured on the sum-of-numbers misses of
-        one initialisation, the true partition beat the found one for 93-100% of pairs of
-        initialisations and for every triple (see ``docs/models.md``).
+        of them (they are trained together, as one batch, where ``torch.func.vmap`` can batch
+        the module). ``"auto"``: 3, or 16 for entry-level sharing, whose tied networks stall
+        in poor local minima from most initialisations. The first is the fit's own network;
+        the others are built from the module class with other seeds, or, for a module
+        instance, are copies whose submodules' ``reset_parameters`` are called with other
+        seeds (an instance without any is retrained from its own initialisation only). One
+        retrain from one initialisation sometimes stalls, which can make the search keep a
+        spurious group; each extra initialisation adds the cost of one retrain per scored
+        partition. Measured on the sum-of-numbers misses of one initialisation, the true
+        partition beat the found one for 93-100% of pairs of initialisations and for every
+        triple (see ``docs/models.md``).
     max_epochs : int, default=1000
         Epochs (full-batch) of the final refit with skorch, which fine-tunes the search's
-        retrains of the chosen partition (one per initialisation, see ``search_inits``) at a
+        retrains of the chosen partition (one per initialisation, see ``search_inits``, at most
+        the best 3) at a
         tenth of ``inner_learning_rate``, decaying linearly to 0 over the epochs; if a refit
         never beats its start on the early-stopping hold-out, the start is kept, and of the
         refits the one with the lowest hold-out loss is kept. Without a hold-out
@@ -202,12 +224,15 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
         "loss": [StrOptions({"l1", "mse"})],
         "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
         "inner_steps": [Interval(numbers.Integral, 1, None, closed="left")],
-        "inner_learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
+        "inner_learning_rate": [Interval(numbers.Real, 0, None, closed="neither"),
+                                StrOptions({"auto"})],
         "hypergrad": [StrOptions(set(SOLVERS))],
         "hypergrad_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "neumann_alpha": [Interval(numbers.Real, 0, None, closed="neither")],
-        "search_steps": [Interval(numbers.Integral, 1, None, closed="left")],
-        "search_inits": [Interval(numbers.Integral, 1, None, closed="left")],
+        "search_steps": [Interval(numbers.Integral, 1, None, closed="left"),
+                         StrOptions({"auto"})],
+        "search_inits": [Interval(numbers.Integral, 1, None, closed="left"),
+                         StrOptions({"auto"})],
         "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither"), None],
         "patience": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -222,8 +247,8 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
                  weight_decay=1e-6, cv=5, max_iter=100, learning_rate=0.3,
                  temperature=(1.0, 0.05), tol=1e-4, n_iter_no_change=10, n_restarts="auto",
                  init="auto", local_search=True, max_search_iter=1000, inner_steps=10,
-                 inner_learning_rate=0.01, hypergrad="cg", hypergrad_iter=10,
-                 neumann_alpha=0.01, search_steps=200, search_inits=3, max_epochs=1000,
+                 inner_learning_rate="auto", hypergrad="cg", hypergrad_iter=10,
+                 neumann_alpha=0.01, search_steps="auto", search_inits="auto", max_epochs=1000,
                  validation_fraction=0.2, patience=100, objective="validation",
                  hessian_structure="auto", device="cpu", dtype="float64",
                  reference=None, n_jobs=None, n_threads=None, random_state=None, verbose=0,
@@ -341,11 +366,14 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
         n_restarts = model.auto_restarts() if self.n_restarts == "auto" else int(self.n_restarts)
         module_seed, *seeds = rng.randint(2**31, size=n_restarts + 2)
         model.prepare(X, Y, splits, dtype=dtype, device=device, rng=rng, seed=module_seed)
+        if self.n_restarts == "auto" and model.entry_level:
+            n_restarts = 0  # the hypotheses and the linearised search do the work
         model.check_restarts(n_restarts)
         n_items, shape = model.n_items, model.layer_shape
         self._reference_labels = self._partition_param("reference", n_items, shape, "module")
         start = self._start_partition(n_items, shape, "module")
-        self._run(model, seeds=seeds, n_restarts=n_restarts, start=start)
+        self._run(model, seeds=seeds, n_restarts=n_restarts, start=start,
+                  hypotheses=model.hypotheses(), hypothesis_start=self._init_is_auto())
 
     def _targets(self, y):
         """``(Y, classes)``: the targets as the model takes them (2-D floats) and the samples'
@@ -519,8 +547,8 @@ symmetry_group_, n_features_in_ :
                  loss="cross_entropy", weight_decay=1e-6, cv=5, max_iter=100,
                  learning_rate=0.3, temperature=(1.0, 0.05), tol=1e-4, n_iter_no_change=10,
                  n_restarts="auto", init="auto", local_search=True, max_search_iter=1000,
-                 inner_steps=10, inner_learning_rate=0.01, hypergrad="cg", hypergrad_iter=10,
-                 neumann_alpha=0.01, search_steps=200, search_inits=3, max_epochs=1000,
+                 inner_steps=10, inner_learning_rate="auto", hypergrad="cg", hypergrad_iter=10,
+                 neumann_alpha=0.01, search_steps="auto", search_inits="auto", max_epochs=1000,
                  validation_fraction=0.2, patience=100, objective="validation",
                  hessian_structure="auto", device="cpu", dtype="float64",
                  reference=None, n_jobs=None, n_threads=None, random_state=None, verbose=0,

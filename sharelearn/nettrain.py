@@ -123,6 +123,7 @@ class RetrainScorer:
         self.dtype, self.device = dtype, device
         self.n_jobs = max(1, int(n_jobs))
         self._cache = {}
+        self._batchable = True
 
     def _start(self, template, S):
         """The retrain from one initialisation, ready to run: ``(problem, w, optimizer,
@@ -148,6 +149,58 @@ class RetrainScorer:
                 best, best_w = value, w.detach().clone()
         return best, best_w, problem
 
+    def _retrain_batch(self, S, templates=None):
+        """The retrains from every initialisation (or from ``templates``) at once, as one batch
+        (``torch.func.vmap`` over the initialisations' parameter vectors; Adam is elementwise
+        and the summed loss separates, so each initialisation follows its own serial path).
+        Returns one ``(best validation loss, its parameter vector, problem)`` per
+        initialisation, or None when the module cannot be batched (then they are trained one
+        by one).
+
+        Measured on a 64 -> 36 -> 1 network tied by a 3 x 3 convolution: 32 initialisations
+        in 13.5 s as one batch, 29 s one by one.
+        """
+        templates = self.templates if templates is None else templates
+        if len(templates) < 2 or not self._batchable:
+            return None
+        problem, w, optimizer, schedule = self._batch_start(S, templates)
+        train = torch.func.vmap(lambda v: problem.train_loss(v, S))
+        val = torch.func.vmap(lambda v: problem.val_loss(v, S))
+        best = torch.full((w.shape[0],), math.inf, dtype=w.dtype, device=w.device)
+        best_w = w.detach().clone()
+        try:
+            for k in range(self.steps):
+                optimizer.zero_grad()
+                loss = train(w)
+                check_finite(float(loss.sum().detach()), f"the search's retrain, step {k}")
+                loss.sum().backward()
+                optimizer.step()
+                schedule.step()
+                if (k + 1) % _CHECKPOINT_EVERY == 0 or k + 1 == self.steps:
+                    with torch.no_grad():
+                        value = val(w)
+                    check_finite(float(value.sum()),
+                                 f"the search's retrain (validation), step {k}")
+                    better = value < best
+                    best = torch.where(better, value, best)
+                    best_w[better] = w.detach()[better]
+        except (RuntimeError, NotImplementedError) as err:
+            if "vmap" not in str(err).lower() and "batch" not in str(err).lower():
+                raise
+            self._batchable = False  # a module that vmap cannot batch: one by one
+            return None
+        return [(float(best[i]), best_w[i].clone(), problem) for i in range(w.shape[0])]
+
+    def _batch_start(self, S, templates):
+        """``(problem, w, optimizer, schedule)`` of the batched retrains: ``w`` stacks the
+        initialisations' vectors (``n_inits x n_params``)."""
+        problems = [TiedNetworkProblem(t, self.share, S, *self.data, loss=self.loss,
+                                       weight_decay=self.weight_decay) for t in templates]
+        w = torch.stack([p.initial_vector() for p in problems]).requires_grad_(True)
+        optimizer = _adam(w, self.lr)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _linear_decay(self.steps))
+        return problems[0], w, optimizer, schedule
+
     def _retrain(self, labels):
         """``(S, runs)`` of a partition: its selection matrix and, best validation loss first,
         one ``(best validation loss, its parameter vector, problem)`` per initialisation."""
@@ -159,8 +212,10 @@ class RetrainScorer:
     def _retrain_all(self, key):
         S = torch.as_tensor(labels_to_selection(np.asarray(key), sparse=False), dtype=self.dtype,
                             device=self.device)
-        runs = sorted((self._retrain_one(t, S) for t in self.templates), key=lambda run: run[0])
-        return S, runs
+        runs = self._retrain_batch(S)
+        if runs is None:
+            runs = [self._retrain_one(t, S) for t in self.templates]
+        return S, sorted(runs, key=lambda run: run[0])
 
     def prefetch(self, candidates):
         """Retrain the partitions not yet scored among ``candidates``, in ``n_jobs`` threads
@@ -176,13 +231,57 @@ class RetrainScorer:
             for key, result in zip(keys, pool.map(self._retrain_all, keys), strict=True):
                 self._cache[key] = result
 
+    def screen(self, candidates, n_inits, steps, n_rows=None):
+        """The objective of each candidate from cheaper retrains: ``steps`` steps (the step
+        size decaying to 0 over them) from the first ``n_inits`` initialisations, on the first
+        ``n_rows`` training samples (all by default; the validation samples are kept). A
+        noisier first ranking of many candidates, whose best are then scored in full. Not
+        cached, and not the scores of the search."""
+        templates = self.templates[:max(1, int(n_inits))]
+        saved = self.steps, self.data
+        self.steps = max(1, int(steps))
+        scale = 1.0
+        if n_rows is not None and n_rows < self.data[0].shape[0]:
+            rows = slice(0, max(1, int(n_rows)))
+            X_train, y_train, X_val, y_val = self.data
+            # the evidence's "validation" pair is its training data: subsampled alike
+            same = X_val is X_train
+            self.data = (X_train[rows], y_train[rows], *((X_train[rows], y_train[rows]) if same
+                                                         else (X_val, y_val)))
+            if same:  # an evidence of fewer samples, brought to the units of all of them
+                scale = X_train.shape[0] / self.data[0].shape[0]
+        try:
+            values = []
+            for labels in candidates:
+                labels = canonical_labels(labels)
+                S = torch.as_tensor(labels_to_selection(labels, sparse=False),
+                                    dtype=self.dtype, device=self.device)
+                runs = self._retrain_batch(S, templates)
+                if runs is None:
+                    runs = [self._retrain_one(t, S) for t in templates]
+                best = min(run[0] for run in runs)
+                values.append(scale * self._data_of(best) + self.penalties.of_labels(labels))
+        finally:
+            self.steps, self.data = saved
+        return values
+
+    def _data_of(self, score):
+        """The data term of a retrain's score (its validation loss)."""
+        return network_data_term(self.loss, self.n_obs, score)
+
+    def best_run(self, labels):
+        """``(S, w, problem)`` of the partition's best retrain: its selection matrix, parameter
+        vector and inner problem."""
+        S, runs = self._retrain(canonical_labels(labels))
+        return S, runs[0][1], runs[0][2]
+
     def validation_loss(self, labels):
         """Best validation loss of the partition's retrains."""
         return self._retrain(labels)[1][0][0]
 
     def data_value(self, labels):
         """The data term of the partition (without the penalties)."""
-        return network_data_term(self.loss, self.n_obs, self.validation_loss(labels))
+        return self._data_of(self.validation_loss(labels))
 
     def __call__(self, labels):
         labels = canonical_labels(labels)
@@ -232,6 +331,24 @@ class EvidenceScorer(RetrainScorer):
                                     loss=self.loss, structure=self.hessian_structure)
         check_finite(value, "the Laplace evidence of the search's retrain")
         return value, w.detach().clone(), problem
+
+    def _retrain_batch(self, S, templates=None):
+        """The batched retrains (:meth:`RetrainScorer._retrain_batch`; their "validation" pair
+        is the training data, so each keeps its checkpoint of lowest training loss), each
+        scored by its Laplace evidence."""
+        runs = super()._retrain_batch(S, templates)
+        if runs is None:
+            return None
+        out = []
+        for _, w, problem in runs:
+            value, _ = network_evidence(problem, w, S, problem.X_train, problem.y_train,
+                                        loss=self.loss, structure=self.hessian_structure)
+            check_finite(value, "the Laplace evidence of the search's retrain")
+            out.append((value, w, problem))
+        return out
+
+    def _data_of(self, score):
+        return score  # the retrain's score is already -2 log p(y)
 
     def data_value(self, labels):
         """``-2 log p(y)`` of the partition's best retrain."""

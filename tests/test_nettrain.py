@@ -35,7 +35,8 @@ def test_search_score_is_the_best_retrain_over_initialisations():
     alone = [RetrainScorer(t, SHARE, data, **kw).validation_loss(truth) for t in inits]
     assert len(set(alone)) == 3  # the initialisations really differ
     together = RetrainScorer(inits, SHARE, data, **kw)
-    assert together.validation_loss(truth) == min(alone)
+    # (the batched retrains round differently in float32 from the one-by-one ones)
+    assert together.validation_loss(truth) == pytest.approx(min(alone), rel=1e-5)
     # the search's best checkpoint comes from the winning initialisation
     module = together.trained_modules(truth)[0]
     with torch.no_grad():

@@ -11,7 +11,10 @@ trained by gradient descent (:mod:`sharelearn.nettrain`).
   implicit hypergradient (:mod:`sharelearn.hypergrad`). The outer loop sees an ordinary
   differentiable function of ``S``.
 * **Search.** Partitions are scored by short retrains (:class:`sharelearn.nettrain.
-  RetrainScorer`) with the moves of :mod:`sharelearn.search.network`.
+  RetrainScorer`) with the moves of :mod:`sharelearn.search.network`. The entries of one matrix
+  (more than ``ENTRY_SEARCH_ITEMS``) are searched from the best of their convolution hypotheses
+  (scored by retrains in :mod:`sharelearn.outer`) by linearised proposals
+  (:mod:`sharelearn.search.linearised`), one retrain per round.
 * **Refit.** The chosen partition's retrains are trained further with skorch, and the partition
   is checked against its best merge on a hold-out (:func:`sharelearn.nettrain.holdout_merges`).
 """
@@ -28,7 +31,9 @@ from .. import nettrain
 from ..hypergrad import implicit_hypergradient
 from ..laplace import check_curvature_memory, item_linearisation, soft_gaussian_evidence
 from ..networks import TiedNetworkProblem, check_share, network_data_term
+from ..search.linearised import LinearisedProposal
 from ..search.network import network_moves
+from ..symmetry.convolution import shift_hypotheses
 from .base import SharingModel
 
 __all__ = ["EvidenceRelaxation", "ImplicitDataTerm", "ModuleModel", "NetworkRelaxation"]
@@ -36,6 +41,31 @@ __all__ = ["EvidenceRelaxation", "ImplicitDataTerm", "ModuleModel", "NetworkRela
 # The refit fine-tunes an already trained network: at the full step size its first Adam steps
 # could throw it off its minimum (measured: test MAE 0.37 instead of 0.06 at L = 4).
 _REFIT_LR_FACTOR = 0.1
+# Entry-level sharing of one matrix with more items than this is searched by linearised proposals
+# (one retrain per round) from the best of its convolution hypotheses; below, by retrained
+# candidate moves (a round of one-item moves is n_items x n_groups retrains).
+ENTRY_SEARCH_ITEMS = 64
+# initialisations per retrain for search_inits="auto": slices, and entry-level sharing (a tied
+# 64 -> 36 -> 1 network reached the noise floor from 2 to 9 of 16 initialisations; 3 suffice
+# for the sum of numbers, see the estimator's documentation)
+_AUTO_INITS = {False: 3, True: 16}
+# steps per retrain for search_steps="auto": slices, and entry-level sharing (a 36 -> 25 -> 1
+# network tied by a 2 x 2 convolution with taps of one sign stalled above the shared network's
+# score after 200 steps from all 16 initialisations, and fit after 1,000)
+_AUTO_STEPS = {False: 200, True: 1000}
+# Adam's step size for inner_learning_rate="auto": slices, and entry-level sharing (a tied value
+# moves by about the step size per step whatever its gradient, and N(0, 1) taps are far from a
+# layer's initial scale: 2-channel 3 x 3 tying of a 64 -> 72 -> 1 network, 1,000 steps from 16
+# initialisations, reached a validation MSE under 0.0125 from 8 at 0.01 and from 11 at 0.03)
+_AUTO_LR = {False: 0.01, True: 0.03}
+# the refit trains at most this many of the search's retrains of the chosen partition
+_MAX_REFITS = 3
+# ridge of the local linear model's closed form (SharingDiscoverer's default)
+_LOCAL_ALPHA = 1e-6
+# output channels that a dense layer's convolution hypotheses may have (each reading is one
+# screened retrain: up to 4 channels gave 44 readings of a 36 x 64 layer and a 72 s screen, up
+# to 2 give 16)
+_MAX_CHANNELS = 2
 
 
 class ImplicitDataTerm(torch.autograd.Function):
@@ -71,7 +101,7 @@ class NetworkRelaxation:
         self.model = model
         self.problem = model.tied_problem(S0)
         self.w = self.problem.initial_vector().requires_grad_(True)
-        self.optimizer = torch.optim.Adam([self.w], lr=model.inner_learning_rate)
+        self.optimizer = torch.optim.Adam([self.w], lr=model.lr)
         self.step = 0
         nettrain.inner_steps(self.problem, self.w, S0, self.optimizer, model.warmup_steps,
                              "warm-up")
@@ -162,6 +192,7 @@ class ModuleModel(SharingModel):
         return self.objective == "evidence"
 
     def auto_restarts(self):
+        # (entry-level sharing runs none: the estimator asks again after prepare)
         # with the evidence, the search from init finds the sum of numbers' sharing alone
         # (tests/test_laplace.py); relaxations of it run when n_restarts asks for them
         return 0 if self.by_evidence else 1
@@ -287,11 +318,18 @@ class ModuleModel(SharingModel):
                              "torch.nn.Module.")
         self.share_ = self.resolved_share()
         self.n_items = check_share(template, self.share_)[0]
-        self.layer_shape = (self.n_items, 1)
+        self.matrix_shape = self._shared_matrix_shape(template)
+        self.layer_shape = self.matrix_shape or (self.n_items, 1)
+        n_inits = (_AUTO_INITS[self.entry_level] if self.search_inits == "auto"
+                   else int(self.search_inits))
+        self.n_search_steps = (_AUTO_STEPS[self.entry_level] if self.search_steps == "auto"
+                               else int(self.search_steps))
+        self.lr = (_AUTO_LR[self.entry_level] if self.inner_learning_rate == "auto"
+                   else float(self.inner_learning_rate))
         template = template.to(device=device, dtype=dtype)
         self.templates = [template] + [
             t.to(device=device, dtype=dtype) for t in self.other_initialisations(
-                X, n_outputs, rng.randint(2**31, size=self.search_inits - 1))]
+                X, n_outputs, rng.randint(2**31, size=n_inits - 1))]
         self.dtype, self.device = dtype, device
 
         fit_rows = np.concatenate([train, val])
@@ -324,6 +362,28 @@ class ModuleModel(SharingModel):
         self.fit_data = (Xt[fit_rows], Yt[fit_rows])
         self.stop_data = None if stop is None else (Xt[stop], Yt[stop])
 
+    def _shared_matrix_shape(self, template):
+        """``(n_out, n_in)`` when the items are the entries of one 2-D parameter, else None."""
+        if len(self.share_) != 1:
+            return None
+        (name, axis), = self.share_.items()
+        param = template.get_parameter(name)
+        return tuple(param.shape) if axis is None and param.dim() == 2 else None
+
+    @property
+    def entry_level(self):
+        """Whether the items are the many entries of one matrix (searched by linearised
+        proposals from its convolution hypotheses)."""
+        return self.matrix_shape is not None and self.n_items > ENTRY_SEARCH_ITEMS
+
+    def hypotheses(self):
+        # A dense layer's entries: the convolutions its shape admits, with up to _MAX_CHANNELS
+        # output channels (sharelearn.symmetry.shift_hypotheses); each is scored by retraining
+        # the network tied by it, and the best leads the search (sharelearn.outer).
+        if not self.entry_level:
+            return {}
+        return shift_hypotheses(self.matrix_shape, max_channels=_MAX_CHANNELS)
+
     def tied_problem(self, S):
         """The inner problem of the fit's network tied by ``S``."""
         return TiedNetworkProblem(self.templates[0], self.share_, S, *self.data, loss=self.loss,
@@ -334,8 +394,23 @@ class ModuleModel(SharingModel):
             return EvidenceRelaxation(self, S0[0])
         return NetworkRelaxation(self, S0[0])
 
+    def penalty_change(self, labels):
+        """What ``labels`` gains from the block-wise penalties of the hypotheses it coarsens
+        (as the outer loop charges them; 0 without hypotheses)."""
+        if not self.entry_level:
+            return 0.0
+        return self._hypothesis_family().penalty_change(labels, self.penalties)
+
+    def _hypothesis_family(self):
+        if getattr(self, "_family", None) is None:
+            from ..search.coarsening import SharingFamily  # (it imports the models)
+
+            self._family = SharingFamily(self.hypotheses())
+        return self._family
+
     def hard_objective(self, penalties):
-        kwargs = dict(steps=self.search_steps, lr=self.inner_learning_rate, loss=self.loss,
+        self.penalties = penalties
+        kwargs = dict(steps=self.n_search_steps, lr=self.lr, loss=self.loss,
                       weight_decay=self.weight_decay, n_obs=self.n_obs, penalties=penalties,
                       dtype=self.dtype, device=self.device,
                       n_jobs=max(1, effective_n_jobs(self.n_jobs)))
@@ -348,7 +423,37 @@ class ModuleModel(SharingModel):
         return self.scorer
 
     def search_moves(self, max_iter):
+        if self.entry_level:
+            return [LinearisedProposal(self._search_local, loss=self.loss,
+                                       validation=not self.by_evidence,
+                                       penalty_change=self.penalty_change)]
         return network_moves()
+
+    def _search_local(self, J, target, splits, labels):
+        """The closed-form search of the network's local linear model (design ``J``) from
+        ``labels``, with the layer's hypotheses, under the fit's penalties and objective."""
+        from ..outer import discover
+        from .linear import LinearMap
+
+        # only the hypotheses that the current partition coarsens: their block-wise penalties
+        # price the proposals, and each other hypothesis would add its block equations to
+        # every round (with all 44 readings of a 36 x 64 layer a round took about 8 s)
+        family = self._hypothesis_family()
+        hypotheses = {family.names[h]: family.labels[h] for h in range(len(family))
+                      if family.blocks_of(h, labels) is not None}
+
+        class LocalLinearMap(LinearMap):
+            # the items are the layer's entries, whatever shape the local design has
+            def hypotheses(self):
+                return hypotheses
+
+        local = LocalLinearMap(fit_intercept=True, objective=self.objective,
+                               alpha=_LOCAL_ALPHA)
+        local.prepare(J, target, splits, dtype=torch.float64, device=self.device)
+        _, results = discover(local, self.penalties, [0], n_relax=0, n_columns=2, start=labels,
+                              hypotheses=hypotheses, search=True,
+                              search_max_iter=self.max_search_iter)
+        return min(results, key=lambda r: r.value).labels
 
     def refit(self, labels, objective):
         scorer = objective
@@ -361,14 +466,17 @@ class ModuleModel(SharingModel):
             # full-batch training sometimes sat on a plateau until early stopping ended it
             # (measured at L = 10: test MAE 1.8 against 0.06).
             return nettrain.refit_best(
-                scorer.trained_modules(labels_), X=X_fit, y=y_fit, X_stop=X_stop, y_stop=y_stop,
-                lr=_REFIT_LR_FACTOR * self.inner_learning_rate, loss=self.loss,
+                scorer.trained_modules(labels_)[:_MAX_REFITS], X=X_fit, y=y_fit,
+                X_stop=X_stop, y_stop=y_stop, lr=_REFIT_LR_FACTOR * self.lr, loss=self.loss,
                 weight_decay=self.weight_decay, max_epochs=self.max_epochs,
                 patience=self.patience, device=self.device, verbose=self.verbose)
 
         n_merged = 0
         # the hold-out check compares hold-out losses; the evidence has no need of it
-        if self.local_search and X_stop is not None and not self.by_evidence:
+        # (entry-level sharing: the local linear search has merged what it does not separate,
+        # and every merge here would be retrained from every initialisation)
+        if (self.local_search and X_stop is not None and not self.by_evidence
+                and not self.entry_level):
             labels, (fitted, history, _), n_merged = nettrain.holdout_merges(
                 scorer, labels, refit, n_obs=self.n_obs, max_iter=self.max_search_iter)
             if self.verbose and n_merged:
@@ -385,7 +493,7 @@ class ModuleModel(SharingModel):
             by_evidence = {"log_evidence_": -0.5 * float(scorer.data_value(labels)) - log_scale}
         return labels, dict(
             **by_evidence,
-            objective_=float(scorer(labels)),
+            objective_=float(scorer(labels)) + self.penalty_change(labels),
             validation_loss_=(None if self.by_evidence
                               else float(scorer.validation_loss(labels))),
             target_mean_=self.target_mean,
@@ -399,5 +507,5 @@ class ModuleModel(SharingModel):
         )
 
     def release(self):
-        for name in ("templates", "data", "fit_data", "stop_data", "scorer"):
+        for name in ("templates", "data", "fit_data", "stop_data", "scorer", "_family"):
             self.__dict__.pop(name, None)

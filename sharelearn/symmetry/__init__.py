@@ -12,7 +12,7 @@
 What the group of a sharing means and how it behaves is explained in :doc:`/symmetry`.
 """
 
-from .convolution import shift_hypotheses, shift_sharing
+from .convolution import convolution_reading, shift_hypotheses, shift_sharing
 from .generators import (
     cyclic_shift_generators,
     dihedral_generators,
@@ -25,6 +25,7 @@ from .group import SymmetryGroup, named_sharing, symmetry_group
 from .wallpaper import image_group_generators, image_group_hypotheses
 
 __all__ = [
+    "convolution_reading",
     "named_sharing",
     "SymmetryGroup",
     "cyclic_shift_generators",

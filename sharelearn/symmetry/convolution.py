@@ -188,7 +188,7 @@ def _offset_sharing(out_grid, in_grid, circular):
     return canonical_labels(((dr + ho) * (wi + wo + 1) + dc + wo).ravel())
 
 
-def shift_hypotheses(shape, max_groups=256):
+def shift_hypotheses(shape, max_groups=256, max_channels=1):
     """The convolutions that a dense layer of ``shape = (n_out, n_in)`` can be read as.
 
     A flattened image or signal does not say its geometry, but its size limits it: the inputs
@@ -215,6 +215,11 @@ def shift_hypotheses(shape, max_groups=256):
     max_groups : int, default=256
         Sharings with more groups are left out (a hypothesis with thousands of groups is
         costly to score and is never a useful start).
+    max_channels : int, default=1
+        Also read the outputs as ``c`` channels of ``n_out / c`` consecutive rows each, for
+        every ``2 <= c <= max_channels`` that divides ``n_out``: each channel is a valid
+        convolution with its own kernel, and the structural zeros of all channels are one
+        group (a convolutional layer with ``c`` output channels, flattened channel-first).
 
     Returns
     -------
@@ -265,4 +270,81 @@ def shift_hypotheses(shape, max_groups=256):
             ktext = f"{kernel[0]} x {kernel[1]}" if hi > 1 else f"{kernel[1]}"
             keep(f"valid {ktext} kernel, {grid_text((hi, wi))} -> "
                  f"{grid_text((ho, wo))}", labels)
+    max_channels = check_int(max_channels, "max_channels", min_value=1)
+    for c in range(2, max_channels + 1):
+        if n_out % c:
+            continue
+        for hi, wi in _grids(n_in):
+            for ho, wo in _grids(n_out // c):
+                if ho > hi or wo > wi or (ho, wo) == (hi, wi):
+                    continue
+                kernel = (hi - ho + 1, wi - wo + 1)
+                keep(f"valid {grid_text(kernel)} kernel, {c} channels, {grid_text((hi, wi))} "
+                     f"-> {c} x {grid_text((ho, wo))}", _channel_labels((hi, wi), kernel, c))
     return found
+
+
+def _channel_labels(in_grid, kernel, n_channels):
+    """Labels of a valid convolution with ``n_channels`` output channels (channel-first rows):
+    one group per channel and tap, and one group of the structural zeros of every channel."""
+    index = _tap_index(in_grid, kernel, "valid")
+    n_taps = int(np.prod(kernel))
+    per_channel = [np.where(index >= 0, index + c * n_taps, n_channels * n_taps)
+                   for c in range(n_channels)]
+    return canonical_labels(np.concatenate(per_channel).ravel())
+
+
+def convolution_reading(labels, shape, max_channels=1):
+    """Name the convolution that a dense layer's sharing is, if any.
+
+    A sharing is read as a convolution of :func:`shift_hypotheses` when it *coarsens* it: every
+    group of the convolution's sharing lies inside one group of ``labels`` (taps merged, or
+    merged into the structural zeros, are still that convolution). Of the convolutions it
+    coarsens, the one with the fewest groups is named.
+
+    Parameters
+    ----------
+    labels : array-like of shape (n_out * n_in,)
+        A partition of the layer's entries (row-major ``W``).
+    shape : tuple of two ints
+        ``(n_out, n_in)``.
+    max_channels : int, default=1
+        As for :func:`shift_hypotheses`.
+
+    Returns
+    -------
+    str or None
+        The convolution's description, followed by ``", k of its K groups"`` when ``labels``
+        merges some of its groups; None when the sharing is no convolution's.
+
+    Examples
+    --------
+    >>> from sharelearn.symmetry import convolution_reading, shift_sharing
+    >>> convolution_reading(shift_sharing((8, 8), 3), (36, 64))
+    'valid 3 x 3 kernel, 8 x 8 -> 6 x 6'
+    >>> import numpy as np
+    >>> convolution_reading(np.arange(36 * 64), (36, 64)) is None
+    True
+    """
+    from .generators import _check_layer_shape
+
+    n_out, n_in = _check_layer_shape(shape)
+    labels = np.asarray(labels).ravel()
+    if labels.size != n_out * n_in:
+        raise ValueError(f"labels must have n_out * n_in = {n_out * n_in} entries for the "
+                         f"layer of shape {(n_out, n_in)}, got {labels.size}.")
+    labels = canonical_labels(labels)
+    n_groups = int(labels.max()) + 1
+    best = None
+    for text, blocks in shift_hypotheses((n_out, n_in), max_groups=n_out * n_in,
+                                         max_channels=max_channels).items():
+        n_blocks = int(blocks.max()) + 1
+        if n_blocks < n_groups:
+            continue
+        pairs = np.unique(blocks * n_groups + labels)
+        if pairs.size == n_blocks and (best is None or n_blocks < best[1]):
+            best = (text, n_blocks)
+    if best is None:
+        return None
+    text, n_blocks = best
+    return text if n_blocks == n_groups else f"{text}, {n_groups} of its {n_blocks} groups"

@@ -25,7 +25,8 @@ def test_the_gallery_is_complete():
     names = {p.stem for p in EXAMPLES}
     assert {"plot_quickstart", "plot_shared_means", "plot_shift_1d_2d", "plot_grid_search",
             "plot_gaussian_sweeps", "plot_sum_of_numbers", "plot_symmetry_naming",
-            "plot_custom_module", "plot_rotation_equivariance"} <= names
+            "plot_custom_module", "plot_rotation_equivariance",
+            "plot_dense_to_convolution"} <= names
     header = EXAMPLES[0].parent / "GALLERY_HEADER.rst"
     assert header.exists(), "sphinx-gallery needs a header for the examples directory"
 
@@ -46,6 +47,8 @@ PROMISES = {
                               "distance 0",
                               "stored weight rows: (2, 16) -> full weight: (6, 16)",
                               "positions of one group still share their row: True"],
+    "plot_dense_to_convolution.py": ["groups of 2304 entries",
+                                     "read as: valid 3 x 3 kernel, 8 x 8 -> 6 x 6"],
     "plot_preprocessing.py": ["linear, GlobalScaler (centred, one scale):\n   4 groups, "
                               "partition distance 0",
                               "   warning: Every feature of X has mean 0",

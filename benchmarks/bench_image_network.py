@@ -72,7 +72,8 @@ def conv_weights(labels, taps):
 
 
 def teacher(seed, n_channels, noise=0.1):
-    """``(X, y, truth)``: the teacher's targets on the seed's order of the digits."""
+    """``(X, y, truth, W)``: the teacher's targets on the seed's order of the digits, its
+    sharing and its first layer."""
     X, _ = digits(seed)
     rng = np.random.default_rng(10_000 + seed)
     truth = conv_sharing(n_channels)
@@ -80,7 +81,7 @@ def teacher(seed, n_channels, noise=0.1):
     readout = rng.standard_normal(36 * n_channels) / 6
     clean = np.maximum(X @ W.T, 0) @ readout
     y = clean + noise * clean.std() * rng.standard_normal(len(clean))
-    return X, y, truth
+    return X, y, truth, W
 
 
 class Student(nn.Module):
@@ -108,11 +109,22 @@ def _fit(estimator_class, X, y, *, init="auto", local_search=True, **kwargs):
 THREADS = {}
 
 
+def merged_values(found, truth, values):
+    """The teacher's values that the found partition puts in one group, per merged group
+    (``"0.023+0"``: a tap of 0.023 merged into the zeros), or ``""`` if none are merged."""
+    out = []
+    for g in np.unique(found):
+        members = np.unique(truth[found == g])
+        if members.size > 1:
+            out.append("+".join(f"{values[t]:.3g}" for t in members))
+    return "; ".join(out)
+
+
 def teacher_rows(seed, n, n_channels, objective):
     from sharelearn import NetworkSharingDiscoverer, partition_distance
     from sharelearn.symmetry import convolution_reading
 
-    X, y, truth = teacher(seed, n_channels)
+    X, y, truth, W = teacher(seed, n_channels)
     kwargs = dict(module__hidden=36 * n_channels, loss="mse", objective=objective,
                   random_state=seed, **THREADS)
     found, fit_s = _fit(NetworkSharingDiscoverer, X[:n], y[:n], **kwargs)
@@ -126,6 +138,7 @@ def teacher_rows(seed, n, n_channels, objective):
         return float(np.mean((est.predict(X[n:]) - y[n:]) ** 2) / var)
 
     pd = int(partition_distance(found.sharing_partition_, truth))
+    values = np.array([W.ravel()[truth == t][0] for t in range(truth.max() + 1)])
     return {"part": "teacher", "channels": n_channels, "n": n, "objective": objective,
             "seed": seed, "pd": pd, "exact": pd == 0, "n_groups": found.n_groups_,
             "reading": convolution_reading(found.sharing_partition_, (truth.size // 64, 64),
@@ -135,7 +148,9 @@ def teacher_rows(seed, n, n_channels, objective):
             "search_failure": bool(pd > 0 and true.objective_ < found.objective_ - 1e-6),
             "test_mse": round(test_mse(found), 4), "test_mse_true_sharing": round(
                 test_mse(true), 4), "test_mse_dense": round(test_mse(dense), 4),
-            "fit_s": round(fit_s, 1)}
+            "fit_s": round(fit_s, 1),
+            "merged": merged_values(found.sharing_partition_, truth, values),
+            "partition": " ".join(map(str, found.sharing_partition_))}
 
 
 def label_rows(seed, objective, n_fit=1200):

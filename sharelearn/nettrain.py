@@ -210,12 +210,18 @@ class RetrainScorer:
         return self._cache[key]
 
     def _retrain_all(self, key):
-        S = torch.as_tensor(labels_to_selection(np.asarray(key), sparse=False), dtype=self.dtype,
-                            device=self.device)
-        runs = self._retrain_batch(S)
-        if runs is None:
-            runs = [self._retrain_one(t, S) for t in self.templates]
-        return S, sorted(runs, key=lambda run: run[0])
+        S = self._selection(key)
+        return S, sorted(self._runs(S, self.templates), key=lambda run: run[0])
+
+    def _selection(self, labels):
+        return torch.as_tensor(labels_to_selection(np.asarray(labels), sparse=False),
+                               dtype=self.dtype, device=self.device)
+
+    def _runs(self, S, templates):
+        """The retrains of ``S`` from ``templates``: as one batch where the module allows it,
+        else one by one."""
+        runs = self._retrain_batch(S, templates)
+        return runs if runs is not None else [self._retrain_one(t, S) for t in templates]
 
     def prefetch(self, candidates):
         """Retrain the partitions not yet scored among ``candidates``, in ``n_jobs`` threads
@@ -254,12 +260,7 @@ class RetrainScorer:
             values = []
             for labels in candidates:
                 labels = canonical_labels(labels)
-                S = torch.as_tensor(labels_to_selection(labels, sparse=False),
-                                    dtype=self.dtype, device=self.device)
-                runs = self._retrain_batch(S, templates)
-                if runs is None:
-                    runs = [self._retrain_one(t, S) for t in templates]
-                best = min(run[0] for run in runs)
+                best = min(run[0] for run in self._runs(self._selection(labels), templates))
                 values.append(scale * self._data_of(best) + self.penalties.of_labels(labels))
         finally:
             self.steps, self.data = saved

@@ -35,6 +35,7 @@ from ..search.linearised import LinearisedProposal
 from ..search.network import network_moves
 from ..symmetry.convolution import shift_hypotheses
 from .base import SharingModel
+from .linear import LinearMap
 
 __all__ = ["EvidenceRelaxation", "ImplicitDataTerm", "ModuleModel", "NetworkRelaxation"]
 
@@ -433,7 +434,6 @@ class ModuleModel(SharingModel):
         """The closed-form search of the network's local linear model (design ``J``) from
         ``labels``, with the layer's hypotheses, under the fit's penalties and objective."""
         from ..outer import discover
-        from .linear import LinearMap
 
         # only the hypotheses that the current partition coarsens: their block-wise penalties
         # price the proposals, and each other hypothesis would add its block equations to
@@ -441,14 +441,8 @@ class ModuleModel(SharingModel):
         family = self._hypothesis_family()
         hypotheses = {family.names[h]: family.labels[h] for h in range(len(family))
                       if family.blocks_of(h, labels) is not None}
-
-        class LocalLinearMap(LinearMap):
-            # the items are the layer's entries, whatever shape the local design has
-            def hypotheses(self):
-                return hypotheses
-
-        local = LocalLinearMap(fit_intercept=True, objective=self.objective,
-                               alpha=_LOCAL_ALPHA)
+        local = _LocalLinearMap(hypotheses, fit_intercept=True, objective=self.objective,
+                                alpha=_LOCAL_ALPHA)
         local.prepare(J, target, splits, dtype=torch.float64, device=self.device)
         _, results = discover(local, self.penalties, [0], n_relax=0, n_columns=2, start=labels,
                               hypotheses=hypotheses, search=True,
@@ -509,3 +503,15 @@ class ModuleModel(SharingModel):
     def release(self):
         for name in ("templates", "data", "fit_data", "stop_data", "scorer", "_family"):
             self.__dict__.pop(name, None)
+
+
+class _LocalLinearMap(LinearMap):
+    """The closed-form model of a network's local linear model: its items are the layer's
+    entries, whatever shape the local design has, so its hypotheses are the layer's."""
+
+    def __init__(self, hypotheses, **kwargs):
+        super().__init__(**kwargs)
+        self._layer_hypotheses = hypotheses
+
+    def hypotheses(self):
+        return self._layer_hypotheses

@@ -152,7 +152,7 @@ class StartResult:
 _STAY = "stay"
 
 
-def _search(model, objective, labels, search, search_max_iter, gate=None):
+def _search(model, objective, labels, search, search_max_iter, gate=None, fixed_points=None):
     """The item-wise search from ``labels``. With ``gate=_STAY`` there is none (the start is a
     coarsening of a hypothesis that explains the data: what moves single items fits noise).
     With any other ``gate`` (the objective change of a
@@ -161,21 +161,24 @@ def _search(model, objective, labels, search, search_max_iter, gate=None):
     accepted step improves the objective *with* the gate, i.e. pays for leaving the structure
     (after that step the partition coarsens nothing and the objectives agree). Otherwise the
     start is returned as it is; with weak penalties the item-wise search would otherwise wander
-    through noise from there."""
+    through noise from there. ``fixed_points``: see :func:`~sharelearn.search.local_search`
+    (searches of one fit share them)."""
     if not search or gate is _STAY:
         return labels, objective.state(labels).value, 0, True
     if gate is None:
         return local_search(objective, labels, model.search_moves(search_max_iter),
-                            max_iter=search_max_iter)
+                            max_iter=search_max_iter, fixed_points=fixed_points)
     first, value, n_moves, _ = local_search(objective, labels,
-                                            model.search_moves(search_max_iter), max_iter=1)
+                                            model.search_moves(search_max_iter), max_iter=1,
+                                            fixed_points=fixed_points)
     start_value = objective.state(labels).value
     if n_moves == 0 or value + gate(first) >= start_value + gate(labels):
         return labels, start_value, 0, True
     if search_max_iter == 1:
         return first, value, 1, False
     labels, value, n_moves, converged = local_search(
-        objective, first, model.search_moves(search_max_iter), max_iter=search_max_iter - 1)
+        objective, first, model.search_moves(search_max_iter), max_iter=search_max_iter - 1,
+        fixed_points=fixed_points)
     return labels, value, n_moves + 1, converged
 
 
@@ -192,14 +195,16 @@ def _search_in_turn(model, objective, starts, search, search_max_iter, verbose, 
     (the ``init`` start, unless a restart rounded to it). A start that is where an earlier
     search converged is not searched again: the search stops where no move of any kind
     improves, so it would stop there at once (with the same value, computed by the same
-    code)."""
+    code). For the same reason a search that reaches where an earlier one found no move stops
+    there (``fixed_points``)."""
     keys = list(starts)
-    found, ends = {}, {}
+    found, ends, fixed_points = {}, {}, set()
     for k in _progress(keys[::-1], len(keys), verbose):
         if k in ends:
             found[k] = (*ends[k], 0, True)
             continue
-        found[k] = _search(model, objective, starts[k], search, search_max_iter, gates.get(k))
+        found[k] = _search(model, objective, starts[k], search, search_max_iter, gates.get(k),
+                           fixed_points)
         labels, value, _, converged = found[k]
         if converged:
             ends.setdefault(labels.tobytes(), (labels, value))

@@ -182,8 +182,20 @@ def test_hard_statistics_updated_from_a_nearby_partition_equal_fresh_ones(n, d, 
     near = problem.hard_statistics(labels, R)
     near_state = type("State", (), {"lab_t": torch.as_tensor(labels), "CS": near["CS"],
                                     "CSv": near["CSv"]})()
+    every = torch.arange(P)
+
+    def dense(value):  # the products' rows of every item, as one F x P x R array
+        return (value.rows(every) if hasattr(value, "rows") else value).numpy()
+
+    kinds = {type(near["CS"]).__name__, type(through_C.hard_statistics(labels, R)["CS"]).__name__}
+    assert kinds == ({"ProductsThroughSamples", "ProductsThroughC"} if n < d
+                     else {"ProductsThroughC"})
     for key, value in through_C.hard_statistics(labels, R).items():
-        np.testing.assert_allclose(near[key].numpy(), value.numpy(), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(dense(near[key]), dense(value), rtol=1e-12, atol=1e-12)
+    psi = torch.tensor(rng.standard_normal((3, R)))
+    np.testing.assert_allclose(near["CS"].times(psi).numpy(),
+                               (torch.as_tensor(dense(near["CS"])) @ psi[..., None])[..., 0],
+                               rtol=1e-12, atol=1e-12)
     moved = labels.copy()
     moved[rng.integers(0, P, 3)] = rng.integers(0, R, 3)
     merged = np.where(labels == 1, 0, labels)
@@ -195,5 +207,5 @@ def test_hard_statistics_updated_from_a_nearby_partition_equal_fresh_ones(n, d, 
         fresh = through_C.hard_statistics(new, R_new)
         updated = problem.hard_statistics(new, R_new, near=near_state)
         for key in fresh:
-            np.testing.assert_allclose(updated[key].numpy(), fresh[key].numpy(), rtol=1e-10,
+            np.testing.assert_allclose(dense(updated[key]), dense(fresh[key]), rtol=1e-10,
                                        atol=1e-10)

@@ -79,7 +79,7 @@ def test_greedy_regrowth_of_a_row_is_trapped_by_correlated_inputs_the_row_beam_i
     start = truth.reshape(62, 64).copy()
     start[45] = background
     st = objective.state(start.ravel())
-    grad_t = (st.CS @ st.psi[..., None])[..., 0] - problem.b_tr
+    grad_t = objective.training_gradient(st)
     _, _, scale = objective.scoring_gradient(st, grad_t)
     f, sizes = objective.size_cost, st.sizes
     pen = f(sizes + 1) - f(sizes) + f(sizes[background] - 1) - f(sizes[background])
@@ -103,6 +103,45 @@ def test_the_driver_stops_at_its_cap_and_says_so(build):
     assert value < objective.state(start).value
     labels, value, n_accepted, converged = local_search(objective, start, [], max_iter=5)
     assert (n_accepted, converged) == (0, True) and value == objective.state(start).value
+
+
+class _Counting:
+    """A move that counts its proposals and delegates them."""
+
+    def __init__(self, move, counts):
+        self.move, self.counts = move, counts
+
+    def applies(self, objective):
+        return self.move.applies(objective)
+
+    def propose(self, objective, state):
+        self.counts.append(state.labels.tobytes())
+        return self.move.propose(objective, state)
+
+
+def test_a_search_stops_where_an_earlier_one_found_no_move(build):
+    problem, _ = build.conv_problem(n_in=6, k=3, n=60, seed=1)
+    objective = build.hard_objective(problem)
+    start = np.zeros(problem.n_items, dtype=int)
+    fixed = set()
+    plain = local_search(objective, start, closed_form_moves())
+    labels, value, n_accepted, converged = local_search(objective, start, closed_form_moves(),
+                                                        fixed_points=fixed)
+    assert converged and n_accepted > 0 and fixed == {labels.tobytes()}
+    np.testing.assert_array_equal(labels, plain[0])
+    assert (value, n_accepted) == plain[1:3]
+    # searched again, the same path stops on reaching the known end: no move is tried there
+    proposals = []
+    again = local_search(objective, start, [_Counting(m, proposals) for m in closed_form_moves()],
+                         fixed_points=fixed)
+    np.testing.assert_array_equal(again[0], labels)
+    assert again[1:] == (value, n_accepted, True)
+    assert labels.tobytes() not in proposals
+    # without the set, every move is tried once more at the end and none helps
+    proposals.clear()
+    local_search(objective, start, [_Counting(m, proposals) for m in closed_form_moves()])
+    n_moves = sum(m.applies(objective) for m in closed_form_moves())
+    assert proposals.count(labels.tobytes()) == n_moves
 
 
 def test_untied_values_solve_each_rows_group_entries_jointly():

@@ -25,7 +25,7 @@ from ..penalties import data_term
 from ..search import SearchState
 from ..search.moves import closed_form_moves
 from .base import SharingModel
-from .gaussian import TiedLinearGaussian, diagonal_solve, ridge_solve
+from .gaussian import HardProducts, TiedLinearGaussian, diagonal_solve, ridge_solve
 
 __all__ = ["ClosedFormModel", "ClosedFormState", "EvidenceObjective", "ValidationObjective",
            "log_evidence"]
@@ -44,7 +44,8 @@ class ClosedFormState(SearchState):
     empty group (``R`` columns: the groups and the spare).
 
     ``G``, ``c`` (training) and ``Gv``, ``cv`` (validation) are the normal equations of the
-    shared values; ``CS``, ``CSv`` (``F x P x R``) what a one-item move changes in them
+    shared values; ``CS``, ``CSv`` the products ``C S`` (``F x P x R``, as
+    :class:`~sharelearn.models.gaussian.HardProducts`), what a one-item move changes in them
     (:meth:`TiedLinearGaussian.hard_statistics`); ``psi`` the fitted shared values (``F x R``),
     ``lab_t`` the labels on the device, ``sizes`` the group sizes (float, ``R``). ``mse`` is the
     validation MSE of each split (validation objective), ``precisions`` the prior and noise
@@ -59,8 +60,8 @@ class ClosedFormState(SearchState):
     c: torch.Tensor = None
     Gv: torch.Tensor = None
     cv: torch.Tensor = None
-    CS: torch.Tensor = None
-    CSv: torch.Tensor = None
+    CS: HardProducts = None
+    CSv: HardProducts = None
     mse: torch.Tensor = None
     precisions: tuple = None
     grad_t: torch.Tensor = None  # cache of ValidationObjective.training_gradient
@@ -69,7 +70,8 @@ class ClosedFormState(SearchState):
 class SplitScale:
     """How a change of each split's squared error (``F x ...``) maps to a change of the
     objective: ``link(sum_f weights[f] * d_sse[f])``. Calling it does that; the search's screen
-    uses ``weights`` and ``link`` to sum over the splits in place."""
+    uses ``weights`` and ``link`` to sum over the splits in place (``link`` may overwrite its
+    argument)."""
 
     def __init__(self, weights, link):
         self.weights, self.link = weights, link
@@ -99,6 +101,7 @@ class ValidationObjective:
         self.item_input = torch.arange(problem.n_items, device=problem.device) % problem.n_inputs
         self.kappa = problem.C_tr_diag[:, self.item_input]  # (F, P) curvature of one entry
         self.kappa_v = problem.C_va_diag[:, self.item_input]
+        self.kappa_safe = self.kappa.clamp_min(1e-300)  # an input constant on a training part
         # with one input (shared means) every hard quadratic is diagonal: solves are divisions
         self.diagonal = problem.n_inputs == 1
 
@@ -168,21 +171,26 @@ class ValidationObjective:
         cur = psi.gather(1, lab[None].expand(psi.shape[0], -1))  # (F, P) current value
         grad_t = self.training_gradient(st)
         grad_v, kap_v, scale = self.scoring_gradient(st, grad_t)
-        kap_t = self.kappa
         # The change of split f's squared error when item i moves to group j is
         # 2 delta g + kappa delta^2 with delta = psi[f, j] - cur[f, i], weighted and summed over
-        # the splits. Expanded in powers of psi it is three products of P x F and F x R
-        # matrices, so no F x P x R array is formed (at a million entries, 480 MB each).
+        # the splits. Expanded in powers of psi it is
+        #   sum_f w kappa psi_j^2 + 2 w h psi_j - w cur (h + g),   h = g - kappa cur,
+        # three products of P x F and F x R matrices, so no F x P x R array is formed (at a
+        # million entries, 480 MB each), and the weights go into the small F x R factors. Each
+        # pass over an F x P array costs tens of milliseconds there: they are kept few.
         w = scale.weights[:, None]
-        a = (w * kap_v).T  # (P, F)
-        b = (2 * w * (grad_v - kap_v * cur)).T
-        const = (w * cur * (kap_v * cur - 2 * grad_v)).sum(0)  # (P,)
-        d_sse = torch.addmm(const[:, None], a, psi**2).addmm_(b, psi)
-        # the spare empty group takes the item's own least-squares value on the training part
-        own = -grad_t / kap_t.clamp_min(1e-300)
-        d_sse[:, R - 1] = (w * own * (2 * grad_v + kap_v * own)).sum(0)
+        h = torch.addcmul(grad_v, kap_v, cur, value=-1)
+        const = (-w).T @ (h + grad_v).mul_(cur)  # (1, P)
+        d_sse = torch.addmm(const.T, kap_v.T, w * psi**2).addmm_(h.T, 2 * w * psi)
+        # the spare empty group takes the item's own least-squares value on the training part,
+        # -u with u = g_t / kappa_t: the change is u (kappa u - 2 g) = -2 u q, q = g - kappa u / 2
+        u = grad_t / self.kappa_safe
+        q = torch.addcmul(grad_v, kap_v, u, value=-0.5).mul_(u)
+        d_sse[:, R - 1] = ((-2 * w).T @ q)[0]
+        # in place: at a million entries each P x R pass costs tens of milliseconds
         pred = scale.link(d_sse)
-        pred = pred + self.penalty_change(st)
+        leave, join = self.move_penalties(st)
+        pred.add_(leave[:, None]).add_(join)
         pred[torch.arange(lab.numel()), lab] = math.inf
         return pred
 
@@ -190,30 +198,31 @@ class ValidationObjective:
         """Half the gradient of each split's training squared error in each entry, at the
         state's shared values (``F x P``); computed once per state."""
         if st.grad_t is None:
-            st.grad_t = (st.CS @ st.psi[..., None])[..., 0] - self.problem.b_tr
+            st.grad_t = st.CS.times(st.psi) - self.problem.b_tr
         return st.grad_t
 
     def scoring_gradient(self, st, grad_t):
         """Gradient and curvature of the scored loss in one entry, and how a change of squared
         error maps to a change of the objective (validation: ``N log MSE``)."""
         pb = self.problem
-        grad_v = (st.CSv @ st.psi[..., None])[..., 0] - pb.b_va
+        grad_v = st.CSv.times(st.psi) - pb.b_va
         mse = st.mse.mean()
 
-        def link(d_mse):
-            return self.n_obs * torch.log1p((d_mse / mse).clamp_min(-0.999999))
+        def link(relative):  # overwrites its argument
+            return relative.clamp_min_(-0.999999).log1p_().mul_(self.n_obs)
 
-        # the mean over the splits of each one's change of MSE
-        return grad_v, self.kappa_v, SplitScale(1.0 / (pb.norm_va * pb.n_splits), link)
+        # the mean over the splits of each one's change of MSE, relative to the MSE
+        return grad_v, self.kappa_v, SplitScale(1.0 / (pb.norm_va * pb.n_splits * mse), link)
 
-    def penalty_change(self, st):
-        """Penalty change of moving each item to each group, ``P x R``."""
+    def move_penalties(self, st):
+        """Penalty change of moving each item to each group, ``leave[i] + join[j]``: the change
+        of the item's own group (``P``) and of the target group (``R``)."""
         s = st.sizes
         lab = st.lab_t
         f = self.size_cost
         leave = f((s[lab] - 1).clamp_min(0)) - f(s[lab])
         join = f(s + 1) - f(s)
-        return leave[:, None] + join[None, :]
+        return leave, join
 
     def exact_moves(self, st, items, targets):
         """Exact objective change of moving ``items[q]`` to ``targets[q]`` (each alone)."""
@@ -224,9 +233,9 @@ class ValidationObjective:
         delta = eye[targets] - eye[src]  # (Q, R)
         pb = self.problem
         # candidates first: (Q, F, ...)
-        G2 = self._rank2(st.G, st.CS[:, items], self.kappa[:, items], src, targets)
+        G2 = self._rank2(st.G, st.CS.rows(items), self.kappa[:, items], src, targets)
         c2 = st.c[None] + pb.b_tr[:, items].T[..., None] * delta[:, None, :]
-        Gv2 = self._rank2(st.Gv, st.CSv[:, items], self.kappa_v[:, items], src, targets)
+        Gv2 = self._rank2(st.Gv, st.CSv.rows(items), self.kappa_v[:, items], src, targets)
         cv2 = st.cv[None] + pb.b_va[:, items].T[..., None] * delta[:, None, :]
         data, _, _ = self._data(G2, c2, Gv2, cv2, overwrite=True)
         sizes = st.sizes.expand(len(items), R).clone()

@@ -33,7 +33,8 @@ _SMALL_CHUNK = 2**12
 # hard_statistics moves the rows of C for at most this many (item, row) pairs at once (with 5
 # splits, 40 MiB of values per block)
 _MOVED_BLOCK = 2**20
-__all__ = ["TiedLinearGaussian", "block_quadratics", "diagonal_solve", "ridge_solve", "span_test"]
+__all__ = ["HardProducts", "ProductsThroughC", "ProductsThroughSamples", "TiedLinearGaussian",
+           "block_quadratics", "diagonal_solve", "ridge_solve", "span_test"]
 
 
 def _moments(X, Y, x_mean, y_mean):
@@ -78,10 +79,20 @@ class TiedLinearGaussian:
         # With fewer samples than inputs, a hard partition's products C S are cheaper through
         # the samples, X^T (X S), than through C (see hard_statistics): keep the centred parts.
         self.longest_part = longest = max(max(len(tr), len(va)) for tr, va in splits)
+        # Stacked over the splits (F x n x d), each part padded with zero rows to the longest
+        # (a zero row adds nothing to X^T X S).
         self.X_parts = None
         if longest < X.shape[1]:
-            self.X_parts = [[X[torch.as_tensor(pair[part], device=X.device)] - self.x_mean[f]
-                             for f, pair in enumerate(splits)] for part in (0, 1)]
+            self.X_parts = []
+            for part in (0, 1):
+                n_max = max(len(pair[part]) for pair in splits)
+                Xp = torch.zeros(len(splits), n_max, X.shape[1], dtype=X.dtype, device=X.device)
+                for f, pair in enumerate(splits):
+                    rows = torch.as_tensor(pair[part], device=X.device)
+                    Xp[f, :len(rows)] = X[rows] - self.x_mean[f]
+                self.X_parts.append(Xp)
+            self.X_columns = [Xp.permute(2, 0, 1).reshape(X.shape[1], -1).contiguous()
+                              for Xp in self.X_parts]
         # ||Y||^2 per output on the validation part (F x m), and in all (F)
         self.yy_tr = self.yy_tr.sum(-1)
         self.yy_va = self.yy_va_out.sum(-1)
@@ -182,56 +193,53 @@ class TiedLinearGaussian:
         """Exact quadratics of a hard partition with ``n_columns`` groups, stacked over splits.
 
         Returns a dict with ``G``, ``c`` (training) and ``Gv``, ``cv`` (validation), and ``CS``,
-        ``CSv`` (``F x P x n_columns``): row ``i = (o, k)`` is ``sum_{k'} C[k, k']
-        [label(o, k') == j]``, which is what a one-item move needs.
+        ``CSv``: the products ``C S`` of each split's training and validation part with the
+        one-hot selection (``F x P x n_columns``; row ``i = (o, k)`` is ``sum_{k'} C[k, k']
+        [label(o, k') == j]``), which is what a one-item move needs. They are
+        :class:`HardProducts`: stored as they are (:class:`ProductsThroughC`) or, with fewer
+        samples than inputs, as ``X S`` (:class:`ProductsThroughSamples`, ``F x n x m x
+        n_columns``), from which any row of ``C S`` is a product with ``X``.
 
         ``near``: the statistics of another partition (an object with ``lab_t``, ``CS`` and
         ``CSv``: a search state), from which these are updated instead of computed: its
         columns are mapped onto the groups that hold most of their items, and each item that
-        then still sits in the wrong group moves its row of ``C`` across, ``O(F P n_columns +
-        F d n_moved)`` (a search round moves a few items, a merge none). From scratch the products
-        cost ``O(F m d^2 n_columns)`` through ``C``, or ``O(F n m d n_columns)`` through the
-        samples when there are fewer (``n`` per split part). ``G`` and ``c`` are then the
-        one-hot selection's products with ``CS`` and ``b``, ``O(F P n_columns^2)``; nothing is
-        ``P x P``.
+        then still sits in the wrong group moves its contribution across (``O(F d)`` per item
+        through ``C``, ``O(F n)`` through the samples; a search round moves a few items, a
+        merge none). From scratch the products cost ``O(F m d^2 n_columns)`` through ``C``, or
+        ``O(F n m d n_columns)`` through the samples. ``G`` and ``c`` are then sums of the
+        products' rows by group; nothing is ``P x P``.
         """
         lab = torch.as_tensor(labels, device=self.device)
-        P = self.n_items
-        onehot = torch.zeros(P, n_columns, dtype=self.dtype, device=self.device)
-        onehot[torch.arange(P, device=self.device), lab] = 1
         products = None
         if near is not None:
             products = self._moved_products(near, lab, n_columns)
         if products is None:
-            products = [self._products(onehot, part) for part in (0, 1)]
+            products = [self._products(lab, n_columns, part) for part in (0, 1)]
         out = {}
         for tag, CS, b in (("", products[0], self.b_tr), ("v", products[1], self.b_va)):
-            out["G" + tag] = onehot.T @ CS
-            out["c" + tag] = b @ onehot
+            out["G" + tag] = CS.gram(lab)
+            out["c" + tag] = torch.zeros(self.n_splits, n_columns, dtype=self.dtype,
+                                         device=self.device).index_add_(1, lab, b)
             out["CS" + tag] = CS
         return out
 
-    def _products(self, onehot, part):
-        """``C S`` of the one-hot partition ``onehot`` (``P x R``) for the training
-        (``part=0``) or the validation parts of every split (``F x P x R``), from scratch."""
-        C = (self.C_tr, self.C_va)[part]
+    def _products(self, lab, n_columns, part):
+        """The products ``C S`` of the partition ``lab`` for the training (``part=0``) or the
+        validation parts (``part=1``) of every split, from scratch."""
+        P = self.n_items
+        onehot = torch.zeros(P, n_columns, dtype=self.dtype, device=self.device)
+        onehot[torch.arange(P, device=self.device), lab] = 1
         if self.X_parts is None or self.n_inputs == 1:
-            return self.times_C(onehot, C)
-        # X^T (X S): (X S)[:, (o, j)] sums the columns of X in group j of output row o
-        m, d, R = self.n_outputs, self.n_inputs, onehot.shape[1]
-        Sk = onehot.reshape(m, d, R).permute(1, 0, 2).reshape(d, m * R)
-        out = torch.empty(self.n_splits, m, d, R, dtype=self.dtype, device=self.device)
-        for f, Xf in enumerate(self.X_parts[part]):
-            out[f] = (Xf.T @ (Xf @ Sk)).reshape(d, m, R).transpose(0, 1)
-        return out.reshape(self.n_splits, m * d, R)
+            return ProductsThroughC(self.times_C(onehot, (self.C_tr, self.C_va)[part]))
+        # (X S)[:, (o, j)] sums the columns of X in group j of output row o
+        return ProductsThroughSamples.from_labels(onehot, part, self)
 
     def _moved_products(self, near, lab, n_columns):
         """The ``C S`` products of ``lab`` updated from a nearby partition's (see
         :meth:`hard_statistics`); None when so many items move that computing them afresh is
         cheaper."""
-        P, d = self.n_items, self.n_inputs
         old = near.lab_t
-        R_old = near.CS.shape[-1]
+        R_old = near.CS.n_columns
         counts = torch.bincount(old * n_columns + lab, minlength=R_old * n_columns)
         counts = counts.reshape(R_old, n_columns)
         mapping = counts.argmax(1)  # old group -> the new group holding most of its items
@@ -240,33 +248,150 @@ class TiedLinearGaussian:
         own = torch.arange(R_old, device=self.device).clamp_max(n_columns - 1)
         mapping = torch.where(counts.sum(1) > 0, mapping, own)
         moved = torch.nonzero(mapping[old] != lab)[:, 0]
-        # moving the rows of C is memory-bound, O(F d) per item; from scratch the products are
-        # O(F P min(n, d)) in dense matrix products: past a quarter of that, recompute
-        if 4 * moved.numel() * d > P * min(self.longest_part, d):
+        if not near.CS.worth_moving(moved.numel(), self):
             return None
         same_groups = R_old == n_columns and bool(
             (mapping == torch.arange(R_old, device=self.device)).all())
-        remap = torch.zeros(R_old, n_columns, dtype=self.dtype, device=self.device)
-        remap[torch.arange(R_old, device=self.device), mapping] = 1
-        F = self.n_splits
-        out = []
+        remap = None
+        if not same_groups:
+            remap = torch.zeros(R_old, n_columns, dtype=self.dtype, device=self.device)
+            remap[torch.arange(R_old, device=self.device), mapping] = 1
+        source, target = mapping[old[moved]], lab[moved]
+        return [CS_old.moved(remap, moved, source, target, C, self)
+                for C, CS_old in ((self.C_tr, near.CS), (self.C_va, near.CSv))]
+
+
+class HardProducts:
+    """The products ``C S`` (``F x P x R``) of a hard one-hot selection ``S`` with each split's
+    ``C`` (of its training or its validation part), as the search reads them: the normal
+    equations' ``G = S^T C S`` (:meth:`gram`), ``C S psi`` for every split's shared values
+    (:meth:`times`), the rows of some items (:meth:`rows`), and an update after items moved
+    (:meth:`moved`)."""
+
+    n_columns: int
+
+    def gram(self, lab):
+        raise NotImplementedError
+
+    def times(self, psi):
+        raise NotImplementedError
+
+    def rows(self, items):
+        raise NotImplementedError
+
+    def worth_moving(self, n_moved, problem):
+        raise NotImplementedError
+
+    def moved(self, remap, items, source, target, C, problem):
+        raise NotImplementedError
+
+
+class ProductsThroughC(HardProducts):
+    """``C S`` stored, ``F x P x R``: for more samples than inputs."""
+
+    def __init__(self, CS):
+        self.CS = CS
+        self.n_columns = CS.shape[-1]
+
+    def gram(self, lab):
+        F, R = self.CS.shape[0], self.n_columns
+        return torch.zeros(F, R, R, dtype=self.CS.dtype, device=self.CS.device).index_add_(
+            1, lab, self.CS)
+
+    def times(self, psi):
+        return (self.CS @ psi[..., None])[..., 0]
+
+    def rows(self, items):
+        return self.CS[:, items]
+
+    def worth_moving(self, n_moved, problem):
+        # moving the rows of C is memory-bound, O(F d) per item; from scratch the products are
+        # O(F P min(n, d)) in dense matrix products: past a quarter of that, recompute
+        d = problem.n_inputs
+        return 4 * n_moved * d <= problem.n_items * min(problem.longest_part, d)
+
+    def moved(self, remap, items, source, target, C, problem):
+        # each old group's column onto its new group (a copy where the labels kept theirs)
+        CS = self.CS.clone() if remap is None else self.CS @ remap
+        F, d, R = CS.shape[0], problem.n_inputs, CS.shape[-1]
+        flat = CS.view(F, -1)
         block = max(1, _MOVED_BLOCK // d)  # moved items per block of the updates
-        for C, CS_old in ((self.C_tr, near.CS), (self.C_va, near.CSv)):
-            # each old group's column onto its new group (a copy where the labels kept theirs)
-            CS = CS_old.clone() if same_groups else CS_old @ remap
-            flat = CS.view(F, -1)
-            for start in range(0, moved.numel(), block):
-                items = moved[start:start + block]
-                k = items % d
-                # flat positions in CS of (row (o, k''), column) for the d rows of the item's
-                # output o; the item's row k' of C moves from its old column to its new one
-                rows = ((items - k)[:, None] + torch.arange(d, device=self.device)) * n_columns
-                values = C[:, :, k].transpose(1, 2).reshape(F, -1)
-                flat.index_add_(1, (rows + lab[items][:, None]).reshape(-1), values)
-                flat.index_add_(1, (rows + mapping[old[items]][:, None]).reshape(-1), values,
-                                alpha=-1)
-            out.append(CS)
-        return out
+        arange_d = torch.arange(d, device=CS.device)
+        for start in range(0, items.numel(), block):
+            part = slice(start, start + block)
+            k = items[part] % d
+            # flat positions in CS of (row (o, k''), column) for the d rows of the item's
+            # output o; the item's row k' of C moves from its old column to its new one
+            rows = ((items[part] - k)[:, None] + arange_d) * R
+            values = C[:, :, k].transpose(1, 2).reshape(F, -1)
+            flat.index_add_(1, (rows + target[part][:, None]).reshape(-1), values)
+            flat.index_add_(1, (rows + source[part][:, None]).reshape(-1), values, alpha=-1)
+        return ProductsThroughC(CS)
+
+
+class ProductsThroughSamples(HardProducts):
+    """``C S = X^T (X S)`` kept as ``X S`` and the centred samples ``X`` (each split's part padded
+    with zero rows to the longest, ``n``): for fewer samples than inputs, where it is smaller
+    than ``C S`` by ``d / n`` and a moved item changes ``n`` numbers per split instead of ``d``.
+    At a million entries and 80 samples, 40 MB instead of 480 MB.
+
+    ``XS`` is laid out ``m x R x F x n`` (output row, group, split, sample), so that the sums of
+    one output row's group are contiguous rows of ``m R x F n`` that moves add to and subtract
+    from; ``problem.X_parts`` is ``F x n x d`` and ``problem.X_columns`` the same numbers as
+    ``d x F n``."""
+
+    def __init__(self, XS, part, problem):
+        self.XS, self.part, self.problem = XS, part, problem
+        self.n_columns = XS.shape[1]
+
+    @classmethod
+    def from_labels(cls, onehot, part, problem):
+        m, d = problem.n_outputs, problem.n_inputs
+        R = onehot.shape[1]
+        # (X S)[s, (o, j)] sums the columns of X in group j of output row o
+        St = onehot.reshape(m, d, R).transpose(1, 2)  # (m, R, d)
+        XS = St @ problem.X_columns[part]  # (m, R, F n)
+        F = problem.n_splits
+        return cls(XS.reshape(m, R, F, -1), part, problem)
+
+    def gram(self, lab):
+        m, R, F, n = self.XS.shape
+        A = self.XS.permute(2, 1, 0, 3).reshape(F, R, m * n)
+        return A @ A.transpose(1, 2)
+
+    def times(self, psi):
+        u = torch.einsum("ojfs,fj->fos", self.XS, psi)  # (F, m, n)
+        return (u @ self.problem.X_parts[self.part]).reshape(psi.shape[0], -1)
+
+    def rows(self, items):
+        d = self.problem.n_inputs
+        X = self.problem.X_parts[self.part]
+        return torch.einsum("fsq,qjfs->fqj", X[:, :, items % d], self.XS[items // d])
+
+    def worth_moving(self, n_moved, problem):
+        # a moved item adds and subtracts F n numbers; from scratch costs one product of
+        # O(F n d m R): moving is cheaper for up to about a tenth of the items (measured at
+        # 16 x 16 and 32 x 32 images)
+        return 10 * n_moved <= problem.n_items
+
+    def moved(self, remap, items, source, target, C, problem):
+        m, R, F, n = self.XS.shape
+        if remap is None:
+            XS = self.XS.clone()
+        else:
+            R = remap.shape[1]
+            XS = (remap.T @ self.XS.reshape(m, -1, F * n)).reshape(m, R, F, n)
+        flat = XS.view(m * R, F * n)
+        d = problem.n_inputs
+        columns = problem.X_columns[self.part]
+        block = max(1, _MOVED_BLOCK // (F * n))
+        for start in range(0, items.numel(), block):
+            part = slice(start, start + block)
+            o, k = items[part] // d, items[part] % d
+            values = columns[k]  # the item's input column leaves one group for another
+            flat.index_add_(0, o * R + target[part], values)
+            flat.index_add_(0, o * R + source[part], values, alpha=-1)
+        return ProductsThroughSamples(XS, self.part, problem)
 
 
 def _jitter(diag):

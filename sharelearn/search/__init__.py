@@ -48,7 +48,7 @@ class Move:
         return f"{type(self).__name__}()"
 
 
-def local_search(objective, labels, moves, *, max_iter=200):
+def local_search(objective, labels, moves, *, max_iter=200, fixed_points=None):
     """Improve a partition by ``moves`` until none helps.
 
     Each round tries the moves in order and accepts the first improved state.
@@ -63,6 +63,12 @@ def local_search(objective, labels, moves, *, max_iter=200):
         In order of preference; moves that do not apply to ``objective`` are skipped.
     max_iter : int
         Cap on accepted rounds.
+    fixed_points : set of bytes or None
+        Partitions (``labels.tobytes()`` of canonical labels) known to be fixed points of the
+        same ``moves`` on the same ``objective`` (an earlier search ended there): the search
+        stops on reaching one, without the round that would find no move again (at a million
+        entries, the costliest round of a search). A search that ends by finding no move adds
+        its end to the set.
 
     Returns
     -------
@@ -78,11 +84,15 @@ def local_search(objective, labels, moves, *, max_iter=200):
     moves = [m for m in moves if m.applies(objective)]
     state = objective.state(labels)
     for n_accepted in range(max_iter):
+        if fixed_points is not None and state.labels.tobytes() in fixed_points:
+            return state.labels, state.value, n_accepted, True
         for move in moves:
             new = move.propose(objective, state)
             if new is not None:
                 break
         else:
+            if fixed_points is not None:
+                fixed_points.add(state.labels.tobytes())
             return state.labels, state.value, n_accepted, True
         state = new
     return state.labels, state.value, max_iter, False

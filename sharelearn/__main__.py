@@ -71,6 +71,21 @@ def _non_negative_float(text):
 _non_negative_float.__name__ = "number"
 
 
+def _memory_budget(text):
+    """``--memory-budget``: ``auto`` or an amount, checked before any work."""
+    if text.strip().lower() != "auto":
+        from ._memory import resolve_budget
+
+        try:
+            resolve_budget(text, None)  # an amount: no device is read
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
+_memory_budget.__name__ = "memory budget"
+
+
 def _layer_shape(text):
     parts = text.lower().replace("x", ",").replace("*", ",").split(",")
     try:
@@ -173,6 +188,10 @@ def build_parser():
                             "likelihood on all the data; default: %(default)s")
     model.add_argument("--seed", type=_int_at_least(0), default=0, metavar="S",
                        help="random seed of the splits and restarts; default: %(default)s")
+    model.add_argument("--memory-budget", type=_memory_budget, default="auto", metavar="SIZE",
+                       help="memory the fit may hold, e.g. 4GiB or 500MB; a fit that needs "
+                            "more stops before any work and says how much; default: "
+                            "%(default)s (half the memory available)")
     output = discover.add_argument_group("output")
     output.add_argument("--layer-shape", type=_layer_shape, metavar="ROWSxCOLS",
                         help="shape to draw the shareable items on, e.g. 14x16 or 8,8 "
@@ -202,6 +221,8 @@ def _fit(parser, estimator, args, X, Y):
             estimator.fit(X, Y)
     except ValueError as exc:
         parser.error(str(exc).strip().splitlines()[0])
+    except MemoryError as exc:  # not a usage error: the machine (or the budget) is too small
+        parser.exit(1, f"{parser.prog}: error: {str(exc).strip()}\n")
     return time.perf_counter() - start
 
 
@@ -404,7 +425,8 @@ def _run_discover(parser, args):
 
     from . import SharingDiscoverer
 
-    params = dict(model=model, objective=args.objective, random_state=args.seed)
+    params = dict(model=model, objective=args.objective, random_state=args.seed,
+                  memory_budget=args.memory_budget)
     if args.nuclear is not None:
         params["nuclear"] = args.nuclear
     if args.code_length is not None:

@@ -8,12 +8,14 @@ import types
 import warnings
 
 import numpy as np
+import torch
 from sklearn.base import TransformerMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._base import BaseDiscoverer
+from ._memory import format_bytes, resolve_budget
 from .models import closed_form_model
 from .models.closed_form import log_evidence
 
@@ -189,6 +191,15 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
         Floating-point precision of the computations. float32 halves the memory and is faster
         on GPUs; offsets and scales are removed in float64 before the cast (see ``alpha``), so
         it keeps the units-invariance of the answer.
+    memory_budget : "auto", int or str, default="auto"
+        Memory the fit may hold at once: a number of bytes, or a string with a unit such as
+        ``"512MiB"`` or ``"2GB"``; ``"auto"`` is half the memory available when the fit starts
+        (80% of the free memory of a CUDA device). Before any work the fit estimates what it
+        needs at the least (its data, their statistics per split, two search states, the
+        search's screen; :meth:`~sharelearn.models.closed_form.ClosedFormModel.memory_need`)
+        and raises a ``MemoryError`` that says how much, by part, when that is above the
+        budget. Below it, the search rates its candidate moves in blocks of items that fit
+        (the same partition as without a budget, slower where blocks are small).
     reference : array-like, str or None, default=None
         A known partition of the items (labels or a hard selection matrix) used by ``score``,
         or a named one built for the model's own layer shape (see
@@ -287,6 +298,7 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
         "objective": [StrOptions({"validation", "evidence"})],
         "alpha": [Interval(numbers.Real, 0, None, closed="left")],
         "fit_intercept": ["boolean"],
+        "memory_budget": [str, numbers.Real],
     }
 
     def __init__(self, model="mean", *, n_candidate_groups=None, nuclear=2.0,
@@ -294,8 +306,8 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
                  alpha=1e-6, fit_intercept=True, cv=5, max_iter=100, learning_rate=0.3,
                  temperature=(1.0, 0.05), tol=1e-4, n_iter_no_change=10, n_restarts="auto",
                  init="auto", local_search=True, max_search_iter=1000, device="cpu",
-                 dtype="float64", reference=None, n_jobs=None, n_threads=None,
-                 random_state=None, verbose=0, **kwargs):
+                 dtype="float64", memory_budget="auto", reference=None, n_jobs=None,
+                 n_threads=None, random_state=None, verbose=0, **kwargs):
         self.model = model
         self.n_candidate_groups = n_candidate_groups
         self.nuclear = nuclear
@@ -317,6 +329,7 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
         self.max_search_iter = max_search_iter
         self.device = device
         self.dtype = dtype
+        self.memory_budget = memory_budget
         self.reference = reference
         self.n_jobs = n_jobs
         self.n_threads = n_threads
@@ -368,6 +381,7 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
             raise ValueError("objective='evidence' needs at least 2 samples.")
         else:
             splits = None
+        self._plan_memory(model, X, y, splits, dtype, device)
         model.prepare(X, y, splits, dtype=dtype, device=device)
         n_items, shape = model.n_items, model.layer_shape
         self._reference_labels = self._partition_param("reference", n_items, shape)
@@ -377,6 +391,30 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
         extra = model.extra_starts(self._init_is_auto(), n_restarts)
         self._run(model, seeds=seeds, n_restarts=n_restarts, start=start, extra_starts=extra,
                   hypotheses=model.hypotheses(), hypothesis_start=self._init_is_auto())
+
+    def _plan_memory(self, model, X, y, splits, dtype, device):
+        """Refuse, before any work, a fit that needs more than ``memory_budget`` even in its
+        leanest way of working, saying how much it needs; else let the model plan within it."""
+        budget = resolve_budget(self.memory_budget, device)
+        n_outputs = y.shape[1] if model.supervised and y.ndim == 2 else 1
+        itemsize = torch.empty((), dtype=dtype).element_size()
+        need = model.memory_need(X.shape[0], X.shape[1], n_outputs, splits, itemsize)
+        if budget is not None and need.minimum > budget:
+            m, d = model.layer_dims(X.shape[1], n_outputs)
+            n_splits = len(splits) if model.uses_splits and splits else 1
+            where = "the device" if device.type == "cuda" else "this machine"
+            given = (f"memory_budget={self.memory_budget!r}" if not isinstance(
+                self.memory_budget, str) or self.memory_budget != "auto"
+                else f"memory_budget='auto' (half the memory available on {where})")
+            raise MemoryError(
+                f"SharingDiscoverer(model={self.model!r}) on {m * d:,} shareable items "
+                f"({m} x {d}), {X.shape[0]:,} samples and {n_splits} "
+                f"split{'s' if n_splits > 1 else ''} needs at least "
+                f"{format_bytes(need.minimum)} ({need.describe()}), "
+                f"more than {given} allows ({format_bytes(budget)}). Raise memory_budget if "
+                "the machine has the memory; dtype='float32' halves most of it, and fewer "
+                "splits (cv) or fewer inputs shrink it.")
+        model.plan_memory(need, budget)
 
     @property
     def log_evidence_(self):

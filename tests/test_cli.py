@@ -202,6 +202,16 @@ def test_discover_reports_the_estimators_value_error_as_a_usage_error(capsys, fi
 
 # -- discover end to end --------------------------------------------------------------------
 
+def test_discover_that_needs_more_memory_than_its_budget_says_how_much(files):
+    proc = run("discover", files["conv.npz"], "--memory-budget", "1KiB", "--quiet")
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("sharelearn discover: error: SharingDiscoverer(model='linear')")
+    assert "needs at least" in proc.stderr and "(1.00 KiB)" in proc.stderr
+    bad = run("discover", files["conv.npz"], "--memory-budget", "plenty", "--quiet")
+    assert_usage_error(bad, "discover", "memory_budget must be 'auto'")
+
+
 def test_discover_linear_map_from_npz_writes_json_and_png(files):
     out_json, out_png = files["dir"] / "conv.json", files["dir"] / "conv.png"
     proc = run("discover", files["conv.npz"], "--output-partition", out_json,

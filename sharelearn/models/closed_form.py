@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
 
+from .._memory import format_bytes
 from ..evidence import fit_precisions, neg2_log_evidence
 from ..partition import canonical_labels
 from ..penalties import data_term
@@ -67,6 +69,44 @@ class ClosedFormState(SearchState):
     grad_t: torch.Tensor = None  # cache of ValidationObjective.training_gradient
 
 
+# The fewest columns (groups and the spare) a search state holds: two groups and the spare.
+_MIN_COLUMNS = 3
+# The screen's ratings are blocked by at least this many items.
+_MIN_SCREEN_BLOCK = 1024
+
+
+@dataclass
+class MemoryNeed:
+    """What a closed-form fit holds at its peak (bytes, by part; see
+    :meth:`ClosedFormModel.memory_need`): ``parts`` at ``_MIN_COLUMNS`` columns with the
+    screen's ratings blocked to nothing, ``per_column`` more for each further column of the
+    states, and ``screen_per_rating`` for each (item, group) rating held at once."""
+
+    parts: dict
+    per_column: int
+    screen_per_rating: int
+    n_items: int
+
+    @property
+    def minimum(self):
+        """Bytes at the fewest columns, with the smallest block of ratings."""
+        return sum(self.parts.values()) + (
+            self.screen_per_rating * min(self.n_items, _MIN_SCREEN_BLOCK) * _MIN_COLUMNS)
+
+    def screen_block(self, budget, n_columns):
+        """Items whose ratings fit at once beside the rest at ``n_columns`` columns (all of
+        them without a budget), at least ``_MIN_SCREEN_BLOCK``."""
+        if budget is None:
+            return self.n_items
+        rest = (sum(self.parts.values())
+                + self.per_column * max(0, n_columns - _MIN_COLUMNS))
+        fits = (budget - rest) // (self.screen_per_rating * n_columns)
+        return int(min(self.n_items, max(_MIN_SCREEN_BLOCK, fits)))
+
+    def describe(self):
+        return ", ".join(f"{name} {format_bytes(b)}" for name, b in self.parts.items())
+
+
 class SplitScale:
     """How a change of each split's squared error (``F x ...``) maps to a change of the
     objective: ``link(sum_f weights[f] * d_sse[f])``. Calling it does that; the search's screen
@@ -94,9 +134,11 @@ class ValidationObjective:
 
     scored_on_training = False  # candidates are scored on the validation parts
 
-    def __init__(self, problem, penalties):
+    def __init__(self, problem, penalties, screen_block=None):
         self.problem = problem
         self.penalties = penalties
+        # items rated at once by the screen, given the number of columns (None: all)
+        self.screen_block = screen_block
         self.n_obs = problem.n_obs_train
         self.item_input = torch.arange(problem.n_items, device=problem.device) % problem.n_inputs
         self.kappa = problem.C_tr_diag[:, self.item_input]  # (F, P) curvature of one entry
@@ -163,36 +205,81 @@ class ValidationObjective:
         return (self.problem.yy_va - 2 * (psi * cv).sum(-1) + quad) / self.problem.norm_va
 
     # -- one-item moves ----------------------------------------------------------------------
-    def screen_moves(self, st):
-        """Predicted change of the objective for every (item, target group) pair, ``P x R``."""
+    def _screen_terms(self, st):
+        """What the screen needs of a state, for all items: each entry's current value, the
+        gradients of the training and scored losses, the scored curvature (``F x P`` each), and
+        the split scale."""
         psi = st.psi  # (F, R)
-        lab = st.lab_t
-        R = st.R
-        cur = psi.gather(1, lab[None].expand(psi.shape[0], -1))  # (F, P) current value
+        cur = psi.gather(1, st.lab_t[None].expand(psi.shape[0], -1))  # (F, P) current value
         grad_t = self.training_gradient(st)
         grad_v, kap_v, scale = self.scoring_gradient(st, grad_t)
+        return cur, grad_t, grad_v, kap_v, scale
+
+    def _spare_change(self, terms, items):
+        """Weighted change of the scored squared error when each of ``items`` moves to the spare
+        empty group, which takes the item's own least-squares value on the training part:
+        ``-u`` with ``u = g_t / kappa_t``, a change of ``u (kappa u - 2 g) = -2 u q`` with
+        ``q = g - kappa u / 2``."""
+        _, grad_t, grad_v, kap_v, scale = terms
+        u = grad_t[:, items] / self.kappa_safe[:, items]
+        q = torch.addcmul(grad_v[:, items], kap_v[:, items], u, value=-0.5).mul_(u)
+        return ((-2 * scale.weights[:, None]).T @ q)[0]
+
+    def screen_moves(self, st, items=slice(None), terms=None):
+        """Predicted change of the objective for every (item, target group) pair of ``items`` (a
+        slice of the items, all by default), ``n x R``; ``terms``: :meth:`_screen_terms`."""
+        psi = st.psi  # (F, R)
+        R = st.R
+        terms = terms if terms is not None else self._screen_terms(st)
+        cur, _, grad_v, kap_v, scale = terms
+        cur, grad_v, kap_v = cur[:, items], grad_v[:, items], kap_v[:, items]
+        lab = st.lab_t[items]
         # The change of split f's squared error when item i moves to group j is
         # 2 delta g + kappa delta^2 with delta = psi[f, j] - cur[f, i], weighted and summed over
         # the splits. Expanded in powers of psi it is
         #   sum_f w kappa psi_j^2 + 2 w h psi_j - w cur (h + g),   h = g - kappa cur,
-        # three products of P x F and F x R matrices, so no F x P x R array is formed (at a
+        # three products of n x F and F x R matrices, so no F x n x R array is formed (at a
         # million entries, 480 MB each), and the weights go into the small F x R factors. Each
         # pass over an F x P array costs tens of milliseconds there: they are kept few.
         w = scale.weights[:, None]
         h = torch.addcmul(grad_v, kap_v, cur, value=-1)
-        const = (-w).T @ (h + grad_v).mul_(cur)  # (1, P)
+        const = (-w).T @ (h + grad_v).mul_(cur)  # (1, n)
         d_sse = torch.addmm(const.T, kap_v.T, w * psi**2).addmm_(h.T, 2 * w * psi)
-        # the spare empty group takes the item's own least-squares value on the training part,
-        # -u with u = g_t / kappa_t: the change is u (kappa u - 2 g) = -2 u q, q = g - kappa u / 2
-        u = grad_t / self.kappa_safe
-        q = torch.addcmul(grad_v, kap_v, u, value=-0.5).mul_(u)
-        d_sse[:, R - 1] = ((-2 * w).T @ q)[0]
+        d_sse[:, R - 1] = self._spare_change(terms, items)
         # in place: at a million entries each P x R pass costs tens of milliseconds
         pred = scale.link(d_sse)
         leave, join = self.move_penalties(st)
-        pred.add_(leave[:, None]).add_(join)
-        pred[torch.arange(lab.numel()), lab] = math.inf
+        pred.add_(leave[items, None]).add_(join)
+        pred[torch.arange(lab.numel(), device=lab.device), lab] = math.inf
         return pred
+
+    def best_screened(self, st, n):
+        """The ``n`` (item, target group) pairs the screen rates best: ``(items, targets)``,
+        best first. The ratings are computed for blocks of items that fit the memory budget
+        (``screen_block``), keeping the best ``n`` so far."""
+        P, R = self.problem.n_items, st.R
+        block = P if self.screen_block is None else max(1, min(P, self.screen_block(R)))
+        terms = self._screen_terms(st)
+        best_v = best_i = None
+        for start in range(0, P, block):
+            pred = self.screen_moves(st, slice(start, start + block), terms).reshape(-1)
+            v, i = torch.topk(pred, min(n, pred.numel()), largest=False)
+            i = i + start * R
+            if best_v is not None:
+                v, i = torch.cat([best_v, v]), torch.cat([best_i, i])
+                v, keep = torch.topk(v, min(n, v.numel()), largest=False)
+                i = i[keep]
+            best_v, best_i = v, i
+        return best_i // R, best_i % R
+
+    def spare_ratings(self, st):
+        """Predicted change of the objective for moving each item to the spare empty group
+        (``P``): the screen's last column, without the others."""
+        terms = self._screen_terms(st)
+        leave, join = self.move_penalties(st)
+        change = terms[4].link(self._spare_change(terms, slice(None)))
+        change = change + leave + join[st.R - 1]
+        return change.masked_fill_(st.lab_t == st.R - 1, math.inf)
 
     def training_gradient(self, st):
         """Half the gradient of each split's training squared error in each entry, at the
@@ -368,6 +455,40 @@ class ClosedFormModel(SharingModel):
         """The fitted attributes of the shared values ``psi`` and map ``W`` (internal units)."""
         raise NotImplementedError
 
+    def layer_dims(self, n_features, n_outputs):
+        """``(n_outputs, n_inputs)`` of the tied map that data with ``n_features`` columns and
+        ``n_outputs`` targets give (the shared means: one constant input, a target per
+        feature)."""
+        return n_outputs, n_features
+
+    def memory_need(self, n_samples, n_features, n_outputs, splits, itemsize):
+        """The bytes a fit on such data holds at its peak, by part, in its leanest way of working
+        (:class:`MemoryNeed`), from the shapes alone: before any work.
+
+        Counted: the data and their split statistics (``X^T X`` and ``X^T y`` per split part,
+        the curvature of every entry), two search states (the current one and a candidate) with
+        ``C S`` for ``_MIN_COLUMNS`` columns, and the screen of one-item moves (a few ``F x P``
+        arrays, and its ``P x R`` ratings, which are blocked to fit). Not counted: Python and
+        torch themselves, and the labels of the structured hypotheses (``8 P`` bytes each)."""
+        m, d = self.layer_dims(n_features, n_outputs)
+        P = m * d
+        if not self.uses_splits or splits is None:
+            splits = [(np.arange(n_samples), np.arange(n_samples))]
+        F = len(splits)
+        n_tr = max(len(tr) for tr, _ in splits)
+        n_va = max(len(va) for _, va in splits)
+        through_samples = max(n_tr, n_va) < d and d > 1
+        stats = itemsize * (2 * F * d * d + 7 * F * P) + 8 * P
+        if through_samples:  # the centred parts, twice (by sample and by input)
+            stats += 2 * itemsize * F * (n_tr + n_va) * d
+        per_column = itemsize * (F * (n_tr + n_va) * m if through_samples else 2 * F * P)
+        per_state = itemsize * F * P + 16 * P  # a cached gradient, the labels twice
+        return MemoryNeed(
+            parts={"data": n_samples * (d + m) * (8 + itemsize), "statistics": stats,
+                   "search states": 2 * (per_state + per_column * _MIN_COLUMNS),
+                   "screen": itemsize * 6 * F * P + 8 * P},
+            per_column=2 * per_column, screen_per_rating=itemsize, n_items=P)
+
     # -- the protocol --------------------------------------------------------------------------
     @property
     def uses_splits(self):
@@ -417,7 +538,12 @@ class ClosedFormModel(SharingModel):
 
     def hard_objective(self, penalties):
         kind = EvidenceObjective if self.objective == "evidence" else ValidationObjective
-        return kind(self.problem, penalties)
+        return kind(self.problem, penalties, screen_block=self.__dict__.get("screen_block"))
+
+    def plan_memory(self, need, budget):
+        """Work within ``budget`` bytes (None: no limit) given the fit's ``need``
+        (:meth:`memory_need`): the search's screen rates its moves in blocks of items that fit."""
+        self.screen_block = None if budget is None else partial(need.screen_block, budget)
 
     def search_moves(self, max_iter):
         return closed_form_moves(max_iter=max_iter)

@@ -27,6 +27,9 @@ class SharedMeans(ClosedFormModel):
     def from_estimator(cls, est):
         return cls(objective=est.objective, alpha=est.alpha)
 
+    def layer_dims(self, n_features, n_outputs):
+        return n_features, 1
+
     def design(self, X, y):
         _, Y, units = standardize(None, X, center_x="none", center_y="global")
         return np.ones((X.shape[0], 1)), Y, False, units

@@ -74,11 +74,7 @@ class OneItemMoves(_Exact):
     def propose(self, objective, st):
         tol = self.tol
         n_candidates = max(self.n_candidates, 2 * objective.problem.n_outputs)
-        pred = objective.screen_moves(st)
-        P, R = pred.shape
-        q = min(n_candidates, P * R)
-        flat = torch.topk(-pred.reshape(-1), q).indices
-        items, targets = flat // R, flat % R
+        items, targets = objective.best_screened(st, n_candidates)
         change = objective.exact_moves(st, items, targets)
         order = torch.argsort(change)
         items, targets, change = items[order], targets[order], change[order]
@@ -130,7 +126,7 @@ class Split(_Exact):
 
     def propose(self, objective, st):
         tol = self.tol
-        pred = objective.screen_moves(st)[:, st.R - 1]
+        pred = objective.spare_ratings(st)
         order = torch.argsort(pred).cpu().numpy()
         best = None
         k = 2

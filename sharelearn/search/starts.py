@@ -14,6 +14,9 @@ import torch
 
 __all__ = ["input_correlation", "one_dim_kmeans", "ridge_clusters", "untied_values"]
 
+# untied_values builds the rows' systems in chunks of at most this many entries (32 MiB)
+_UNTIED_CHUNK = 2**22
+
 
 def untied_values(problem, labels, values, group, ridge=1e-3):
     """The least-squares values of the items of ``group`` when each is fitted freely, every other
@@ -50,9 +53,16 @@ def untied_values(problem, labels, values, group, ridge=1e-3):
     # right-hand side on the group's entries: X^T y minus what the other entries explain
     resid = B[:, rows_t].T - W_out @ C  # (q, d)
     rhs = (resid.gather(1, cols_t) + lam * values[group]) * mask
-    A = C[cols_t[:, :, None], cols_t[:, None, :]] * (mask[:, :, None] * mask[:, None, :])
-    A = A + torch.diag_embed(1 - mask + lam * mask)
-    free = torch.linalg.solve(A, rhs[..., None])[..., 0]
+    # the rows' systems in chunks of at most _UNTIED_CHUNK entries (a group filling most of
+    # 256 rows of 256 inputs has systems of 247 x 247: 125 MB for all rows at once)
+    free = torch.empty_like(rhs)
+    step = max(1, _UNTIED_CHUNK // (width * width))
+    for a in range(0, rows.size, step):
+        c, mk = cols_t[a:a + step], mask[a:a + step]
+        A = C[c[:, :, None], c[:, None, :]]
+        A.mul_(mk[:, :, None]).mul_(mk[:, None, :])
+        A.diagonal(dim1=-2, dim2=-1).add_(1 - mk + lam * mk)
+        free[a:a + step] = torch.linalg.solve(A, rhs[a:a + step, :, None])[..., 0]
     items = (rows[:, None] * d + cols)[valid]
     return items, free[mask.bool()].cpu().numpy()
 

@@ -21,6 +21,12 @@ fits run with ``device="cuda"`` too (time, and whether the partition equals the 
 one, the GPU rows are written as not run. Threads: the estimator's default (one per fit on this
 machine).
 
+Also recorded: the fit's least memory need as estimated before any work (``need_mib``,
+:meth:`~sharelearn.models.closed_form.ClosedFormModel.memory_need`). After the table, the 32 x
+32 circular fit runs under several ``memory_budget`` values (``--budgets``): above the need the
+search screens its moves in blocks; below it the fit is refused before any work
+(``scale_budget.csv``).
+
 Writes ``benchmarks/results/scale.csv`` (``scale_quick.csv`` with ``--quick``: 16 x 16 and
 24 x 24, one seed) and, with matplotlib, ``docs/_static/scale.png``: time against entries on
 log-log axes with the fitted exponent of each family.
@@ -51,13 +57,21 @@ def _data(family, side, seed):
                             inputs="images", relative_noise=True, random_state=seed)[:3]
 
 
-def _fit(family, side, seed, device, queue):
+def _fit(family, side, seed, device, queue, budget="auto"):
     """One fit in this (fresh) process; puts its figures on ``queue``."""
     from sharelearn import SharingDiscoverer, partition_distance
 
     X, Y, truth = _data(family, side, seed)
+    est = SharingDiscoverer(model="linear", random_state=seed, device=device,
+                            memory_budget=budget)
     start = time.perf_counter()
-    est = SharingDiscoverer(model="linear", random_state=seed, device=device).fit(X, Y)
+    try:
+        est.fit(X, Y)
+    except MemoryError as err:  # refused before any work: report how fast, and the message
+        queue.put({"refused": str(err), "fit_s": round(time.perf_counter() - start, 3),
+                   "peak_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                                     / 1024)})
+        return
     fit_s = time.perf_counter() - start
     pd = int(partition_distance(est.sharing_partition_, truth))
     truth_objective = None
@@ -65,7 +79,14 @@ def _fit(family, side, seed, device, queue):
         truth_objective = SharingDiscoverer(model="linear", random_state=seed, device=device,
                                             init=truth, n_restarts=0,
                                             local_search=False).fit(X, Y).objective_
+    from sharelearn.models import LinearMap
+
+    n = X.shape[0]
+    folds = np.array_split(np.arange(n), 5)  # the default 5-fold's part sizes
+    need = LinearMap().memory_need(n, X.shape[1], Y.shape[1],
+                                   [(np.arange(n - len(f)), f) for f in folds], 8)
     queue.put({
+        "need_mib": round(need.minimum / 2**20),
         "pd": pd, "fit_s": round(fit_s, 2), "n_groups": int(est.n_groups_),
         "peak_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "search_failure": bool(truth_objective is not None
@@ -74,10 +95,10 @@ def _fit(family, side, seed, device, queue):
     })
 
 
-def run_one(family, side, seed, device):
+def run_one(family, side, seed, device, budget="auto"):
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_fit, args=(family, side, seed, device, queue))
+    proc = ctx.Process(target=_fit, args=(family, side, seed, device, queue, budget))
     proc.start()
     out = queue.get()
     proc.join()
@@ -90,7 +111,17 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=None, help="seeds per case (default 3)")
     parser.add_argument("--families", default="circular,images",
                         help="comma-separated: circular, images")
+    parser.add_argument("--budgets", default="auto,700MiB,400MiB",
+                        help="memory_budget values of the 32 x 32 circular fit run after the "
+                             "table (not with --quick)")
+    parser.add_argument("--budgets-only", action="store_true",
+                        help="only the memory_budget runs")
     args = parser.parse_args(argv)
+    if args.budgets_only:
+        budget_rows = run_budgets(args.budgets.split(","))
+        print_table(budget_rows)
+        print(f"wrote {write_csv(budget_rows, 'scale_budget.csv')}")
+        return
     import torch
 
     sides = SIDES[:2] if args.quick else SIDES
@@ -108,7 +139,7 @@ def main(argv=None):
                        "n_samples": 100 if family == "circular" else X_shape[0], "seed": seed,
                        "pd": cpu["pd"], "search_failure": cpu["search_failure"],
                        "n_groups": cpu["n_groups"], "cpu_fit_s": cpu["fit_s"],
-                       "cpu_peak_mib": cpu["peak_mib"]}
+                       "cpu_peak_mib": cpu["peak_mib"], "need_mib": cpu["need_mib"]}
                 if cuda:
                     gpu = run_one(family, side, seed, "cuda")
                     row.update(gpu_fit_s=gpu["fit_s"], gpu_same_partition=gpu["labels"]
@@ -125,6 +156,28 @@ def main(argv=None):
     print(f"wrote {write_csv(rows, name)}")
     if not args.quick:
         _plot(rows)
+        budget_rows = run_budgets(args.budgets.split(","))
+        print_table(budget_rows)
+        print(f"wrote {write_csv(budget_rows, 'scale_budget.csv')}")
+
+
+def run_budgets(budgets, side=32, seed=0):
+    """The 32 x 32 circular fit under each ``memory_budget``: a budget above the fit's least
+    need is met by screening in blocks; one below it is refused before any work."""
+    rows = []
+    for budget in budgets:
+        out = run_one("circular", side, seed, "cpu", budget)
+        row = {"image": f"{side}x{side}", "seed": seed, "memory_budget": budget,
+               "fit_s": out["fit_s"], "peak_mib": out["peak_mib"]}
+        if "refused" in out:
+            row.update(pd="refused", n_groups="", message=out["refused"])
+        else:
+            row.update(pd=out["pd"], n_groups=out["n_groups"], message="")
+        rows.append(row)
+        print(f"  budget {budget}: {row['pd']}, {row['fit_s']} s, {row['peak_mib']} MiB",
+              flush=True)
+        write_csv(rows, "scale_budget.csv")
+    return rows
 
 
 def _plot(rows):

@@ -36,11 +36,11 @@ imported where sharelearn's tests run. The GGN here is the textbook product of J
 from __future__ import annotations
 
 import math
-import os
 
 import torch
 from torch.func import functional_call, jacrev
 
+from ._memory import resolve_budget
 from .evidence import fit_precisions, neg2_log_evidence, noise_floor
 
 __all__ = ["HESSIAN_STRUCTURES", "categorical_evidence", "check_curvature_memory",
@@ -55,12 +55,11 @@ _JACOBIAN_BLOCK = 8 * 2**20
 
 
 def memory_budget():
-    """Bytes the curvature of one partition may take: half of this machine's physical memory
-    (4 GiB where it cannot be read)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
-    except (ValueError, OSError, AttributeError):
-        return 4 * 2**30
+    """Bytes the curvature of one partition may take: the closed-form fits' automatic
+    ``memory_budget``, half of the memory available on this machine (4 GiB where it cannot be
+    read)."""
+    budget = resolve_budget("auto", torch.device("cpu"))
+    return 4 * 2**30 if budget is None else budget
 
 
 def check_curvature_memory(structure, n_values, budget=None):
@@ -77,7 +76,7 @@ def check_curvature_memory(structure, n_values, budget=None):
         raise ValueError(
             f"hessian_structure='full' needs the {n_values} x {n_values} curvature of the shared "
             f"values at the finest partition, about {need / 2**30:.1f} GiB, more than the "
-            f"memory budget of {budget / 2**30:.1f} GiB (half of this machine's memory); use "
+            f"memory budget of {budget / 2**30:.1f} GiB (half of the memory available); use "
             "hessian_structure='diag', which needs "
             f"{8 * n_values / 2**20:.2f} MiB.")
     return structure

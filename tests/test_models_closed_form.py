@@ -193,8 +193,10 @@ def test_hard_statistics_updated_from_a_nearby_partition_equal_fresh_ones(n, d, 
     for key, value in through_C.hard_statistics(labels, R).items():
         np.testing.assert_allclose(dense(near[key]), dense(value), rtol=1e-12, atol=1e-12)
     psi = torch.tensor(rng.standard_normal((3, R)))
-    np.testing.assert_allclose(near["CS"].times(psi).numpy(),
-                               (torch.as_tensor(dense(near["CS"])) @ psi[..., None])[..., 0],
+    whole = (torch.as_tensor(dense(near["CS"])) @ psi[..., None])[..., 0]
+    np.testing.assert_allclose(near["CS"].times(psi).numpy(), whole, rtol=1e-12, atol=1e-12)
+    part = slice(d // 2 + 1, P - d - 1)  # from inside the first row to inside a later one
+    np.testing.assert_allclose(near["CS"].times(psi, part).numpy(), whole[:, part],
                                rtol=1e-12, atol=1e-12)
     moved = labels.copy()
     moved[rng.integers(0, P, 3)] = rng.integers(0, R, 3)

@@ -78,30 +78,35 @@ _MIN_SCREEN_BLOCK = 1024
 @dataclass
 class MemoryNeed:
     """What a closed-form fit holds at its peak (bytes, by part; see
-    :meth:`ClosedFormModel.memory_need`): ``parts`` at ``_MIN_COLUMNS`` columns with the
-    screen's ratings blocked to nothing, ``per_column`` more for each further column of the
-    states, and ``screen_per_rating`` for each (item, group) rating held at once."""
+    :meth:`ClosedFormModel.memory_need`): ``parts`` at ``_MIN_COLUMNS`` columns, the screen
+    included with its smallest block of items, ``per_column`` more for each further column of
+    the states, and, for each item the screen rates at once, ``screen_item`` bytes plus
+    ``screen_item_column`` per column."""
 
     parts: dict
     per_column: int
-    screen_per_rating: int
+    screen_item: int
+    screen_item_column: int
     n_items: int
+
+    def _screen_bytes(self, n_items, n_columns):
+        return n_items * (self.screen_item + self.screen_item_column * n_columns)
 
     @property
     def minimum(self):
-        """Bytes at the fewest columns, with the smallest block of ratings."""
-        return sum(self.parts.values()) + (
-            self.screen_per_rating * min(self.n_items, _MIN_SCREEN_BLOCK) * _MIN_COLUMNS)
+        """Bytes at the fewest columns, with the smallest block of the screen."""
+        return sum(self.parts.values())
 
     def screen_block(self, budget, n_columns):
-        """Items whose ratings fit at once beside the rest at ``n_columns`` columns (all of
+        """Items the screen may rate at once beside the rest at ``n_columns`` columns (all of
         them without a budget), at least ``_MIN_SCREEN_BLOCK``."""
         if budget is None:
             return self.n_items
-        rest = (sum(self.parts.values())
+        smallest = min(self.n_items, _MIN_SCREEN_BLOCK)
+        rest = (self.minimum - self._screen_bytes(smallest, _MIN_COLUMNS)
                 + self.per_column * max(0, n_columns - _MIN_COLUMNS))
-        fits = (budget - rest) // (self.screen_per_rating * n_columns)
-        return int(min(self.n_items, max(_MIN_SCREEN_BLOCK, fits)))
+        fits = (budget - rest) // (self.screen_item + self.screen_item_column * n_columns)
+        return int(min(self.n_items, max(smallest, fits)))
 
     def describe(self):
         return ", ".join(f"{name} {format_bytes(b)}" for name, b in self.parts.items())
@@ -205,35 +210,38 @@ class ValidationObjective:
         return (self.problem.yy_va - 2 * (psi * cv).sum(-1) + quad) / self.problem.norm_va
 
     # -- one-item moves ----------------------------------------------------------------------
-    def _screen_terms(self, st):
-        """What the screen needs of a state, for all items: each entry's current value, the
-        gradients of the training and scored losses, the scored curvature (``F x P`` each), and
-        the split scale."""
+    def _screen_block(self, st, items):
+        """What the screen needs of a state for the items of the slice ``items`` (``F x n``
+        each): their current values, the gradients of the training and scored losses, and the
+        scored curvature; with the split scale and the penalty changes of every move
+        (:meth:`move_penalties`). Only the cached training gradient is held for all items."""
         psi = st.psi  # (F, R)
-        cur = psi.gather(1, st.lab_t[None].expand(psi.shape[0], -1))  # (F, P) current value
-        grad_t = self.training_gradient(st)
-        grad_v, kap_v, scale = self.scoring_gradient(st, grad_t)
-        return cur, grad_t, grad_v, kap_v, scale
+        lab = st.lab_t[items]
+        cur = psi.gather(1, lab[None].expand(psi.shape[0], -1))
+        grad_t = self.training_gradient(st)[:, items]
+        grad_v, kap_v, scale = self.scoring_gradient(st, grad_t, items)
+        return lab, cur, grad_t, grad_v, kap_v, scale
 
-    def _spare_change(self, terms, items):
+    def _spare_change(self, block, items):
         """Weighted change of the scored squared error when each of ``items`` moves to the spare
         empty group, which takes the item's own least-squares value on the training part:
         ``-u`` with ``u = g_t / kappa_t``, a change of ``u (kappa u - 2 g) = -2 u q`` with
-        ``q = g - kappa u / 2``."""
-        _, grad_t, grad_v, kap_v, scale = terms
-        u = grad_t[:, items] / self.kappa_safe[:, items]
-        q = torch.addcmul(grad_v[:, items], kap_v[:, items], u, value=-0.5).mul_(u)
+        ``q = g - kappa u / 2``. ``block``: :meth:`_screen_block` of ``items``."""
+        _, _, grad_t, grad_v, kap_v, scale = block
+        u = grad_t / self.kappa_safe[:, items]
+        q = torch.addcmul(grad_v, kap_v, u, value=-0.5).mul_(u)
         return ((-2 * scale.weights[:, None]).T @ q)[0]
 
-    def screen_moves(self, st, items=slice(None), terms=None):
+    def screen_moves(self, st, items=slice(None), penalties=None):
         """Predicted change of the objective for every (item, target group) pair of ``items`` (a
-        slice of the items, all by default), ``n x R``; ``terms``: :meth:`_screen_terms`."""
+        slice of the items, all by default), ``n x R``. Its memory is ``O(n (F + R))``: a screen
+        in blocks of items holds no ``F x P`` array beyond the state's. ``penalties``:
+        :meth:`move_penalties`, when already computed."""
         psi = st.psi  # (F, R)
         R = st.R
-        terms = terms if terms is not None else self._screen_terms(st)
-        cur, _, grad_v, kap_v, scale = terms
-        cur, grad_v, kap_v = cur[:, items], grad_v[:, items], kap_v[:, items]
-        lab = st.lab_t[items]
+        block = self._screen_block(st, items)
+        lab, cur, _, grad_v, kap_v, scale = block
+        leave, join = self.move_penalties(st) if penalties is None else penalties
         # The change of split f's squared error when item i moves to group j is
         # 2 delta g + kappa delta^2 with delta = psi[f, j] - cur[f, i], weighted and summed over
         # the splits. Expanded in powers of psi it is
@@ -245,10 +253,9 @@ class ValidationObjective:
         h = torch.addcmul(grad_v, kap_v, cur, value=-1)
         const = (-w).T @ (h + grad_v).mul_(cur)  # (1, n)
         d_sse = torch.addmm(const.T, kap_v.T, w * psi**2).addmm_(h.T, 2 * w * psi)
-        d_sse[:, R - 1] = self._spare_change(terms, items)
+        d_sse[:, R - 1] = self._spare_change(block, items)
         # in place: at a million entries each P x R pass costs tens of milliseconds
         pred = scale.link(d_sse)
-        leave, join = self.move_penalties(st)
         pred.add_(leave[items, None]).add_(join)
         pred[torch.arange(lab.numel(), device=lab.device), lab] = math.inf
         return pred
@@ -259,10 +266,10 @@ class ValidationObjective:
         (``screen_block``), keeping the best ``n`` so far."""
         P, R = self.problem.n_items, st.R
         block = P if self.screen_block is None else max(1, min(P, self.screen_block(R)))
-        terms = self._screen_terms(st)
+        penalties = self.move_penalties(st)
         best_v = best_i = None
         for start in range(0, P, block):
-            pred = self.screen_moves(st, slice(start, start + block), terms).reshape(-1)
+            pred = self.screen_moves(st, slice(start, start + block), penalties).reshape(-1)
             v, i = torch.topk(pred, min(n, pred.numel()), largest=False)
             i = i + start * R
             if best_v is not None:
@@ -275,9 +282,10 @@ class ValidationObjective:
     def spare_ratings(self, st):
         """Predicted change of the objective for moving each item to the spare empty group
         (``P``): the screen's last column, without the others."""
-        terms = self._screen_terms(st)
+        items = slice(None)
+        block = self._screen_block(st, items)
         leave, join = self.move_penalties(st)
-        change = terms[4].link(self._spare_change(terms, slice(None)))
+        change = block[5].link(self._spare_change(block, items))
         change = change + leave + join[st.R - 1]
         return change.masked_fill_(st.lab_t == st.R - 1, math.inf)
 
@@ -288,18 +296,20 @@ class ValidationObjective:
             st.grad_t = st.CS.times(st.psi) - self.problem.b_tr
         return st.grad_t
 
-    def scoring_gradient(self, st, grad_t):
-        """Gradient and curvature of the scored loss in one entry, and how a change of squared
+    def scoring_gradient(self, st, grad_t, items=slice(None)):
+        """Gradient and curvature of the scored loss in each entry of ``items`` (a slice, all
+        by default; ``grad_t``: the training gradient of those), and how a change of squared
         error maps to a change of the objective (validation: ``N log MSE``)."""
         pb = self.problem
-        grad_v = st.CSv.times(st.psi) - pb.b_va
+        grad_v = st.CSv.times(st.psi, items) - pb.b_va[:, items]
         mse = st.mse.mean()
 
         def link(relative):  # overwrites its argument
             return relative.clamp_min_(-0.999999).log1p_().mul_(self.n_obs)
 
         # the mean over the splits of each one's change of MSE, relative to the MSE
-        return grad_v, self.kappa_v, SplitScale(1.0 / (pb.norm_va * pb.n_splits * mse), link)
+        scale = SplitScale(1.0 / (pb.norm_va * pb.n_splits * mse), link)
+        return grad_v, self.kappa_v[:, items], scale
 
     def move_penalties(self, st):
         """Penalty change of moving each item to each group, ``leave[i] + join[j]``: the change
@@ -400,9 +410,9 @@ class EvidenceObjective(ValidationObjective):
     def _summary(precisions):
         return {"precisions": precisions}
 
-    def scoring_gradient(self, st, grad_t):
+    def scoring_gradient(self, st, grad_t, items=slice(None)):
         beta = st.precisions[1]
-        return grad_t, self.kappa, SplitScale(beta.reshape(1), lambda change: change)
+        return grad_t, self.kappa[:, items], SplitScale(beta.reshape(1), lambda change: change)
 
 
 
@@ -467,8 +477,9 @@ class ClosedFormModel(SharingModel):
 
         Counted: the data and their split statistics (``X^T X`` and ``X^T y`` per split part,
         the curvature of every entry), two search states (the current one and a candidate) with
-        ``C S`` for ``_MIN_COLUMNS`` columns, and the screen of one-item moves (a few ``F x P``
-        arrays, and its ``P x R`` ratings, which are blocked to fit). Not counted: Python and
+        ``C S`` for ``_MIN_COLUMNS`` columns, and the screen of one-item moves (six ``F x n``
+        arrays and ``n x R`` ratings for a block of ``n`` items, at least
+        ``_MIN_SCREEN_BLOCK``: larger blocks where the budget allows). Not counted: Python and
         torch themselves, and the labels of the structured hypotheses (``8 P`` bytes each)."""
         m, d = self.layer_dims(n_features, n_outputs)
         P = m * d
@@ -483,11 +494,16 @@ class ClosedFormModel(SharingModel):
             stats += 2 * itemsize * F * (n_tr + n_va) * d
         per_column = itemsize * (F * (n_tr + n_va) * m if through_samples else 2 * F * P)
         per_state = itemsize * F * P + 16 * P  # a cached gradient, the labels twice
+        # the screen: six F x n arrays and the n x R ratings for n items at once, and the
+        # penalty change of leaving each item's group
+        item, item_column = itemsize * 6 * F + 16, itemsize
+        smallest = min(P, _MIN_SCREEN_BLOCK)
         return MemoryNeed(
             parts={"data": n_samples * (d + m) * (8 + itemsize), "statistics": stats,
                    "search states": 2 * (per_state + per_column * _MIN_COLUMNS),
-                   "screen": itemsize * 6 * F * P + 8 * P},
-            per_column=2 * per_column, screen_per_rating=itemsize, n_items=P)
+                   "screen": itemsize * P + smallest * (item + item_column * _MIN_COLUMNS)},
+            per_column=2 * per_column, screen_item=item, screen_item_column=item_column,
+            n_items=P)
 
     # -- the protocol --------------------------------------------------------------------------
     @property

@@ -273,7 +273,9 @@ class HardProducts:
     def gram(self, lab):
         raise NotImplementedError
 
-    def times(self, psi):
+    def times(self, psi, items=slice(None)):
+        """``(C S psi)[:, items]`` for every split's shared values ``psi`` (``F x R``), the
+        items a slice (all by default)."""
         raise NotImplementedError
 
     def rows(self, items):
@@ -298,8 +300,8 @@ class ProductsThroughC(HardProducts):
         return torch.zeros(F, R, R, dtype=self.CS.dtype, device=self.CS.device).index_add_(
             1, lab, self.CS)
 
-    def times(self, psi):
-        return (self.CS @ psi[..., None])[..., 0]
+    def times(self, psi, items=slice(None)):
+        return (self.CS[:, items] @ psi[..., None])[..., 0]
 
     def rows(self, items):
         return self.CS[:, items]
@@ -359,9 +361,13 @@ class ProductsThroughSamples(HardProducts):
         A = self.XS.permute(2, 1, 0, 3).reshape(F, R, m * n)
         return A @ A.transpose(1, 2)
 
-    def times(self, psi):
-        u = torch.einsum("ojfs,fj->fos", self.XS, psi)  # (F, m, n)
-        return (u @ self.problem.X_parts[self.part]).reshape(psi.shape[0], -1)
+    def times(self, psi, items=slice(None)):
+        d = self.problem.n_inputs
+        start, stop, _ = items.indices(self.problem.n_items)
+        first, last = start // d, -(-stop // d)  # the output rows the items lie in
+        u = torch.einsum("ojfs,fj->fos", self.XS[first:last], psi)  # (F, rows, n)
+        out = (u @ self.problem.X_parts[self.part]).reshape(psi.shape[0], -1)
+        return out[:, start - first * d:stop - first * d]
 
     def rows(self, items):
         d = self.problem.n_inputs

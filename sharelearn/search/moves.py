@@ -162,6 +162,31 @@ class SignedSplit(_Exact):
 
     def propose(self, objective, st):
         tol, n_exact = self.tol, self.n_exact
+        # the ratings' F x P temporaries are freed before the candidates are refitted
+        pred, order, starts, seg_start = self._rate(objective, st)
+        labels = st.labels
+        # The best prefix of each segment, then the best segments: long prefixes of a large group
+        # touch many entries of one row, whose interactions the diagonal rating ignores, so their
+        # ratings are optimistic; one candidate per segment keeps them from crowding out the rest.
+        ends = np.r_[starts[1:], pred.size]
+        per_segment = [a + int(np.argmin(pred[a:b])) for a, b in zip(starts, ends, strict=True)]
+        per_segment.sort(key=lambda pos: pred[pos])
+        best = None
+        for pos in per_segment[:n_exact]:
+            if not pred[pos] < 0:
+                break
+            new_lab = labels.copy()
+            new_lab[order[seg_start[pos]:pos + 1]] = st.R - 1
+            new = objective.state(new_lab, near=st)
+            if improves(new.value, st.value, tol) and (
+                    best is None or new.value < best.value):
+                best = new
+        return best
+
+    @staticmethod
+    def _rate(objective, st):
+        """The rating of every prefix of every (group, sign) segment (numpy, in segment order),
+        the items' order, the segments' starts, and each position's segment start."""
         lab = st.lab_t
         psi = st.psi
         F = psi.shape[0]
@@ -195,24 +220,7 @@ class SignedSplit(_Exact):
         kk = torch.as_tensor(k, dtype=sizes.dtype, device=lab.device)
         pred = pred + f(src - kk) - f(src) + f(kk)
         pred = pred.masked_fill(kk >= src, math.inf)  # moving a whole group is a relabelling
-        pred = pred.cpu().numpy()
-        # The best prefix of each segment, then the best segments: long prefixes of a large group
-        # touch many entries of one row, whose interactions the diagonal rating ignores, so their
-        # ratings are optimistic; one candidate per segment keeps them from crowding out the rest.
-        ends = np.r_[starts[1:], seg.size]
-        per_segment = [a + int(np.argmin(pred[a:b])) for a, b in zip(starts, ends, strict=True)]
-        per_segment.sort(key=lambda pos: pred[pos])
-        best = None
-        for pos in per_segment[:n_exact]:
-            if not pred[pos] < 0:
-                break
-            new_lab = labels.copy()
-            new_lab[order[seg_start[pos]:pos + 1]] = st.R - 1
-            new = objective.state(new_lab, near=st)
-            if improves(new.value, st.value, tol) and (
-                    best is None or new.value < best.value):
-                best = new
-        return best
+        return pred.cpu().numpy(), order, starts, seg_start
 
 
 class UntiedSplit(_Exact):

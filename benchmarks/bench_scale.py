@@ -111,7 +111,7 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=None, help="seeds per case (default 3)")
     parser.add_argument("--families", default="circular,images",
                         help="comma-separated: circular, images")
-    parser.add_argument("--budgets", default="auto,700MiB,400MiB",
+    parser.add_argument("--budgets", default="auto,600MiB,300MiB",
                         help="memory_budget values of the 32 x 32 circular fit run after the "
                              "table (not with --quick)")
     parser.add_argument("--budgets-only", action="store_true",

@@ -146,9 +146,8 @@ class ValidationObjective:
         self.screen_block = screen_block
         self.n_obs = problem.n_obs_train
         self.item_input = torch.arange(problem.n_items, device=problem.device) % problem.n_inputs
-        self.kappa = problem.C_tr_diag[:, self.item_input]  # (F, P) curvature of one entry
+        self.kappa = problem.C_tr_diag_items  # (F, P) curvature of one entry
         self.kappa_v = problem.C_va_diag[:, self.item_input]
-        self.kappa_safe = self.kappa.clamp_min(1e-300)  # an input constant on a training part
         # with one input (shared means) every hard quadratic is diagonal: solves are divisions
         self.diagonal = problem.n_inputs == 1
 
@@ -228,7 +227,8 @@ class ValidationObjective:
         ``-u`` with ``u = g_t / kappa_t``, a change of ``u (kappa u - 2 g) = -2 u q`` with
         ``q = g - kappa u / 2``. ``block``: :meth:`_screen_block` of ``items``."""
         _, _, grad_t, grad_v, kap_v, scale = block
-        u = grad_t / self.kappa_safe[:, items]
+        # an input constant on a training part has kappa 0 (and gradient 0)
+        u = grad_t / self.kappa[:, items].clamp_min(1e-300)
         q = torch.addcmul(grad_v, kap_v, u, value=-0.5).mul_(u)
         return ((-2 * scale.weights[:, None]).T @ q)[0]
 
@@ -489,7 +489,7 @@ class ClosedFormModel(SharingModel):
         n_tr = max(len(tr) for tr, _ in splits)
         n_va = max(len(va) for _, va in splits)
         through_samples = max(n_tr, n_va) < d and d > 1
-        stats = itemsize * (2 * F * d * d + 7 * F * P) + 8 * P
+        stats = itemsize * (2 * F * d * d + 4 * F * P) + 8 * P
         if through_samples:  # the centred parts, twice (by sample and by input)
             stats += 2 * itemsize * F * (n_tr + n_va) * d
         per_column = itemsize * (F * (n_tr + n_va) * m if through_samples else 2 * F * P)

@@ -101,10 +101,13 @@ class TiedLinearGaussian:
         self.n_splits = len(splits)
         self.C_tr_diag = torch.diagonal(self.C_tr, dim1=1, dim2=2)  # (F, d)
         self.C_va_diag = torch.diagonal(self.C_va, dim1=1, dim2=2)
-        self._C_tr_diag_items = self.C_tr_diag.repeat(1, self.n_outputs)  # (F, P)
-        # item-wise views: entry (o, k) of W meets input k and target o
+        self.C_tr_diag_items = self.C_tr_diag.repeat(1, self.n_outputs)  # (F, P)
+        # item-wise: entry (o, k) of W meets input k and target o; B is kept as a view of b
         self.b_tr = self.B_tr.transpose(1, 2).reshape(self.n_splits, -1)  # (F, P)
         self.b_va = self.B_va.transpose(1, 2).reshape(self.n_splits, -1)
+        shape = (self.n_splits, self.n_outputs, self.n_inputs)
+        self.B_tr = self.b_tr.view(shape).transpose(1, 2)
+        self.B_va = self.b_va.view(shape).transpose(1, 2)
         self.norm_va = self.n_va * self.n_outputs  # scalar validation observations per split
         # Number of scalar training observations per split: the unit in which one extra free
         # parameter costs about one (see ``sharelearn.models.closed_form.ValidationObjective``).
@@ -152,7 +155,7 @@ class TiedLinearGaussian:
         """
         Sf = S.unsqueeze(-3)  # broadcasts over the splits
         # Expected loss: the diagonal of C moves from the cross terms onto G's diagonal.
-        DS = Sf * self._C_tr_diag_items[..., None]
+        DS = Sf * self.C_tr_diag_items[..., None]
         c = self.b_tr @ S
         if diagonal and self.n_inputs == 1:  # one input: no cross terms
             return DS.sum(-2), c

@@ -490,8 +490,8 @@ class ClosedFormModel(SharingModel):
         n_va = max(len(va) for _, va in splits)
         through_samples = max(n_tr, n_va) < d and d > 1
         stats = itemsize * (2 * F * d * d + 4 * F * P) + 8 * P
-        if through_samples:  # the centred parts, twice (by sample and by input)
-            stats += 2 * itemsize * F * (n_tr + n_va) * d
+        if through_samples:  # the centred parts
+            stats += itemsize * F * (n_tr + n_va) * d
         per_column = itemsize * (F * (n_tr + n_va) * m if through_samples else 2 * F * P)
         per_state = itemsize * F * P + 16 * P  # a cached gradient, the labels twice
         # the screen: six F x n arrays and the n x R ratings for n items at once, and the

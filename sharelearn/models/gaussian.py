@@ -83,16 +83,19 @@ class TiedLinearGaussian:
         # (a zero row adds nothing to X^T X S).
         self.X_parts = None
         if longest < X.shape[1]:
-            self.X_parts = []
+            self.X_parts, self.X_columns = [], []
             for part in (0, 1):
                 n_max = max(len(pair[part]) for pair in splits)
                 Xp = torch.zeros(len(splits), n_max, X.shape[1], dtype=X.dtype, device=X.device)
                 for f, pair in enumerate(splits):
                     rows = torch.as_tensor(pair[part], device=X.device)
                     Xp[f, :len(rows)] = X[rows] - self.x_mean[f]
-                self.X_parts.append(Xp)
-            self.X_columns = [Xp.permute(2, 0, 1).reshape(X.shape[1], -1).contiguous()
-                              for Xp in self.X_parts]
+                    # stored by input (d x F n: a moved entry's samples are one contiguous row);
+                # X_parts is the same numbers viewed F x n x d
+                columns = Xp.permute(2, 0, 1).reshape(X.shape[1], -1).contiguous()
+                self.X_columns.append(columns)
+                self.X_parts.append(
+                    columns.view(X.shape[1], len(splits), n_max).permute(1, 2, 0))
         # ||Y||^2 per output on the validation part (F x m), and in all (F)
         self.yy_tr = self.yy_tr.sum(-1)
         self.yy_va = self.yy_va_out.sum(-1)
@@ -217,7 +220,7 @@ class TiedLinearGaussian:
         if near is not None:
             products = self._moved_products(near, lab, n_columns)
         if products is None:
-            products = [self._products(lab, n_columns, part) for part in (0, 1)]
+            products = self._products(lab, n_columns)
         out = {}
         for tag, CS, b in (("", products[0], self.b_tr), ("v", products[1], self.b_va)):
             out["G" + tag] = CS.gram(lab)
@@ -226,16 +229,16 @@ class TiedLinearGaussian:
             out["CS" + tag] = CS
         return out
 
-    def _products(self, lab, n_columns, part):
-        """The products ``C S`` of the partition ``lab`` for the training (``part=0``) or the
-        validation parts (``part=1``) of every split, from scratch."""
+    def _products(self, lab, n_columns):
+        """The products ``C S`` of the partition ``lab`` for the training and the validation
+        parts of every split, from scratch."""
         P = self.n_items
         onehot = torch.zeros(P, n_columns, dtype=self.dtype, device=self.device)
         onehot[torch.arange(P, device=self.device), lab] = 1
         if self.X_parts is None or self.n_inputs == 1:
-            return ProductsThroughC(self.times_C(onehot, (self.C_tr, self.C_va)[part]))
-        # (X S)[:, (o, j)] sums the columns of X in group j of output row o
-        return ProductsThroughSamples.from_labels(onehot, part, self)
+            return [ProductsThroughC(self.times_C(onehot, C), part, self)
+                    for part, C in enumerate((self.C_tr, self.C_va))]
+        return [ProductsThroughSamples.from_labels(onehot, part, self) for part in (0, 1)]
 
     def _moved_products(self, near, lab, n_columns):
         """The ``C S`` products of ``lab`` updated from a nearby partition's (see
@@ -251,7 +254,7 @@ class TiedLinearGaussian:
         own = torch.arange(R_old, device=self.device).clamp_max(n_columns - 1)
         mapping = torch.where(counts.sum(1) > 0, mapping, own)
         moved = torch.nonzero(mapping[old] != lab)[:, 0]
-        if not near.CS.worth_moving(moved.numel(), self):
+        if not near.CS.worth_moving(moved.numel()):
             return None
         same_groups = R_old == n_columns and bool(
             (mapping == torch.arange(R_old, device=self.device)).all())
@@ -260,18 +263,20 @@ class TiedLinearGaussian:
             remap = torch.zeros(R_old, n_columns, dtype=self.dtype, device=self.device)
             remap[torch.arange(R_old, device=self.device), mapping] = 1
         source, target = mapping[old[moved]], lab[moved]
-        return [CS_old.moved(remap, moved, source, target, C, self)
-                for C, CS_old in ((self.C_tr, near.CS), (self.C_va, near.CSv))]
+        return [CS_old.moved(remap, moved, source, target) for CS_old in (near.CS, near.CSv)]
 
 
 class HardProducts:
     """The products ``C S`` (``F x P x R``) of a hard one-hot selection ``S`` with each split's
-    ``C`` (of its training or its validation part), as the search reads them: the normal
-    equations' ``G = S^T C S`` (:meth:`gram`), ``C S psi`` for every split's shared values
-    (:meth:`times`), the rows of some items (:meth:`rows`), and an update after items moved
-    (:meth:`moved`)."""
+    ``C`` of the training (``part=0``) or the validation part (``part=1``) of ``problem``, as
+    the search reads them: the normal equations' ``G = S^T C S`` (:meth:`gram`), ``C S psi``
+    for every split's shared values (:meth:`times`), the rows of some items (:meth:`rows`), and
+    an update after items moved (:meth:`moved`, when :meth:`worth_moving`)."""
 
     n_columns: int
+
+    def __init__(self, part, problem):
+        self.part, self.problem = part, problem
 
     def gram(self, lab):
         raise NotImplementedError
@@ -284,17 +289,20 @@ class HardProducts:
     def rows(self, items):
         raise NotImplementedError
 
-    def worth_moving(self, n_moved, problem):
+    def worth_moving(self, n_moved):
         raise NotImplementedError
 
-    def moved(self, remap, items, source, target, C, problem):
+    def moved(self, remap, items, source, target):
+        """The products after ``items`` moved from groups ``source`` to ``target`` (groups
+        numbered after ``remap``, the old columns onto the new; None: unchanged)."""
         raise NotImplementedError
 
 
 class ProductsThroughC(HardProducts):
     """``C S`` stored, ``F x P x R``: for more samples than inputs."""
 
-    def __init__(self, CS):
+    def __init__(self, CS, part, problem):
+        super().__init__(part, problem)
         self.CS = CS
         self.n_columns = CS.shape[-1]
 
@@ -309,16 +317,18 @@ class ProductsThroughC(HardProducts):
     def rows(self, items):
         return self.CS[:, items]
 
-    def worth_moving(self, n_moved, problem):
+    def worth_moving(self, n_moved):
         # moving the rows of C is memory-bound, O(F d) per item; from scratch the products are
         # O(F P min(n, d)) in dense matrix products: past a quarter of that, recompute
-        d = problem.n_inputs
-        return 4 * n_moved * d <= problem.n_items * min(problem.longest_part, d)
+        pb = self.problem
+        d = pb.n_inputs
+        return 4 * n_moved * d <= pb.n_items * min(pb.longest_part, d)
 
-    def moved(self, remap, items, source, target, C, problem):
+    def moved(self, remap, items, source, target):
         # each old group's column onto its new group (a copy where the labels kept theirs)
         CS = self.CS.clone() if remap is None else self.CS @ remap
-        F, d, R = CS.shape[0], problem.n_inputs, CS.shape[-1]
+        C = (self.problem.C_tr, self.problem.C_va)[self.part]
+        F, d, R = CS.shape[0], self.problem.n_inputs, CS.shape[-1]
         flat = CS.view(F, -1)
         block = max(1, _MOVED_BLOCK // d)  # moved items per block of the updates
         arange_d = torch.arange(d, device=CS.device)
@@ -331,7 +341,7 @@ class ProductsThroughC(HardProducts):
             values = C[:, :, k].transpose(1, 2).reshape(F, -1)
             flat.index_add_(1, (rows + target[part][:, None]).reshape(-1), values)
             flat.index_add_(1, (rows + source[part][:, None]).reshape(-1), values, alpha=-1)
-        return ProductsThroughC(CS)
+        return ProductsThroughC(CS, self.part, self.problem)
 
 
 class ProductsThroughSamples(HardProducts):
@@ -346,7 +356,8 @@ class ProductsThroughSamples(HardProducts):
     ``d x F n``."""
 
     def __init__(self, XS, part, problem):
-        self.XS, self.part, self.problem = XS, part, problem
+        super().__init__(part, problem)
+        self.XS = XS
         self.n_columns = XS.shape[1]
 
     @classmethod
@@ -377,13 +388,13 @@ class ProductsThroughSamples(HardProducts):
         X = self.problem.X_parts[self.part]
         return torch.einsum("fsq,qjfs->fqj", X[:, :, items % d], self.XS[items // d])
 
-    def worth_moving(self, n_moved, problem):
+    def worth_moving(self, n_moved):
         # a moved item adds and subtracts F n numbers; from scratch costs one product of
         # O(F n d m R): moving is cheaper for up to about a tenth of the items (measured at
         # 16 x 16 and 32 x 32 images)
-        return 10 * n_moved <= problem.n_items
+        return 10 * n_moved <= self.problem.n_items
 
-    def moved(self, remap, items, source, target, C, problem):
+    def moved(self, remap, items, source, target):
         m, R, F, n = self.XS.shape
         if remap is None:
             XS = self.XS.clone()
@@ -391,8 +402,8 @@ class ProductsThroughSamples(HardProducts):
             R = remap.shape[1]
             XS = (remap.T @ self.XS.reshape(m, -1, F * n)).reshape(m, R, F, n)
         flat = XS.view(m * R, F * n)
-        d = problem.n_inputs
-        columns = problem.X_columns[self.part]
+        d = self.problem.n_inputs
+        columns = self.problem.X_columns[self.part]
         block = max(1, _MOVED_BLOCK // (F * n))
         for start in range(0, items.numel(), block):
             part = slice(start, start + block)
@@ -400,7 +411,7 @@ class ProductsThroughSamples(HardProducts):
             values = columns[k]  # the item's input column leaves one group for another
             flat.index_add_(0, o * R + target[part], values)
             flat.index_add_(0, o * R + source[part], values, alpha=-1)
-        return ProductsThroughSamples(XS, self.part, problem)
+        return ProductsThroughSamples(XS, self.part, self.problem)
 
 
 def _jitter(diag):

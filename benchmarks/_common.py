@@ -34,6 +34,8 @@ import tracemalloc
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 # ru_maxrss is in kilobytes on Linux and the BSDs, in bytes on macOS.
@@ -176,3 +178,21 @@ def write_csv(rows, filename, columns=None):
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+def min_se_apart(values, se, pairs=None):
+    """Smallest ``|v_g - v_h| / SE_gh`` over ``pairs`` (all pairs of groups by default)."""
+    r = len(values)
+    if pairs is None:
+        pairs = [(g, h) for g in range(r) for h in range(g + 1, r)]
+    if not pairs:
+        return np.inf
+    return float(min(abs(values[g] - values[h]) / se[g, h] for g, h in pairs))
+
+
+def merged_pairs(truth, found):
+    """Pairs of true groups whose items the found partition puts mostly in one group."""
+    r = int(truth.max()) + 1
+    # each true group's majority group in the found partition
+    major = [np.bincount(found[truth == g]).argmax() for g in range(r)]
+    return [(g, h) for g in range(r) for h in range(g + 1, r) if major[g] == major[h]]

@@ -16,10 +16,19 @@ tested on the rest (1,297 or 297). Per fit:
 * ``test_mse`` of the discovered network, beside the same student tied by the true sharing and
   the dense student (the same estimator with ``init`` set to that sharing or to every entry
   apart, ``local_search=False``), in units of the targets' variance;
-* ``search_failure``: the true sharing's objective (the same fit's scorer, same
-  initialisations) beats the found one's: the search missed; otherwise a miss is the
-  objective's preference;
+* ``search_failure``: the true sharing's objective beats the found one's: the engine missed;
+  otherwise a miss is the objective's preference. The truth is scored twice, with the fit's
+  initialisations (``objective_truth``) and again with the teacher's own parameters as the
+  first one (``objective_truth_best``, the better of the two): a truth that the retrains from
+  random initialisations fail to train would otherwise pass for an objective miss;
+* resolvability (:func:`resolvability`): ``min_se_truth``, how many standard errors apart the
+  closest two true groups are (a seed is *resolvable* at 5 or more, as in
+  ``bench_realistic.py``), ``max_se_merged``, the farthest apart two true groups that the found
+  sharing merges, and ``faithful``: the found sharing is the truth with only groups merged
+  that are less than 5 standard errors apart;
 * the fit time.
+
+``--rescore CSV...`` recomputes the resolvability columns of results already written.
 
 **Real labels** (``--part labels``): digit classification (10 classes), the first 1,200 images
 (per seed's order) fitted and the other 597 tested. ``NetworkSharingClassifier`` with the
@@ -36,11 +45,16 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
-from _common import print_table, write_csv
+from _common import merged_pairs, min_se_apart, print_table, write_csv
 from torch import nn
+
+NOISE = 0.1  # times the standard deviation of the teacher's clean targets
+RESOLVABLE_SE = 5.0  # two groups this many standard errors apart are resolvable (as in
+#                      bench_realistic.py)
 
 
 def digits(seed):
@@ -71,17 +85,46 @@ def conv_weights(labels, taps):
     return values[labels]
 
 
-def teacher(seed, n_channels, noise=0.1):
-    """``(X, y, truth, W)``: the teacher's targets on the seed's order of the digits, its
-    sharing and its first layer."""
+def teacher(seed, n_channels, noise=NOISE):
+    """``(X, y, truth, W, readout, noise_sd)``: the teacher's targets on the seed's order of the
+    digits, its sharing, first layer, read-out and noise level."""
     X, _ = digits(seed)
     rng = np.random.default_rng(10_000 + seed)
     truth = conv_sharing(n_channels)
     W = conv_weights(truth, rng.standard_normal(9 * n_channels)).reshape(36 * n_channels, 64)
     readout = rng.standard_normal(36 * n_channels) / 6
     clean = np.maximum(X @ W.T, 0) @ readout
-    y = clean + noise * clean.std() * rng.standard_normal(len(clean))
-    return X, y, truth, W
+    noise_sd = noise * float(clean.std())
+    y = clean + noise_sd * rng.standard_normal(len(clean))
+    return X, y, truth, W, readout, noise_sd
+
+
+def group_values(truth, W):
+    """The teacher's value of each group of its sharing (0 for the structural zeros)."""
+    return np.array([W.ravel()[truth == t][0] for t in range(truth.max() + 1)])
+
+
+def group_standard_errors(X, truth, W, readout, noise_sd):
+    """Standard errors of the differences of every two groups' values (the taps and the zeros'
+    group) for the student tied by the true sharing, at the teacher's parameters, on all of
+    ``X``: ``SE^2 = sigma^2 c^T (J^T J)^+ c`` with ``J`` the Jacobian of the network's outputs
+    in its free parameters (the group values, the read-out and its bias). Scaling every tap up
+    and the read-out down by the same factor leaves the network unchanged (a direction of
+    ``J``'s null space); the pseudo-inverse holds that scale fixed. The linear benchmark's
+    measure (``bench_realistic.group_standard_errors``), linearised at the teacher."""
+    m, d = W.shape
+    r = int(truth.max()) + 1
+    lab = truth.reshape(m, d)
+    pre = X @ W.T
+    gate = (pre > 0) * readout  # d output / d pre-activation of each hidden unit
+    J_values = np.zeros((len(X), r))
+    for j in range(m):  # hidden unit j's entries, summed by group
+        J_values += gate[:, j, None] * np.stack(
+            [X[:, lab[j] == g].sum(1) for g in range(r)], axis=1)
+    J = np.hstack([J_values, np.maximum(pre, 0), np.ones((len(X), 1))])
+    cov = noise_sd**2 * np.linalg.pinv(J.T @ J)[:r, :r]
+    var = np.diag(cov)
+    return np.sqrt(np.maximum(var[:, None] + var[None, :] - 2 * cov, 1e-300))
 
 
 class Student(nn.Module):
@@ -99,14 +142,27 @@ class Student(nn.Module):
 SHARE = {"dense.weight": None}
 
 
-def _fit(estimator_class, X, y, *, init="auto", local_search=True, **kwargs):
-    est = estimator_class(Student, share=SHARE, init=init, local_search=local_search, **kwargs)
+def _fit(estimator_class, X, y, *, module=Student, init="auto", local_search=True, **kwargs):
+    est = estimator_class(module, share=SHARE, init=init, local_search=local_search, **kwargs)
     start = time.perf_counter()
     est.fit(X, y)
     return est, time.perf_counter() - start
 
 
 THREADS = {}
+
+
+def teacher_student(W, readout, y_fit):
+    """The student at the teacher's parameters, for targets standardised as the estimator
+    standardises ``y_fit``: a first initialisation at the optimum, so that the truth's score
+    does not depend on retrains from random initialisations reaching it."""
+    mean, scale = float(y_fit.mean()), float(y_fit.std())
+    student = Student(hidden=W.shape[0])
+    with torch.no_grad():
+        student.dense.weight.copy_(torch.as_tensor(W))
+        student.out.weight.copy_(torch.as_tensor(readout / scale)[None])
+        student.out.bias.fill_(-mean / scale)
+    return student
 
 
 def merged_values(found, truth, values):
@@ -124,33 +180,59 @@ def teacher_rows(seed, n, n_channels, objective):
     from sharelearn import NetworkSharingDiscoverer, partition_distance
     from sharelearn.symmetry import convolution_reading
 
-    X, y, truth, W = teacher(seed, n_channels)
-    kwargs = dict(module__hidden=36 * n_channels, loss="mse", objective=objective,
-                  random_state=seed, **THREADS)
-    found, fit_s = _fit(NetworkSharingDiscoverer, X[:n], y[:n], **kwargs)
+    X, y, truth, W, readout, _ = teacher(seed, n_channels)
+    kwargs = dict(loss="mse", objective=objective, random_state=seed, **THREADS)
+    hidden = dict(module__hidden=36 * n_channels)
+    found, fit_s = _fit(NetworkSharingDiscoverer, X[:n], y[:n], **kwargs, **hidden)
     true, _ = _fit(NetworkSharingDiscoverer, X[:n], y[:n], init=truth, local_search=False,
-                   **kwargs)
+                   **kwargs, **hidden)
+    # the truth's best score known: from the fit's initialisations or from the teacher's own
+    true_value = min(true.objective_, _fit(
+        NetworkSharingDiscoverer, X[:n], y[:n], module=teacher_student(W, readout, y[:n]),
+        init=truth, local_search=False, **kwargs)[0].objective_)
     dense, _ = _fit(NetworkSharingDiscoverer, X[:n], y[:n], init=np.arange(truth.size),
-                    local_search=False, **kwargs)
+                    local_search=False, **kwargs, **hidden)
     var = float(np.var(y[n:]))
 
     def test_mse(est):
         return float(np.mean((est.predict(X[n:]) - y[n:]) ** 2) / var)
 
     pd = int(partition_distance(found.sharing_partition_, truth))
-    values = np.array([W.ravel()[truth == t][0] for t in range(truth.max() + 1)])
+    values = group_values(truth, W)
     return {"part": "teacher", "channels": n_channels, "n": n, "objective": objective,
             "seed": seed, "pd": pd, "exact": pd == 0, "n_groups": found.n_groups_,
             "reading": convolution_reading(found.sharing_partition_, (truth.size // 64, 64),
                                            max_channels=4),
             "objective_found": round(found.objective_, 2),
             "objective_truth": round(true.objective_, 2),
-            "search_failure": bool(pd > 0 and true.objective_ < found.objective_ - 1e-6),
+            "objective_truth_best": round(true_value, 2),
+            "search_failure": bool(pd > 0 and true_value < found.objective_ - 1e-6),
             "test_mse": round(test_mse(found), 4), "test_mse_true_sharing": round(
                 test_mse(true), 4), "test_mse_dense": round(test_mse(dense), 4),
             "fit_s": round(fit_s, 1),
             "merged": merged_values(found.sharing_partition_, truth, values),
-            "partition": " ".join(map(str, found.sharing_partition_))}
+            "partition": " ".join(map(str, found.sharing_partition_)),
+            **resolvability(seed, n, n_channels, found.sharing_partition_)}
+
+
+def resolvability(seed, n, n_channels, found):
+    """How far apart the teacher's groups are for ``n`` samples, and what ``found`` merged:
+
+    * ``min_se_truth``: the closest two true groups, in standard errors of their difference
+      (:func:`group_standard_errors`); the seed is *resolvable* at ``RESOLVABLE_SE`` or more;
+    * ``max_se_merged``: the farthest apart two true groups that ``found`` merges (0 if none);
+    * ``faithful``: ``found`` is the truth with only groups merged that are less than
+      ``RESOLVABLE_SE`` apart (every resolvable distinction kept, none invented).
+    """
+    X, _, truth, W, readout, noise_sd = teacher(seed, n_channels)
+    se = group_standard_errors(X[:n], truth, W, readout, noise_sd)
+    values = group_values(truth, W)
+    pairs = merged_pairs(truth, found)
+    far = max((abs(values[g] - values[h]) / se[g, h] for g, h in pairs), default=0.0)
+    coarsens = all(np.unique(found[truth == g]).size == 1 for g in range(truth.max() + 1))
+    return {"min_se_truth": round(min_se_apart(values, se), 2),
+            "max_se_merged": round(float(far), 2),
+            "faithful": bool(coarsens and far < RESOLVABLE_SE)}
 
 
 def label_rows(seed, objective, n_fit=1200):
@@ -188,6 +270,11 @@ def _summary_teacher(rows):
         out.append({
             "channels": channels, "entries": 2304 * channels, "n": n, "objective": objective,
             "exact": f"{sum(r['exact'] for r in sub)}/{len(sub)}",
+            "faithful": f"{sum(r['faithful'] for r in sub)}/{len(sub)}",
+            "resolvable": sum(r["min_se_truth"] >= RESOLVABLE_SE for r in sub),
+            "exact_resolvable": sum(r["exact"] for r in sub
+                                    if r["min_se_truth"] >= RESOLVABLE_SE),
+            "max_se_merged": max(r["max_se_merged"] for r in sub),
             "search_failures": sum(r["search_failure"] for r in sub),
             "objective_misses": sum(not r["search_failure"] for r in misses),
             "median_pd": float(np.median([r["pd"] for r in sub])),
@@ -217,6 +304,32 @@ def _summary_labels(rows):
     return out
 
 
+def rescore(paths):
+    """Add :func:`resolvability`'s columns to teacher results from their partitions, and write
+    each file's summary again."""
+    import csv
+
+    for path in paths:
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        if not rows or "partition" not in rows[0]:
+            raise SystemExit(f"{path}: no 'partition' column to rescore")
+        for row in rows:
+            for key in ("channels", "n", "seed", "pd"):
+                row[key] = int(row[key])
+            for key in ("test_mse", "test_mse_true_sharing", "test_mse_dense", "fit_s"):
+                row[key] = float(row[key])
+            row["exact"] = row["pd"] == 0
+            row["search_failure"] = row["search_failure"] == "True"
+            found = np.array(row["partition"].split(), dtype=np.int64)
+            row.update(resolvability(row["seed"], row["n"], row["channels"], found))
+        path = Path(path).resolve()  # (write_csv writes an absolute path where it says)
+        write_csv(rows, path)
+        summary = _summary_teacher(rows)
+        print_table(summary, title=path.name)
+        write_csv(summary, path.with_name(path.stem + "_summary.csv"))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=("teacher", "labels"), default="teacher")
@@ -230,7 +343,12 @@ def main():
     parser.add_argument("--threads", type=int, default=None,
                         help="n_threads of every fit (default: the package's choice); 1 when "
                              "two runs share two cores")
+    parser.add_argument("--rescore", metavar="CSV", nargs="+",
+                        help="recompute the resolvability columns and the summary of teacher "
+                             "results already written (rows with a partition), fitting nothing")
     args = parser.parse_args()
+    if args.rescore:
+        return rescore(args.rescore)
     if args.quick:
         args.seeds, args.n, args.channels = 1, [500], [1]
     if args.threads is not None:

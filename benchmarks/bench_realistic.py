@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from _common import mib, print_table, rss_peak_of_call, write_csv
+from _common import merged_pairs, mib, min_se_apart, print_table, rss_peak_of_call, write_csv
 
 from sharelearn import SharingDiscoverer, partition_distance
 from sharelearn.datasets import make_convolution
@@ -97,24 +97,6 @@ def group_standard_errors(X, Y, labels, noise_sd):
     var = np.diag(cov)
     se = np.sqrt(np.maximum(var[:, None] + var[None, :] - 2 * cov, 1e-300))
     return se
-
-
-def min_se_apart(values, se, pairs=None):
-    """Smallest ``|v_g - v_h| / SE_gh`` over ``pairs`` (all pairs of groups by default)."""
-    r = len(values)
-    if pairs is None:
-        pairs = [(g, h) for g in range(r) for h in range(g + 1, r)]
-    if not pairs:
-        return np.inf
-    return float(min(abs(values[g] - values[h]) / se[g, h] for g, h in pairs))
-
-
-def merged_pairs(truth, found):
-    """Pairs of true groups whose items the found partition puts mostly in one group."""
-    r = int(truth.max()) + 1
-    # each true group's majority group in the found partition
-    major = [np.bincount(found[truth == g]).argmax() for g in range(r)]
-    return [(g, h) for g in range(r) for h in range(g + 1, r) if major[g] == major[h]]
 
 
 def true_values(labels, weight):

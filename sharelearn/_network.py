@@ -134,7 +134,10 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
         spurious group; each extra initialisation adds the cost of one retrain per scored
         partition. Measured on the sum-of-numbers misses of one initialisation, the true
         partition beat the found one for 93-100% of pairs of initialisations and for every
-        triple (see ``docs/models.md``).
+        triple (see ``docs/models.md``). With entry-level sharing, the structured
+        hypotheses that decide where the search starts are retrained from as many more
+        initialisations again, and each proposal of the search also from the network it was
+        made from.
     max_epochs : int, default=1000
         Epochs (full-batch) of the final refit with skorch, which fine-tunes the search's
         retrains of the chosen partition (one per initialisation, see ``search_inits``, at most

@@ -5,7 +5,11 @@ the outer objective: the validation loss of the *hard*-shared network retrained 
 ``search_steps`` full-batch Adam steps from each of ``search_inits`` fixed initialisations (the
 best validation loss over checkpoints every 10 steps and over the initialisations, i.e. an
 early-stopped retrain with restarts), plus the hard-partition penalties. Scores are cached per
-partition, so the starts of a fit that reach the same partition share them. The moves that use it
+partition, so the starts of a fit that reach the same partition share them. Two kinds of
+partition get more retrains than the fixed initialisations: a proposal made from a trained
+partition also starts from that network (:meth:`RetrainScorer.score_from`), and the few
+partitions whose scores decide where a search starts also from ``reserve`` initialisations
+(:meth:`RetrainScorer.score_more`). The moves that use it
 are in :mod:`sharelearn.search.network`.
 
 The final network of the chosen partition is trained further by skorch (callbacks for early
@@ -111,10 +115,12 @@ class RetrainScorer:
     n_jobs : int, default=1
         Threads that :meth:`prefetch` retrains partitions in. Each retrain is the same
         computation in whichever thread it runs, so the scores do not depend on it.
+    reserve : list of torch.nn.Module, default=()
+        More initialisations, for the partitions scored by :meth:`score_more` only.
     """
 
     def __init__(self, templates, share, data, *, steps, lr, loss, weight_decay, n_obs, penalties,
-                 dtype, device, n_jobs=1):
+                 dtype, device, n_jobs=1, reserve=()):
         if isinstance(templates, torch.nn.Module):
             templates = [templates]
         self.templates, self.share, self.data = list(templates), share, data
@@ -122,22 +128,24 @@ class RetrainScorer:
         self.n_obs, self.penalties = n_obs, penalties
         self.dtype, self.device = dtype, device
         self.n_jobs = max(1, int(n_jobs))
-        self._cache = {}
+        self.reserve = list(reserve)
+        self._cache, self._more = {}, set()
         self._batchable = True
 
-    def _start(self, template, S):
-        """The retrain from one initialisation, ready to run: ``(problem, w, optimizer,
-        schedule)`` (Adam, step size decaying linearly to 0 over ``steps``)."""
+    def _start(self, template, S, w0=None):
+        """The retrain from one initialisation (``template``'s parameters tied by ``S``, or the
+        vector ``w0``), ready to run: ``(problem, w, optimizer, schedule)`` (Adam, step size
+        decaying linearly to 0 over ``steps``)."""
         problem = TiedNetworkProblem(template, self.share, S, *self.data, loss=self.loss,
                                      weight_decay=self.weight_decay)
-        w = problem.initial_vector().requires_grad_(True)
+        w = (problem.initial_vector() if w0 is None else w0.detach().clone()).requires_grad_(True)
         optimizer = _adam(w, self.lr)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _linear_decay(self.steps))
         return problem, w, optimizer, schedule
 
-    def _retrain_one(self, template, S):
+    def _retrain_one(self, template, S, w0=None):
         """``(best validation loss, its parameter vector, problem)`` from one initialisation."""
-        problem, w, optimizer, schedule = self._start(template, S)
+        problem, w, optimizer, schedule = self._start(template, S, w0)
         best, best_w = math.inf, w.detach().clone()
         for k in range(0, self.steps, _CHECKPOINT_EVERY):
             inner_steps(problem, w, S, optimizer, min(_CHECKPOINT_EVERY, self.steps - k),
@@ -149,21 +157,21 @@ class RetrainScorer:
                 best, best_w = value, w.detach().clone()
         return best, best_w, problem
 
-    def _retrain_batch(self, S, templates=None):
-        """The retrains from every initialisation (or from ``templates``) at once, as one batch
-        (``torch.func.vmap`` over the initialisations' parameter vectors; Adam is elementwise
-        and the summed loss separates, so each initialisation follows its own serial path).
-        Returns one ``(best validation loss, its parameter vector, problem)`` per
-        initialisation, or None when the module cannot be batched (then they are trained one
-        by one).
+    def _retrain_batch(self, S, templates=None, starts=()):
+        """The retrains from every initialisation (or from ``templates``, then the parameter
+        vectors ``starts``) at once, as one batch (``torch.func.vmap`` over the
+        initialisations' parameter vectors; Adam is elementwise and the summed loss separates,
+        so each initialisation follows its own serial path). Returns one ``(best validation
+        loss, its parameter vector, problem)`` per initialisation, or None when the module
+        cannot be batched (then they are trained one by one).
 
         Measured on a 64 -> 36 -> 1 network tied by a 3 x 3 convolution: 32 initialisations
         in 13.5 s as one batch, 29 s one by one.
         """
         templates = self.templates if templates is None else templates
-        if len(templates) < 2 or not self._batchable:
+        if len(templates) + len(starts) < 2 or not self._batchable:
             return None
-        problem, w, optimizer, schedule = self._batch_start(S, templates)
+        problem, w, optimizer, schedule = self._batch_start(S, templates, starts)
         train = torch.func.vmap(lambda v: problem.train_loss(v, S))
         val = torch.func.vmap(lambda v: problem.val_loss(v, S))
         best = torch.full((w.shape[0],), math.inf, dtype=w.dtype, device=w.device)
@@ -191,12 +199,14 @@ class RetrainScorer:
             return None
         return [(float(best[i]), best_w[i].clone(), problem) for i in range(w.shape[0])]
 
-    def _batch_start(self, S, templates):
+    def _batch_start(self, S, templates, starts=()):
         """``(problem, w, optimizer, schedule)`` of the batched retrains: ``w`` stacks the
-        initialisations' vectors (``n_inits x n_params``)."""
+        initialisations' vectors (``n_inits x n_params``), the templates' then ``starts``."""
         problems = [TiedNetworkProblem(t, self.share, S, *self.data, loss=self.loss,
-                                       weight_decay=self.weight_decay) for t in templates]
-        w = torch.stack([p.initial_vector() for p in problems]).requires_grad_(True)
+                                       weight_decay=self.weight_decay)
+                    for t in (templates or self.templates[:1])]
+        vectors = [p.initial_vector() for p in problems][:len(templates)]
+        w = torch.stack(vectors + [v.detach() for v in starts]).requires_grad_(True)
         optimizer = _adam(w, self.lr)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _linear_decay(self.steps))
         return problems[0], w, optimizer, schedule
@@ -209,19 +219,64 @@ class RetrainScorer:
             self._cache[key] = self._retrain_all(key)
         return self._cache[key]
 
-    def _retrain_all(self, key):
+    def _retrain_all(self, key, starts=()):
         S = self._selection(key)
-        return S, sorted(self._runs(S, self.templates), key=lambda run: run[0])
+        return S, sorted(self._runs(S, self.templates, starts), key=lambda run: run[0])
+
+    def score_from(self, labels, parent):
+        """The objective of ``labels``, whose retrains (unless it is already scored) include
+        one more: from the parent partition's best retrain, each group of ``labels`` starting
+        at the mean of its items' values there (:meth:`warm_start`). A proposal that merges or
+        splits a few groups of a trained network then starts next to where its optimum is,
+        instead of relying on a random initialisation to reach it: a search step compares the
+        two partitions at their own optima, not at a retrain's luck."""
+        key = tuple(canonical_labels(labels).tolist())
+        if key not in self._cache:
+            self._cache[key] = self._retrain_all(key, [self.warm_start(key, parent)])
+        return self(labels)
+
+    def warm_start(self, labels, parent):
+        """The parameter vector of ``parent``'s best retrain mapped onto ``labels``: each tied
+        parameter's group value is the mean of its items' values under ``parent``, every other
+        parameter is kept."""
+        S_parent, runs = self._retrain(parent)
+        _, w, problem = runs[0]
+        S = self._selection(np.asarray(labels))
+        mass = S.sum(0)
+        out = []
+        for name, chunk, shape in zip(problem.names, torch.split(w.detach(), problem.sizes),
+                                      problem.shapes, strict=True):
+            if name in problem.shared_names:
+                items = torch.tensordot(S_parent.to(chunk.dtype), chunk.reshape(shape), dims=1)
+                psi = torch.tensordot(S.T.to(chunk.dtype), items, dims=1)
+                chunk = psi / mass.to(chunk.dtype).reshape((-1,) + (1,) * (psi.dim() - 1))
+            out.append(chunk.reshape(-1))
+        return torch.cat(out)
+
+    def score_more(self, labels):
+        """Retrain ``labels`` from the ``reserve`` initialisations too, keeping the best of
+        all (once per partition): for the few partitions whose score decides where the search
+        starts (the structured hypotheses), where one more good initialisation matters most."""
+        S, runs = self._retrain(labels)
+        key = tuple(canonical_labels(labels).tolist())
+        if self.reserve and key not in self._more:
+            self._more.add(key)
+            self._cache[key] = S, sorted(runs + self._runs(S, self.reserve),
+                                         key=lambda run: run[0])
+        return self(labels)
 
     def _selection(self, labels):
         return torch.as_tensor(labels_to_selection(np.asarray(labels), sparse=False),
                                dtype=self.dtype, device=self.device)
 
-    def _runs(self, S, templates):
-        """The retrains of ``S`` from ``templates``: as one batch where the module allows it,
-        else one by one."""
-        runs = self._retrain_batch(S, templates)
-        return runs if runs is not None else [self._retrain_one(t, S) for t in templates]
+    def _runs(self, S, templates, starts=()):
+        """The retrains of ``S`` from ``templates`` and the parameter vectors ``starts``: as
+        one batch where the module allows it, else one by one."""
+        runs = self._retrain_batch(S, templates, starts)
+        if runs is not None:
+            return runs
+        return ([self._retrain_one(t, S) for t in templates]
+                + [self._retrain_one(self.templates[0], S, w0) for w0 in starts])
 
     def prefetch(self, candidates):
         """Retrain the partitions not yet scored among ``candidates``, in ``n_jobs`` threads
@@ -323,9 +378,9 @@ class EvidenceScorer(RetrainScorer):
         super().__init__(*args, **kwargs)
         self.hessian_structure = hessian_structure
 
-    def _retrain_one(self, template, S):
+    def _retrain_one(self, template, S, w0=None):
         """``(-2 log evidence, trained parameter vector, problem)`` from one initialisation."""
-        problem, w, optimizer, schedule = self._start(template, S)
+        problem, w, optimizer, schedule = self._start(template, S, w0)
         inner_steps(problem, w, S, optimizer, self.steps, "the search's retrain",
                     schedule=schedule)
         value, _ = network_evidence(problem, w, S, problem.X_train, problem.y_train,
@@ -333,11 +388,11 @@ class EvidenceScorer(RetrainScorer):
         check_finite(value, "the Laplace evidence of the search's retrain")
         return value, w.detach().clone(), problem
 
-    def _retrain_batch(self, S, templates=None):
+    def _retrain_batch(self, S, templates=None, starts=()):
         """The batched retrains (:meth:`RetrainScorer._retrain_batch`; their "validation" pair
         is the training data, so each keeps its checkpoint of lowest training loss), each
         scored by its Laplace evidence."""
-        runs = super()._retrain_batch(S, templates)
+        runs = super()._retrain_batch(S, templates, starts)
         if runs is None:
             return None
         out = []

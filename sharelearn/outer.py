@@ -326,6 +326,8 @@ class _RetrainedHypotheses(_Hypotheses):
                         for h, v in enumerate(screened)]
             order = sorted(order, key=lambda h: (screened[h], h))[:_N_NETWORK_HYPOTHESES]
         self.objective.prefetch([family.labels[h] for h in order])
+        for h in order:  # their scores decide the start: from the reserve initialisations too
+            self.objective.score_more(family.labels[h])
         self.ranked = order
         self.best = {h: (family.labels[h], self._value(family.labels[h])) for h in order}
 

@@ -92,17 +92,18 @@ def test_hard_groups_start_at_a_member_and_soft_ones_at_the_weighted_mean():
                                             dtype=torch.float64))
 
 
-def _scorer(n_inits=3, steps=30):
+def _scorer(n_inits=3, steps=30, n_reserve=0):
     X, y, truth = _teacher(0, n=120)
     Xt, yt = torch.tensor(X), torch.tensor((y - y.mean()) / y.std())[:, None]
     templates = []
-    for seed in range(n_inits):
+    for seed in range(n_inits + n_reserve):
         torch.manual_seed(seed)
         templates.append(Student().double())
     data = (Xt[:80], yt[:80], Xt[80:], yt[80:])
-    return RetrainScorer(templates, SHARE, data, steps=steps, lr=0.03, loss="mse",
+    return RetrainScorer(templates[:n_inits], SHARE, data, steps=steps, lr=0.03, loss="mse",
                          weight_decay=1e-6, n_obs=80, penalties=Penalties([]),
-                         dtype=torch.float64, device="cpu"), truth
+                         dtype=torch.float64, device="cpu",
+                         reserve=templates[n_inits:]), truth
 
 
 def test_batched_retrains_follow_each_initialisation_serial_path():
@@ -126,6 +127,45 @@ def test_screen_with_every_initialisation_and_step_equals_the_full_score():
     assert scorer.steps == 30  # restored
     cheap = scorer.screen([truth], n_inits=1, steps=5)
     assert cheap[0] != pytest.approx(screened[0])
+
+
+def test_warm_start_maps_the_parent_retrain_onto_the_child_by_group_means():
+    scorer, truth = _scorer()
+    S, w, problem = scorer.best_run(truth)
+    # the same partition: the parent's own best vector
+    assert torch.allclose(scorer.warm_start(truth, truth), w, rtol=1e-12, atol=0)
+    # two taps merged: their group starts at the items' mean value, all else as trained
+    child = truth.copy()
+    a, b = [g for g in np.unique(truth) if g != np.bincount(truth).argmax()][:2]
+    child[child == b] = a
+    warm = scorer.warm_start(child, truth)
+    entries = problem.load(w, S).dense.weight.detach().reshape(-1).numpy()
+    merged = entries[(truth == a) | (truth == b)].mean()
+    child_problem = TiedNetworkProblem(scorer.templates[0], SHARE, scorer._selection(child),
+                                       *scorer.data, loss="mse")
+    loaded = child_problem.load(warm, scorer._selection(child))
+    child_entries = loaded.dense.weight.detach().reshape(-1).numpy()
+    np.testing.assert_allclose(child_entries[child == a], merged, rtol=1e-12)
+    np.testing.assert_allclose(child_entries[child != a], entries[child != a], rtol=1e-12)
+    np.testing.assert_array_equal(loaded.out.weight.detach(),
+                                  problem.load(w, S).out.weight.detach())
+
+
+def test_score_from_a_parent_adds_a_warm_retrain_and_score_more_the_reserve():
+    scorer, truth = _scorer(n_inits=2, n_reserve=2)
+    shared = np.zeros_like(truth)
+    cold, _ = _scorer(n_inits=2)
+    value = scorer.score_from(shared, truth)
+    # the fixed initialisations' retrains plus one from the truth's trained network
+    assert len(scorer._retrain(shared)[1]) == 3
+    assert value <= cold(shared) + 1e-9
+    assert scorer.score_from(shared, truth) == value  # cached: no second warm retrain
+    before = scorer(truth)
+    more = scorer.score_more(truth)
+    assert len(scorer._retrain(truth)[1]) == 4 and more <= before + 1e-12
+    assert scorer.score_more(truth) == more and len(scorer._retrain(truth)[1]) == 4
+    # without a reserve, score_more is the plain score
+    assert cold.score_more(truth) == cold(truth) and len(cold._retrain(truth)[1]) == 2
 
 
 # -- the local linear model ---------------------------------------------------------------------

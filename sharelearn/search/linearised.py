@@ -98,7 +98,7 @@ class LinearisedProposal(Move):
         self._tried = set()
 
     def applies(self, objective):
-        return hasattr(objective, "best_run")
+        return hasattr(objective, "best_run") and hasattr(objective, "score_from")
 
     def propose(self, objective, state):
         key = state.labels.tobytes()
@@ -111,7 +111,8 @@ class LinearisedProposal(Move):
         candidate = canonical_labels(self.search_local(J, target, splits, state.labels))
         if np.array_equal(candidate, state.labels):
             return None
-        value = float(objective(candidate))
+        # the proposal's retrains include one from the current network (score_from)
+        value = float(objective.score_from(candidate, state.labels))
         change = self.penalty_change(candidate) - self.penalty_change(state.labels)
         if value + change >= state.value - _IMPROVEMENT:
             return None

@@ -192,6 +192,12 @@ def test_hard_statistics_updated_from_a_nearby_partition_equal_fresh_ones(n, d, 
                      else {"ProductsThroughC"})
     for key, value in through_C.hard_statistics(labels, R).items():
         np.testing.assert_allclose(dense(near[key]), dense(value), rtol=1e-12, atol=1e-12)
+    full = dense(through_C.hard_statistics(labels, R)["CS"])
+    # rows read one output row at a time (every item above; one row's items) or gathered
+    # item by item (a few items of several rows)
+    for items in (torch.arange(d, 2 * d), torch.as_tensor(np.sort(rng.choice(P, 5, False)))):
+        np.testing.assert_allclose(near["CS"].rows(items).numpy(), full[:, items.numpy()],
+                                   rtol=1e-12, atol=1e-12)
     psi = torch.tensor(rng.standard_normal((3, R)))
     whole = (torch.as_tensor(dense(near["CS"])) @ psi[..., None])[..., 0]
     np.testing.assert_allclose(near["CS"].times(psi).numpy(), whole, rtol=1e-12, atol=1e-12)

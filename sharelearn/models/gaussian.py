@@ -344,6 +344,11 @@ class ProductsThroughC(HardProducts):
         return ProductsThroughC(CS, self.part, self.problem)
 
 
+# ProductsThroughSamples.rows multiplies per output row when the items lie in at most one row
+# per this many items
+_ROWS_PER_LINE = 16
+
+
 class ProductsThroughSamples(HardProducts):
     """``C S = X^T (X S)`` kept as ``X S`` and the centred samples ``X`` (each split's part padded
     with zero rows to the longest, ``n``): for fewer samples than inputs, where it is smaller
@@ -386,7 +391,19 @@ class ProductsThroughSamples(HardProducts):
     def rows(self, items):
         d = self.problem.n_inputs
         X = self.problem.X_parts[self.part]
-        return torch.einsum("fsq,qjfs->fqj", X[:, :, items % d], self.XS[items // d])
+        o, k = items // d, items % d
+        lines, where = torch.unique(o, return_inverse=True)
+        if lines.numel() * _ROWS_PER_LINE > items.numel():
+            # items of many output rows: each item's row of X S gathered (q x R x F x n)
+            return torch.einsum("fsq,qjfs->fqj", X[:, :, k], self.XS[o])
+        # items of a few output rows (one, for a network's local linear model of a dense
+        # layer: 4,608 items whose gathered rows were 1 GB a call): one product per row
+        F, R = X.shape[0], self.n_columns
+        out = torch.empty(F, items.numel(), R, dtype=X.dtype, device=X.device)
+        for i, line in enumerate(lines.tolist()):
+            mine = torch.nonzero(where == i)[:, 0] if lines.numel() > 1 else slice(None)
+            out[:, mine] = X[:, :, k[mine]].transpose(1, 2) @ self.XS[line].permute(1, 2, 0)
+        return out
 
     def worth_moving(self, n_moved):
         # a moved item adds and subtracts F n numbers; from scratch costs one product of
@@ -498,6 +515,11 @@ def span_test(X, Y, labels, *, fit_intercept):
     if fit_intercept:
         X, Y = X - X.mean(0), Y - Y.mean(0)
     n, m = Y.shape
+    if n - int(fit_intercept) < X.shape[1]:
+        # fewer samples than inputs: no residual degrees of freedom to test with (the
+        # eigenvalues below would be of a d x d matrix, 14 s at the 4,608 inputs of a
+        # network's local linear model)
+        return float("nan")
     C, B = X.T @ X, X.T @ Y
     yy = float((Y * Y).sum())
     fit_free, rank = _explained(C, B)

@@ -334,6 +334,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=("teacher", "labels"), default="teacher")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds first-seed, ..., first-seed + seeds - 1 (to split a run "
+                             "between processes)")
     parser.add_argument("--n", type=int, nargs="+", default=[1500, 500])
     parser.add_argument("--channels", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--objectives", nargs="+", default=["validation", "evidence"])
@@ -358,7 +361,7 @@ def main():
         for n_channels in args.channels:
             for n in args.n:
                 for objective in args.objectives:
-                    for seed in range(args.seeds):
+                    for seed in range(args.first_seed, args.first_seed + args.seeds):
                         row = teacher_rows(seed, n, n_channels, objective)
                         rows.append(row)
                         write_csv(rows, f"image_network_teacher{args.tag}.csv")  # as it goes
@@ -368,7 +371,7 @@ def main():
         summary = _summary_teacher(rows)
     else:
         for objective in args.objectives:
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 for row in label_rows(seed, objective):
                     rows.append(row)
                     print({k: row[k] for k in ("network", "objective", "seed", "accuracy",

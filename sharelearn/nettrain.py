@@ -44,6 +44,11 @@ _CHECKPOINT_EVERY = 10
 _HOLDOUT_CHECK_RATIO = 1.25
 
 
+def _key(labels):
+    """The cache key of a partition: its canonical labels as a tuple."""
+    return tuple(canonical_labels(labels).tolist())
+
+
 def _adam(w, lr):
     return torch.optim.Adam([w], lr=lr)
 
@@ -202,19 +207,22 @@ class RetrainScorer:
     def _batch_start(self, S, templates, starts=()):
         """``(problem, w, optimizer, schedule)`` of the batched retrains: ``w`` stacks the
         initialisations' vectors (``n_inits x n_params``), the templates' then ``starts``."""
-        problems = [TiedNetworkProblem(t, self.share, S, *self.data, loss=self.loss,
-                                       weight_decay=self.weight_decay)
-                    for t in (templates or self.templates[:1])]
-        vectors = [p.initial_vector() for p in problems][:len(templates)]
-        w = torch.stack(vectors + [v.detach() for v in starts]).requires_grad_(True)
+        def problem_of(template):
+            return TiedNetworkProblem(template, self.share, S, *self.data, loss=self.loss,
+                                      weight_decay=self.weight_decay)
+
+        problems = [problem_of(t) for t in templates]
+        vectors = [p.initial_vector() for p in problems] + [v.detach() for v in starts]
+        w = torch.stack(vectors).requires_grad_(True)
         optimizer = _adam(w, self.lr)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _linear_decay(self.steps))
-        return problems[0], w, optimizer, schedule
+        return (problems[0] if problems else problem_of(self.templates[0])), w, optimizer, \
+            schedule
 
     def _retrain(self, labels):
         """``(S, runs)`` of a partition: its selection matrix and, best validation loss first,
         one ``(best validation loss, its parameter vector, problem)`` per initialisation."""
-        key = tuple(canonical_labels(labels).tolist())
+        key = _key(labels)
         if key not in self._cache:
             self._cache[key] = self._retrain_all(key)
         return self._cache[key]
@@ -230,7 +238,7 @@ class RetrainScorer:
         splits a few groups of a trained network then starts next to where its optimum is,
         instead of relying on a random initialisation to reach it: a search step compares the
         two partitions at their own optima, not at a retrain's luck."""
-        key = tuple(canonical_labels(labels).tolist())
+        key = _key(labels)
         if key not in self._cache:
             self._cache[key] = self._retrain_all(key, [self.warm_start(key, parent)])
         return self(labels)
@@ -241,7 +249,7 @@ class RetrainScorer:
         parameter is kept."""
         S_parent, runs = self._retrain(parent)
         _, w, problem = runs[0]
-        S = self._selection(np.asarray(labels))
+        S = self._selection(labels)
         mass = S.sum(0)
         out = []
         for name, chunk, shape in zip(problem.names, torch.split(w.detach(), problem.sizes),
@@ -257,8 +265,8 @@ class RetrainScorer:
         """Retrain ``labels`` from the ``reserve`` initialisations too, keeping the best of
         all (once per partition): for the few partitions whose score decides where the search
         starts (the structured hypotheses), where one more good initialisation matters most."""
-        S, runs = self._retrain(labels)
-        key = tuple(canonical_labels(labels).tolist())
+        key = _key(labels)
+        S, runs = self._retrain(key)
         if self.reserve and key not in self._more:
             self._more.add(key)
             self._cache[key] = S, sorted(runs + self._runs(S, self.reserve),
@@ -282,7 +290,7 @@ class RetrainScorer:
         """Retrain the partitions not yet scored among ``candidates``, in ``n_jobs`` threads
         (torch releases the GIL inside its operations; measured 1.3x faster with 2 threads
         on 2 cores). Scoring them afterwards reads the cache."""
-        keys = list(dict.fromkeys(tuple(canonical_labels(c).tolist()) for c in candidates))
+        keys = list(dict.fromkeys(_key(c) for c in candidates))
         keys = [k for k in keys if k not in self._cache]
         if self.n_jobs == 1 or len(keys) < 2:
             return

@@ -235,22 +235,28 @@ def resolvability(seed, n, n_channels, found):
             "faithful": bool(coarsens and far < RESOLVABLE_SE)}
 
 
-def label_rows(seed, objective, n_fit=1200):
+def label_rows(seed, objective, n_fit=1200, penalties=None):
+    """The discovered, CNN and dense networks of one seed; ``penalties`` (a dict of
+    ``nuclear`` and ``code_length``, default the estimator's) weight the discovered fit's
+    objective (the other two are trained at a fixed sharing, which penalties do not change)."""
     from sharelearn import NetworkSharingClassifier, partition_distance
     from sharelearn.symmetry import convolution_reading
 
     X, labels = digits(seed)
     conv = conv_sharing(1)
+    penalties = dict(penalties or {})
+    weights = ", ".join(f"{k}={v:g}" for k, v in sorted(penalties.items())) or "default"
     kwargs = dict(module__n_outputs=10, objective=objective, random_state=seed, **THREADS)
     out = []
-    for name, extra in (("discovered", {}),
+    for name, extra in (("discovered", penalties),
                         ("cnn (3 x 3 sharing)", dict(init=conv, local_search=False)),
                         ("dense", dict(init=np.arange(conv.size), local_search=False))):
         est, fit_s = _fit(NetworkSharingClassifier, X[:n_fit], labels[:n_fit],
                           **{**kwargs, **extra})
         accuracy = float(np.mean(est.predict(X[n_fit:]) == labels[n_fit:]))
-        out.append({"part": "labels", "network": name, "objective": objective, "seed": seed,
-                    "accuracy": round(accuracy, 4), "n_groups": est.n_groups_,
+        out.append({"part": "labels", "network": name, "objective": objective,
+                    "penalties": weights if name == "discovered" else "",
+                    "seed": seed, "accuracy": round(accuracy, 4), "n_groups": est.n_groups_,
                     "pd_to_conv": int(partition_distance(est.sharing_partition_, conv)),
                     "reading": convolution_reading(est.sharing_partition_, (36, 64),
                                                    max_channels=4),
@@ -289,18 +295,21 @@ def _summary_teacher(rows):
 def _summary_labels(rows):
     out = []
     for objective in sorted({r["objective"] for r in rows}):
-        for network in ("discovered", "cnn (3 x 3 sharing)", "dense"):
-            acc = np.array([r["accuracy"] for r in rows
-                            if (r["objective"], r["network"]) == (objective, network)])
+        # the discovered networks of each weighting of the penalties, then the fixed sharings
+        groups = [("discovered", w) for w in sorted({r.get("penalties", "") for r in rows
+                                                     if r["network"] == "discovered"})]
+        for network, weights in groups + [("cnn (3 x 3 sharing)", ""), ("dense", "")]:
+            sub = [r for r in rows if (r["objective"], r["network"]) == (objective, network)
+                   and r.get("penalties", "") == weights]
+            acc = np.array([r["accuracy"] for r in sub])
             if not acc.size:
                 continue
             half = (1.96 * acc.std(ddof=1) / np.sqrt(acc.size)) if acc.size > 1 else float("nan")
-            pds = [r["pd_to_conv"] for r in rows
-                   if (r["objective"], r["network"]) == (objective, network)]
-            out.append({"objective": objective, "network": network, "seeds": acc.size,
-                        "accuracy": round(float(acc.mean()), 4),
+            out.append({"objective": objective, "network": network, "penalties": weights,
+                        "seeds": acc.size, "accuracy": round(float(acc.mean()), 4),
                         "ci95": f"[{acc.mean() - half:.4f}, {acc.mean() + half:.4f}]",
-                        "median_pd_to_conv": float(np.median(pds))})
+                        "median_pd_to_conv": float(np.median([r["pd_to_conv"] for r in sub])),
+                        "median_fit_s": round(float(np.median([r["fit_s"] for r in sub])), 1)})
     return out
 
 
@@ -346,6 +355,12 @@ def main():
     parser.add_argument("--threads", type=int, default=None,
                         help="n_threads of every fit (default: the package's choice); 1 when "
                              "two runs share two cores")
+    parser.add_argument("--nuclear", type=float, default=None,
+                        help="--part labels: the discovered fits' nuclear-norm weight "
+                             "(default: the estimator's)")
+    parser.add_argument("--code-length", type=float, default=None,
+                        help="--part labels: the discovered fits' code-length weight "
+                             "(default: the estimator's)")
     parser.add_argument("--rescore", metavar="CSV", nargs="+",
                         help="recompute the resolvability columns and the summary of teacher "
                              "results already written (rows with a partition), fitting nothing")
@@ -370,9 +385,11 @@ def main():
                               flush=True)
         summary = _summary_teacher(rows)
     else:
+        penalties = {k: v for k, v in (("nuclear", args.nuclear),
+                                       ("code_length", args.code_length)) if v is not None}
         for objective in args.objectives:
             for seed in range(args.first_seed, args.first_seed + args.seeds):
-                for row in label_rows(seed, objective):
+                for row in label_rows(seed, objective, penalties=penalties):
                     rows.append(row)
                     print({k: row[k] for k in ("network", "objective", "seed", "accuracy",
                                                "pd_to_conv", "fit_s")}, flush=True)

@@ -44,6 +44,7 @@ cores.
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from pathlib import Path
 
@@ -237,8 +238,9 @@ def resolvability(seed, n, n_channels, found):
 
 def label_rows(seed, objective, n_fit=1200, penalties=None):
     """The discovered, CNN and dense networks of one seed; ``penalties`` (a dict of
-    ``nuclear`` and ``code_length``, default the estimator's) weight the discovered fit's
-    objective (the other two are trained at a fixed sharing, which penalties do not change)."""
+    ``nuclear`` and ``code_length``, default the estimator's) weight the objective of all three
+    (the CNN and the dense network are trained at a fixed sharing, which the penalties do not
+    change; their ``objective`` says whether the search missed a sharing its objective prefers)."""
     from sharelearn import NetworkSharingClassifier, partition_distance
     from sharelearn.symmetry import convolution_reading
 
@@ -248,15 +250,17 @@ def label_rows(seed, objective, n_fit=1200, penalties=None):
     weights = ", ".join(f"{k}={v:g}" for k, v in sorted(penalties.items())) or "default"
     kwargs = dict(module__n_outputs=10, objective=objective, random_state=seed, **THREADS)
     out = []
-    for name, extra in (("discovered", penalties),
+    kwargs.update(penalties)
+    for name, extra in (("discovered", {}),
                         ("cnn (3 x 3 sharing)", dict(init=conv, local_search=False)),
                         ("dense", dict(init=np.arange(conv.size), local_search=False))):
         est, fit_s = _fit(NetworkSharingClassifier, X[:n_fit], labels[:n_fit],
                           **{**kwargs, **extra})
         accuracy = float(np.mean(est.predict(X[n_fit:]) == labels[n_fit:]))
         out.append({"part": "labels", "network": name, "objective": objective,
-                    "penalties": weights if name == "discovered" else "",
-                    "seed": seed, "accuracy": round(accuracy, 4), "n_groups": est.n_groups_,
+                    "penalties": weights, "seed": seed, "accuracy": round(accuracy, 4),
+                    "objective_value": round(float(est.objective_), 2),
+                    "n_groups": est.n_groups_,
                     "pd_to_conv": int(partition_distance(est.sharing_partition_, conv)),
                     "reading": convolution_reading(est.sharing_partition_, (36, 64),
                                                    max_channels=4),
@@ -292,13 +296,26 @@ def _summary_teacher(rows):
     return out
 
 
+def _conv_scores_better(rows, found):
+    """Of the discovered rows ``found``, in how many seeds the CNN's sharing scored better than
+    the one found under the same objective and penalties (a search failure against the
+    convolution), as ``"k/n"``; ``""`` for other rows or rows without objective values."""
+    if not found or found[0]["network"] != "discovered" or "objective_value" not in found[0]:
+        return ""
+    cnn = {(r["objective"], r["penalties"], r["seed"]): float(r["objective_value"])
+           for r in rows if r["network"] == "cnn (3 x 3 sharing)"}
+    pairs = [(float(r["objective_value"]), cnn[key]) for r in found
+             if (key := (r["objective"], r["penalties"], r["seed"])) in cnn]
+    return f"{sum(c < f for f, c in pairs)}/{len(pairs)}" if pairs else ""
+
+
 def _summary_labels(rows):
     out = []
     for objective in sorted({r["objective"] for r in rows}):
-        # the discovered networks of each weighting of the penalties, then the fixed sharings
-        groups = [("discovered", w) for w in sorted({r.get("penalties", "") for r in rows
-                                                     if r["network"] == "discovered"})]
-        for network, weights in groups + [("cnn (3 x 3 sharing)", ""), ("dense", "")]:
+        # per weighting of the penalties: the discovered network, then the fixed sharings
+        for weights, network in itertools.product(
+                sorted({r.get("penalties", "") for r in rows}),
+                ("discovered", "cnn (3 x 3 sharing)", "dense")):
             sub = [r for r in rows if (r["objective"], r["network"]) == (objective, network)
                    and r.get("penalties", "") == weights]
             acc = np.array([r["accuracy"] for r in sub])
@@ -309,6 +326,7 @@ def _summary_labels(rows):
                         "seeds": acc.size, "accuracy": round(float(acc.mean()), 4),
                         "ci95": f"[{acc.mean() - half:.4f}, {acc.mean() + half:.4f}]",
                         "median_pd_to_conv": float(np.median([r["pd_to_conv"] for r in sub])),
+                        "conv_scores_better": _conv_scores_better(rows, sub),
                         "median_fit_s": round(float(np.median([r["fit_s"] for r in sub])), 1)})
     return out
 

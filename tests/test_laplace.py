@@ -234,3 +234,65 @@ def test_relaxations_of_the_evidence_run_where_the_curvature_is_full():
                                          **SMALL)):
         with pytest.raises(ValueError, match="n_restarts must be 0 or 'auto', got 1"):
             est.fit(X, (y > np.median(y)) if is_classifier(est) else y)
+
+
+class _Hidden(nn.Module):
+    """A one-hidden-layer ReLU network whose first layer's entries are tied."""
+
+    def __init__(self, d=6, hidden=5, n_out=3):
+        super().__init__()
+        self.first = nn.Linear(d, hidden, bias=False)
+        self.out = nn.Linear(hidden, n_out)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.first(x)))
+
+
+@pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
+def test_blocks_of_samples_give_the_curvature_of_all_samples_at_once(monkeypatch, loss):
+    rng = np.random.default_rng(5)
+    X = torch.tensor(rng.standard_normal((70, 6)))
+    y = (torch.tensor(rng.standard_normal((70, 3))) if loss == "mse"
+         else torch.tensor(rng.integers(0, 3, size=70)))
+    labels = rng.integers(0, 4, size=30)
+    S = torch.as_tensor(labels_to_selection(labels, sparse=False), dtype=torch.float64)
+    torch.manual_seed(0)
+    problem = TiedNetworkProblem(_Hidden().double(), {"first.weight": None}, S, X, y, X, y,
+                                 loss=loss)
+    w = problem.initial_vector()
+
+    def outputs(values, Xb):
+        return problem._shape(torch.func.functional_call(problem.module, values, (Xb,)))
+
+    whole = laplace.ggn_statistics(problem, w, S, X, y, loss=loss, structure="full")
+    # the items' linearisation (the relaxation's, Gaussian likelihood only)
+    item_J, item_target = laplace.item_linearisation(problem, w, S, X, y) if loss == "mse" \
+        else (None, None)
+    # a budget of a few blocks' passes: the samples are split, and nothing changes
+    monkeypatch.setattr(laplace, "_JACOBIAN_BLOCK", 4000)
+    params = dict(problem.module.named_parameters())
+    assert 1 < laplace._jacobian_block(outputs, params, X, 30) < 70
+    blocked = laplace.ggn_statistics(problem, w, S, X, y, loss=loss, structure="full")
+    for key, value in whole.items():
+        np.testing.assert_allclose(np.asarray(blocked[key]), np.asarray(value), rtol=1e-12)
+    if loss != "mse":
+        return
+    J, target = laplace.item_linearisation(problem, w, S, X, y)
+    np.testing.assert_allclose(J.numpy(), item_J.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(target.numpy(), item_target.numpy(), rtol=1e-12)
+
+
+def test_the_block_shrinks_as_passes_grow():
+    # more outputs, more saved entries per sample or more tied entries: fewer samples a block
+    X = torch.zeros(10_000, 4)
+
+    def outputs(width, n_out):
+        def f(values, Xb):
+            return (Xb.sum(1, keepdim=True) * values["v"]).repeat(1, width)[:, :n_out] ** 2
+        return f
+
+    values = {"v": torch.ones(3)}
+    base = laplace._jacobian_block(outputs(10, 2), values, X, 100)
+    assert laplace._jacobian_block(outputs(10, 8), values, X, 100) < base
+    assert laplace._jacobian_block(outputs(10, 2), values, X, 10**6) < base
+    assert laplace._jacobian_block(outputs(10, 2), values, X[:5], 100) == 5

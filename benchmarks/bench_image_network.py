@@ -247,7 +247,8 @@ def label_rows(seed, objective, n_fit=1200, penalties=None):
     """The discovered, CNN and dense networks of one seed; ``penalties`` (a dict of
     ``nuclear`` and ``code_length``, default the estimator's) weight the objective of all three
     (the CNN and the dense network are trained at a fixed sharing, which the penalties do not
-    change; their ``objective`` says whether the search missed a sharing its objective prefers)."""
+    change; their ``objective_value`` says whether the search missed a sharing its objective
+    prefers)."""
     from sharelearn import NetworkSharingClassifier, partition_distance
     from sharelearn.symmetry import convolution_reading
 
@@ -255,9 +256,9 @@ def label_rows(seed, objective, n_fit=1200, penalties=None):
     conv = conv_sharing(1)
     penalties = dict(penalties or {})
     weights = ", ".join(f"{k}={v:g}" for k, v in sorted(penalties.items())) or "default"
-    kwargs = dict(module__n_outputs=10, objective=objective, random_state=seed, **THREADS)
+    kwargs = dict(module__n_outputs=10, objective=objective, random_state=seed, **THREADS,
+                  **penalties)
     out = []
-    kwargs.update(penalties)
     for name, extra in (("discovered", {}),
                         ("cnn (3 x 3 sharing)", dict(init=conv, local_search=False)),
                         ("dense", dict(init=np.arange(conv.size), local_search=False))):
@@ -350,16 +351,25 @@ def capacity_rows(seed, channels, n_fit=1200, steps=600):
     return out
 
 
+def _mean_ci(values):
+    """``(mean, "[low, high]")``: the mean of ``values`` and its normal 95% interval (nan
+    bounds for one value)."""
+    values = np.asarray(values, dtype=float)
+    half = (1.96 * values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 \
+        else float("nan")
+    mean = float(values.mean())
+    return round(mean, 4), f"[{mean - half:.4f}, {mean + half:.4f}]"
+
+
 def _summary_capacity(rows):
     out = []
     for channels in sorted({r["channels"] for r in rows}):
         for network in ("cnn (3 x 3 sharing)", "dense"):
-            acc = np.array([r["accuracy"] for r in rows
-                            if (r["channels"], r["network"]) == (channels, network)])
-            half = 1.96 * acc.std(ddof=1) / np.sqrt(acc.size) if acc.size > 1 else float("nan")
-            out.append({"channels": channels, "network": network, "seeds": acc.size,
-                        "accuracy": round(float(acc.mean()), 4),
-                        "ci95": f"[{acc.mean() - half:.4f}, {acc.mean() + half:.4f}]"})
+            acc = [r["accuracy"] for r in rows
+                   if (r["channels"], r["network"]) == (channels, network)]
+            mean, ci = _mean_ci(acc)
+            out.append({"channels": channels, "network": network, "seeds": len(acc),
+                        "accuracy": mean, "ci95": ci})
     return out
 
 
@@ -385,13 +395,11 @@ def _summary_labels(rows):
                 ("discovered", "cnn (3 x 3 sharing)", "dense")):
             sub = [r for r in rows if (r["objective"], r["network"]) == (objective, network)
                    and r.get("penalties", "") == weights]
-            acc = np.array([r["accuracy"] for r in sub])
-            if not acc.size:
+            if not sub:
                 continue
-            half = (1.96 * acc.std(ddof=1) / np.sqrt(acc.size)) if acc.size > 1 else float("nan")
+            mean, ci = _mean_ci([r["accuracy"] for r in sub])
             out.append({"objective": objective, "network": network, "penalties": weights,
-                        "seeds": acc.size, "accuracy": round(float(acc.mean()), 4),
-                        "ci95": f"[{acc.mean() - half:.4f}, {acc.mean() + half:.4f}]",
+                        "seeds": len(sub), "accuracy": mean, "ci95": ci,
                         "median_pd_to_conv": float(np.median([r["pd_to_conv"] for r in sub])),
                         "conv_scores_better": _conv_scores_better(rows, sub),
                         "median_fit_s": round(float(np.median([r["fit_s"] for r in sub])), 1)})
@@ -443,10 +451,10 @@ def main():
                         help="n_threads of every fit (default: the package's choice); 1 when "
                              "two runs share two cores")
     parser.add_argument("--nuclear", type=float, default=None,
-                        help="--part labels: the discovered fits' nuclear-norm weight "
+                        help="--part labels: the nuclear-norm weight of every fit's objective "
                              "(default: the estimator's)")
     parser.add_argument("--code-length", type=float, default=None,
-                        help="--part labels: the discovered fits' code-length weight "
+                        help="--part labels: the code-length weight of every fit's objective "
                              "(default: the estimator's)")
     parser.add_argument("--rescore", metavar="CSV", nargs="+",
                         help="recompute the resolvability columns and the summary of teacher "

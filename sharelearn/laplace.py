@@ -134,6 +134,16 @@ def _jacobian_block(outputs, values, X, n_entries):
     return int(min(X.shape[0], max(1, b)))
 
 
+def _blocked_jacobians(outputs, values, X, n_entries):
+    """Yields ``(rows, jacobian, out)`` of ``outputs(values, X[rows])`` in the dict ``values``
+    over the blocks of samples of :func:`_jacobian_block`."""
+    block = _jacobian_block(outputs, values, X, n_entries)
+    for start in range(0, X.shape[0], block):
+        Xb = X[start:start + block]
+        jac, out = _jacobian_and_output(lambda v, Xb=Xb: outputs(v, Xb), values)
+        yield slice(start, start + out.shape[0]), jac, out
+
+
 def tied_jacobian(problem, w, S, X):
     """Jacobians of the tied network's outputs in its shared values, by blocks of samples.
 
@@ -149,13 +159,10 @@ def tied_jacobian(problem, w, S, X):
 
     # the tied parameters' entries: each shared value's slice repeated over the items
     n_entries = S.shape[0] * sum(v.numel() for v in psi.values()) // max(1, S.shape[1])
-    block = _jacobian_block(outputs, psi, X, n_entries)
-    for start in range(0, X.shape[0], block):
-        Xb = X[start:start + block]
-        jac, out = _jacobian_and_output(lambda values, Xb=Xb: outputs(values, Xb), psi)
+    for rows, jac, out in _blocked_jacobians(outputs, psi, X, n_entries):
         J = torch.cat([jac[name].reshape(out.shape[0], out.shape[1], -1)
                        for name in problem.shared_names], dim=-1)
-        yield slice(start, start + out.shape[0]), J.detach(), out.detach()
+        yield rows, J.detach(), out.detach()
 
 
 def item_linearisation(problem, w, S, X, y):
@@ -176,12 +183,9 @@ def item_linearisation(problem, w, S, X, y):
     def outputs(values, Xb):
         return problem._shape(functional_call(problem.module, {**state, **values}, (Xb,)))
 
-    n_entries = sum(v.numel() for v in items.values())
-    block = _jacobian_block(outputs, items, X, n_entries)
     parts, outs = [], []
-    for start in range(0, X.shape[0], block):
-        jac, out = _jacobian_and_output(
-            lambda values, Xb=X[start:start + block]: outputs(values, Xb), items)
+    for _, jac, out in _blocked_jacobians(outputs, items, X,
+                                          sum(v.numel() for v in items.values())):
         parts.append(torch.cat([jac[name].reshape(out.numel(), n_items, -1)
                                 for name in problem.shared_names], dim=-1).double())
         outs.append(out)

@@ -162,7 +162,12 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
         (:mod:`sharelearn.laplace`). It needs ``loss="mse"`` (or the classifier). With
         ``n_restarts="auto"`` only the search runs; relaxations of the evidence (``n_restarts``
         of 1 or more) need ``loss="mse"`` and the full curvature. The hold-out check of merges
-        is skipped. Sets ``log_evidence_``.
+        is skipped. The final refit trains the shared values under the prior that the evidence
+        fitted (weight decay ``2 alpha / (beta N)``, or ``alpha / N`` for the classifier, in
+        place of ``weight_decay``), so it seeks the posterior mode, and with a hold-out it also
+        starts from the initialisations: the search's retrains, which no hold-out stops, can
+        overfit where the partition has many groups. Sets ``log_evidence_`` and
+        ``prior_precision_``.
     hessian_structure : {"auto", "full", "diag"}, default="auto"
         The curvature of the Laplace evidence (``objective="evidence"`` only): ``"full"``, the
         whole GGN of the shared values (exact on a linear network), ``"diag"``, its diagonal.
@@ -195,6 +200,10 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
     log_evidence_ : float
         ``objective="evidence"`` only: the Laplace log marginal likelihood of the chosen
         partition's search retrain (no penalties), as a density of ``y`` in its own units.
+    prior_precision_ : float
+        ``objective="evidence"`` only: the precision ``alpha`` of the prior of the shared values
+        that the evidence fitted (standardised targets). The final refit trains the shared
+        values under this prior (see ``objective``).
     n_search_moves_ : int
         Accepted rounds of the discrete search for the winning restart, plus the merges
         accepted on the hold-out.
@@ -520,6 +529,8 @@ symmetry_group_, n_features_in_ :
     log_evidence_ : float
         ``objective="evidence"`` only: the Laplace log marginal likelihood of the labels under
         the chosen partition's search retrain.
+    prior_precision_ : float
+        ``objective="evidence"`` only: as for :class:`NetworkSharingDiscoverer`.
 
     See Also
     --------

@@ -45,7 +45,7 @@ from .evidence import fit_precisions, neg2_log_evidence, noise_floor
 
 __all__ = ["HESSIAN_STRUCTURES", "categorical_evidence", "check_curvature_memory",
            "gaussian_evidence", "ggn_statistics", "item_linearisation", "memory_budget",
-           "network_evidence", "soft_gaussian_evidence", "tied_jacobian"]
+           "network_evidence", "prior_weight_decay", "soft_gaussian_evidence", "tied_jacobian"]
 
 HESSIAN_STRUCTURES = ("auto", "full", "diag")
 
@@ -305,6 +305,21 @@ def ggn_statistics(problem, w, S, X, y, *, loss, structure):
         return {"G": G, "psi": psi, "c": c, "yy": torch.tensor(yy, dtype=torch.float64),
                 "sse": sse, "n_obs": n_obs}
     return {"G": G, "psi": psi, "nll": nll}
+
+
+def prior_weight_decay(precisions, loss, n_obs):
+    """The weight decay of the shared values under the prior that the evidence fitted, in the
+    units of the training loss (the mean of ``loss`` over ``n_obs`` observations), for an
+    optimizer whose decay adds ``decay * psi`` to the gradient (torch's Adam).
+
+    The negative log posterior is ``beta SSE / 2 + alpha |psi|^2 / 2`` (Gaussian) or ``NLL +
+    alpha |psi|^2 / 2`` (categorical); divided by ``beta n_obs / 2`` (the mean squared error)
+    or ``n_obs`` (the mean cross-entropy), the prior's term is ``decay |psi|^2 / 2`` with
+    ``decay = 2 alpha / (beta n_obs)`` or ``alpha / n_obs``. So the network minimising the
+    decayed loss is the posterior mode under the fitted precisions."""
+    if loss == "mse":
+        return 2.0 * precisions["alpha"] / (precisions["beta"] * n_obs)
+    return precisions["alpha"] / n_obs
 
 
 def network_evidence(problem, w, S, X, y, *, loss, structure):

@@ -385,16 +385,25 @@ class EvidenceScorer(RetrainScorer):
     def __init__(self, *args, hessian_structure, **kwargs):
         super().__init__(*args, **kwargs)
         self.hessian_structure = hessian_structure
+        # the fitted precisions of each retrain, by the identity of its parameter vector (which
+        # is kept beside them, so the identity is never reused)
+        self._precisions = {}
+
+    def _evidence(self, problem, w, S):
+        """``-2 log p(y)`` of one trained network; its fitted precisions are kept by ``w``."""
+        value, precisions = network_evidence(problem, w, S, problem.X_train, problem.y_train,
+                                             loss=self.loss, structure=self.hessian_structure)
+        check_finite(value, "the Laplace evidence of the search's retrain")
+        self._precisions[id(w)] = (w, precisions)
+        return value
 
     def _retrain_one(self, template, S, w0=None):
         """``(-2 log evidence, trained parameter vector, problem)`` from one initialisation."""
         problem, w, optimizer, schedule = self._start(template, S, w0)
         inner_steps(problem, w, S, optimizer, self.steps, "the search's retrain",
                     schedule=schedule)
-        value, _ = network_evidence(problem, w, S, problem.X_train, problem.y_train,
-                                    loss=self.loss, structure=self.hessian_structure)
-        check_finite(value, "the Laplace evidence of the search's retrain")
-        return value, w.detach().clone(), problem
+        w = w.detach().clone()
+        return self._evidence(problem, w, S), w, problem
 
     def _retrain_batch(self, S, templates=None, starts=()):
         """The batched retrains (:meth:`RetrainScorer._retrain_batch`; their "validation" pair
@@ -403,12 +412,7 @@ class EvidenceScorer(RetrainScorer):
         runs = super()._retrain_batch(S, templates, starts)
         if runs is None:
             return None
-        out = []
-        for _, w, problem in runs:
-            value, _ = network_evidence(problem, w, S, problem.X_train, problem.y_train,
-                                        loss=self.loss, structure=self.hessian_structure)
-            check_finite(value, "the Laplace evidence of the search's retrain")
-            out.append((value, w, problem))
+        out = [(self._evidence(problem, w, S), w, problem) for _, w, problem in runs]
         return out
 
     def _data_of(self, score):
@@ -417,6 +421,16 @@ class EvidenceScorer(RetrainScorer):
     def data_value(self, labels):
         """``-2 log p(y)`` of the partition's best retrain."""
         return self._retrain(labels)[1][0][0]
+
+    def precisions(self, labels):
+        """The precisions fitted by the evidence of the partition's best retrain: a dict with
+        ``alpha`` (the prior's) and, for ``loss="mse"``, ``beta`` (the noise's)."""
+        S, runs = self._retrain(labels)
+        _, w, problem = runs[0]
+        kept = self._precisions.get(id(w))
+        if kept is None or kept[0] is not w:
+            self._evidence(problem, w, S)
+        return dict(self._precisions[id(w)][1])
 
     def validation_loss(self, labels):
         """The training loss of the partition's best retrain (there is no validation split)."""
@@ -478,8 +492,11 @@ def holdout_merges(scorer, labels, refit, *, n_obs, max_iter):
 
 
 def refit_network(module, *, X, y, X_stop, y_stop, lr, loss, weight_decay, max_epochs, patience,
-                  device, verbose):
+                  device, verbose, decay=None):
     """Train ``module`` (already tied) with skorch, early-stopped on ``(X_stop, y_stop)``.
+
+    ``weight_decay`` applies to every parameter but those named in ``decay`` (a dict of
+    parameter names, as in ``named_parameters``, to their own weight decay).
 
     Returns the trained module and skorch's history as a list of dicts.
     """
@@ -504,6 +521,8 @@ def refit_network(module, *, X, y, X_stop, y_stop, lr, loss, weight_decay, max_e
     net = net_class(
         module, criterion=criterion,
         optimizer=torch.optim.Adam, optimizer__weight_decay=weight_decay, lr=lr,
+        optimizer__param_groups=[(name, {"weight_decay": value})
+                                 for name, value in (decay or {}).items()],
         max_epochs=max_epochs, batch_size=-1, train_split=train_split, callbacks=callbacks,
         iterator_train=_FullBatch, iterator_valid=_FullBatch, device=device,
         verbose=int(verbose > 1))

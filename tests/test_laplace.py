@@ -149,6 +149,60 @@ def test_evidence_recovers_the_sum_of_numbers_sharing(variant, truth):
     assert np.isfinite(est.log_evidence_)
 
 
+def test_the_evidence_refit_reaches_the_posterior_mode_under_the_fitted_prior():
+    # a linear network: the refit's decay must land on the ridge solution with the evidence's
+    # own ratio alpha / beta, visibly apart from the least-squares fit on so few samples
+    X, Y, labels = _tied_map_data(1, n=10)
+    X, Y = X - X.mean(0), (Y - Y.mean(0)) / Y.std(0)
+    problem, w, S, Xt, Yt = _linear_problem(labels, X, Y)
+    _, precisions = laplace.network_evidence(problem, w, S, Xt, Yt, loss="mse",
+                                             structure="full")
+    # the design of the shared values: output j of sample i sums its row's inputs by group
+    J = np.stack([np.kron(np.eye(4), X) @ (labels == g) for g in range(3)], axis=1)
+    y = Y.T.reshape(-1)
+    ridge = precisions["alpha"] / precisions["beta"] * np.eye(3)
+    mode = (J @ np.linalg.solve(J.T @ J + ridge, J.T @ y)).reshape(4, -1).T
+    least_squares = (J @ np.linalg.lstsq(J, y, rcond=None)[0]).reshape(4, -1).T
+    net = NetworkSharingDiscoverer(nn.Linear, module__in_features=6, module__out_features=4,
+                                   module__bias=False, share={"weight": None},
+                                   objective="evidence", loss="mse", hessian_structure="full",
+                                   init=labels, local_search=False, validation_fraction=None,
+                                   max_epochs=2000, random_state=0).fit(X, Y)
+    assert net.prior_precision_ == pytest.approx(precisions["alpha"], rel=1e-6)
+    assert np.abs(mode - least_squares).max() > 5e-3
+    np.testing.assert_allclose(net.predict(X), mode, atol=1e-6)
+
+
+def test_the_evidence_refit_keeps_the_best_start_on_the_hold_out(monkeypatch):
+    # the search's retrains (fine-tuned) and the initialisations (at the full step size) are
+    # both refitted under the fitted prior; the one best on the hold-out is the estimator's
+    from sharelearn import nettrain
+
+    calls, refit_best = [], nettrain.refit_best
+
+    def recording(modules, **kwargs):
+        out = refit_best(modules, **kwargs)
+        calls.append((kwargs["lr"], kwargs["decay"], out))
+        return out
+
+    monkeypatch.setattr(nettrain, "refit_best", recording)
+    X, y, reference = make_sum_of_numbers(200, length=4, variant="alternating", random_state=0)
+    est = NetworkSharingDiscoverer("sequence", objective="evidence", loss="mse",
+                                   init=[0, 1, 0, 1], local_search=False, random_state=0,
+                                   **SMALL).fit(X, y)
+    (lr_tuned, decay, tuned), (lr_fresh, decay_fresh, fresh) = calls
+    assert lr_fresh == pytest.approx(10 * lr_tuned)
+    # the decay (its value is checked against the posterior mode above) is on the shared
+    # values alone: the read-out keeps weight_decay
+    assert decay == decay_fresh
+    assert sorted(decay) == ["parametrizations.position_bias.original",
+                             "parametrizations.position_weight.original"]
+    assert len(set(decay.values())) == 1 and decay[sorted(decay)[0]] > 100 * est.weight_decay
+    best = min((tuned, fresh), key=lambda out: out[2])[0]
+    for name, tensor in best.state_dict().items():
+        np.testing.assert_array_equal(est._module_state[name], tensor.detach().cpu().numpy())
+
+
 def test_classifier_evidence_recovers_the_sharing_of_terciles():
     X, s, reference = make_sum_of_numbers(400, length=4, variant="alternating", random_state=1)
     y = np.digitize(s, np.quantile(s, [1 / 3, 2 / 3]))
@@ -156,6 +210,7 @@ def test_classifier_evidence_recovers_the_sharing_of_terciles():
                                    random_state=1, **SMALL).fit(X, y)
     np.testing.assert_array_equal(clf.sharing_partition_, [0, 1, 0, 1])
     assert clf.log_evidence_ < 0  # a probability of the labels
+    assert isinstance(clf.prior_precision_, float) and clf.prior_precision_ > 0
 
 
 @pytest.mark.parametrize("kwargs, error, match", [

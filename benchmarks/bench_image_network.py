@@ -34,7 +34,8 @@ tested on the rest (1,297 or 297). Per fit:
 (per seed's order) fitted and the other 597 tested. ``NetworkSharingClassifier`` with the
 student (64 -> 36 dense, ReLU, 36 -> 10) discovering its sharing, beside the hand-built CNN of the
 same size (the student tied by the 3 x 3 convolution's sharing) and the dense network. Recorded:
-test accuracy, the found sharing's distance to the 3 x 3 convolution's, and its reading.
+test accuracy and log loss, the found sharing's distance to the 3 x 3 convolution's, and its
+reading.
 ``--nuclear`` and ``--code-length`` set the penalties' weights (default: the estimator's); each
 row records its objective value, and the summary counts the seeds where the convolution's
 sharing scored better than the one found (``conv_scores_better``: a search failure).
@@ -249,6 +250,8 @@ def label_rows(seed, objective, n_fit=1200, penalties=None):
     (the CNN and the dense network are trained at a fixed sharing, which the penalties do not
     change; their ``objective_value`` says whether the search missed a sharing its objective
     prefers)."""
+    from sklearn.metrics import log_loss
+
     from sharelearn import NetworkSharingClassifier, partition_distance
     from sharelearn.symmetry import convolution_reading
 
@@ -265,8 +268,11 @@ def label_rows(seed, objective, n_fit=1200, penalties=None):
         est, fit_s = _fit(NetworkSharingClassifier, X[:n_fit], labels[:n_fit],
                           **{**kwargs, **extra})
         accuracy = float(np.mean(est.predict(X[n_fit:]) == labels[n_fit:]))
+        test_log_loss = log_loss(labels[n_fit:], est.predict_proba(X[n_fit:]),
+                                 labels=est.classes_)
         out.append({"part": "labels", "network": name, "objective": objective,
                     "penalties": weights, "seed": seed, "accuracy": round(accuracy, 4),
+                    "test_log_loss": round(float(test_log_loss), 4),
                     "objective_value": round(float(est.objective_), 2),
                     "n_groups": est.n_groups_,
                     "pd_to_conv": int(partition_distance(est.sharing_partition_, conv)),
@@ -400,6 +406,9 @@ def _summary_labels(rows):
             mean, ci = _mean_ci([r["accuracy"] for r in sub])
             out.append({"objective": objective, "network": network, "penalties": weights,
                         "seeds": len(sub), "accuracy": mean, "ci95": ci,
+                        "test_log_loss": (round(float(np.mean([float(r["test_log_loss"])
+                                                               for r in sub])), 4)
+                                          if all("test_log_loss" in r for r in sub) else None),
                         "median_pd_to_conv": float(np.median([r["pd_to_conv"] for r in sub])),
                         "conv_scores_better": _conv_scores_better(rows, sub),
                         "median_fit_s": round(float(np.median([r["fit_s"] for r in sub])), 1)})
@@ -494,7 +503,8 @@ def main():
                 for row in label_rows(seed, objective, penalties=penalties):
                     rows.append(row)
                     print({k: row[k] for k in ("network", "objective", "seed", "accuracy",
-                                               "pd_to_conv", "fit_s")}, flush=True)
+                                               "test_log_loss", "pd_to_conv", "fit_s")},
+                          flush=True)
                 write_csv(rows, f"image_network_labels{args.tag}.csv")  # as it goes
         summary = _summary_labels(rows)
     print_table(summary)

@@ -412,8 +412,7 @@ class EvidenceScorer(RetrainScorer):
         runs = super()._retrain_batch(S, templates, starts)
         if runs is None:
             return None
-        out = [(self._evidence(problem, w, S), w, problem) for _, w, problem in runs]
-        return out
+        return [(self._evidence(problem, w, S), w, problem) for _, w, problem in runs]
 
     def _data_of(self, score):
         return score  # the retrain's score is already -2 log p(y)

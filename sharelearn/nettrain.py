@@ -28,7 +28,13 @@ import numpy as np
 import torch
 
 from .laplace import network_evidence
-from .networks import LOSS_FLOOR, TiedNetworkProblem, _loss_function, network_data_term
+from .networks import (
+    LOSS_FLOOR,
+    TiedNetworkProblem,
+    _loss_function,
+    network_data_term,
+    tie_parameters,
+)
 from .partition import canonical_labels, labels_to_selection
 from .search import SearchState
 from .search.network import best_candidate, merges
@@ -368,6 +374,11 @@ class RetrainScorer:
         initialisation, best validation loss first."""
         S, runs = self._retrain(labels)
         return [copy.deepcopy(problem.load(w, S)) for _, w, problem in runs]
+
+    def initial_modules(self, labels, n):
+        """Copies of the first ``n`` initialisations, tied by the partition (untrained)."""
+        S = self._selection(labels)
+        return [tie_parameters(copy.deepcopy(t), self.share, S) for t in self.templates[:n]]
 
 
 class EvidenceScorer(RetrainScorer):

@@ -40,9 +40,7 @@ from ..networks import (
     _parametrization_names,
     check_share,
     network_data_term,
-    tie_parameters,
 )
-from ..partition import labels_to_selection
 from ..search.linearised import LinearisedProposal
 from ..search.network import network_moves
 from ..symmetry.convolution import shift_hypotheses
@@ -494,7 +492,8 @@ class ModuleModel(SharingModel):
                 # 1,200 digits: test error 11 times the variance); fine-tuning cannot bring
                 # such a start back. Refits from the initialisations, under the fitted prior
                 # and early-stopped, compete on the hold-out (0.094 times the variance there).
-                fresh = nettrain.refit_best(self.tied_templates(labels_), lr=self.lr, **kwargs)
+                fresh = nettrain.refit_best(scorer.initial_modules(labels_, _MAX_REFITS),
+                                            lr=self.lr, **kwargs)
                 if fresh[2] < best[2]:
                     best = fresh
             return best
@@ -542,13 +541,6 @@ class ModuleModel(SharingModel):
         mode instead of the likelihood's."""
         decay = prior_weight_decay(scorer.precisions(labels), self.loss, self.n_obs)
         return {name: decay for name in _parametrization_names(self.share_, "original")}
-
-    def tied_templates(self, labels):
-        """Copies of the first initialisations, tied by ``labels``."""
-        S = torch.as_tensor(labels_to_selection(np.asarray(labels), sparse=False),
-                            dtype=self.dtype, device=self.device)
-        return [tie_parameters(copy.deepcopy(t), self.share_, S)
-                for t in self.templates[:_MAX_REFITS]]
 
     def release(self):
         for name in ("templates", "reserve", "data", "fit_data", "stop_data", "scorer",

@@ -33,6 +33,14 @@ every grid ``h x w`` with ``h * w`` pixels (``h, w >= 3``) and
    below; both must agree.
 
 Each test is one permutation of the label matrix, so naming an 8 x 8 torus takes milliseconds.
+
+A group larger than every wallpaper group it contains is still named after the largest of them
+when the map falls into independent parts (its bipartite graph, leaving out the largest group,
+the zeros, has several components) that each span both axes of the grid, and the group's order
+is at most that wallpaper group's to the power of the number of parts: a circular Sobel filter
+on a ``10 x 10`` torus reads only the rows next to its output's, so even and odd rows are
+independent, and its group of order 20000 is named ``"pm on the 10 x 10 torus; the map also
+splits into independent parts"``.
 The rules, for a point group ``P`` and lattice ``L``: ``P`` of order 1, ``{1, -1}`` and the
 rotations by 90 degrees give ``p1, p2, p4``. With reflections, what matters is whether an element
 with a reflection's linear part fixes a point (a *mirror*) or none (a *glide*), whether all of
@@ -443,10 +451,12 @@ def _generating_ops(ops):
 def _torus_symmetry(lab, order, generators):
     """A wallpaper group (or the translations as a normal subgroup) on some grid, or None."""
     n = lab.shape[0]
+    tori = []
     for h, w in _factor_pairs(n, 3):
         torus = _Torus(lab, h, w)
         if torus.n_lattice == 1 or torus.index > 4 or not torus.spans_both_axes():
             continue
+        tori.append(torus)
         ratio, rest = divmod(order, torus.n_lattice)
         if rest == 0 and ratio in (1, 2, 4, 8):
             found = torus.affine_part()
@@ -463,7 +473,75 @@ def _torus_symmetry(lab, order, generators):
                 "fixes output pixel (0, 0)"
             )
             return _ImageSymmetry("translations", "", text, (h, w))
+    for torus in tori:
+        found = _split_wallpaper(torus, order)
+        if found is not None:
+            return found
     return None
+
+
+def _independent_parts(lab):
+    """The parts a map falls into once its largest group (the zeros) is left out.
+
+    A list of ``(outputs, inputs)`` index arrays, one per connected component of the bipartite
+    graph whose edges are the entries outside the largest group (components with no such entry
+    are left out).
+    """
+    from scipy.sparse import coo_array
+    from scipy.sparse.csgraph import connected_components
+
+    n_out, n_in = lab.shape
+    values, counts = np.unique(lab, return_counts=True)
+    o, i = np.nonzero(lab != values[np.argmax(counts)])
+    graph = coo_array((np.ones(o.size), (o, n_out + i)), shape=(n_out + n_in,) * 2)
+    _, comp = connected_components(graph, directed=False)
+    parts = []
+    for c in np.unique(comp[o]):
+        members = np.flatnonzero(comp == c)
+        parts.append((members[members < n_out], members[members >= n_out] - n_out))
+    return parts
+
+
+def _split_wallpaper(torus, order):
+    """A wallpaper group inside a larger group, which the map's independent parts explain.
+
+    The affine symmetries of the torus (its lattice and the point operations of
+    :meth:`_Torus.affine_part`, each checked to keep the sharing) form the largest wallpaper
+    group the group contains. It is named when the group is larger because the map splits into
+    independent parts that each span both axes of the grid: every part can then be moved on its
+    own, so the group's order is at most the wallpaper group's to the power of the number of
+    parts (a larger group, such as that of a block-diagonal map with fully shared blocks, is not
+    made of the wallpaper group's moves and keeps its structural name). A part that lies in one
+    row or one column (a ``1 x k`` kernel) is a 1-D map, and its group, a wreath product, keeps
+    its structural name too.
+    """
+    h, w = torus.h, torus.w
+    found = torus.affine_part()
+    inner = torus.n_lattice * len(found)
+    if order == inner or order % inner:
+        return None
+    outputs = {op: v for op, (v, _) in found.items()}
+    inputs = {op: v for op, (_, v) in found.items()}
+    name = torus.classify(outputs)
+    if torus.classify(inputs) != name:
+        return None
+    parts = _independent_parts(torus.lab)
+    if len(parts) < 2 or order > inner ** len(parts):
+        return None
+    for outs, ins in parts:
+        for cells in (outs, ins):
+            r, c = np.divmod(cells, w)
+            if np.unique(r).size < 2 or np.unique(c).size < 2:
+                return None
+    inner_text = _wallpaper_description(torus, name, found, inner).description
+    inner_text = inner_text.split(": ", 1)[1]  # "the wallpaper group ... operations."
+    full = f"{name} on the {h} x {w} torus; the map also splits into independent parts"
+    text = (
+        f"{full}: the group contains {inner_text[:-1]}. It is {order // inner} times larger "
+        f"(order {order}) because, leaving out its largest group (the zeros), the map falls "
+        f"into {len(parts)} independent parts, each with its own symmetries."
+    )
+    return _ImageSymmetry("wallpaper", full, text, (h, w))
 
 
 def _wallpaper_description(torus, name, found, order):

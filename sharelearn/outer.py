@@ -33,8 +33,10 @@ from .search.coarsening import (
     HypothesisBlocks,
     SharingFamily,
     coarsening_search,
+    coarsening_with_exceptions,
     shortlist_on_rows,
 )
+from .search.exceptions import home_groups
 
 __all__ = ["StartResult", "discover", "relax"]
 
@@ -219,9 +221,10 @@ class _Hypotheses:
     """The structured hypotheses of one fit (:mod:`sharelearn.search.coarsening`): their
     ranking, their best coarsenings, and which of them leads the searches and how."""
 
-    def __init__(self, objective, hypotheses, penalties):
+    def __init__(self, objective, hypotheses, penalties, exceptions=True, explains=None):
         self.objective, self.penalties = objective, penalties
-        self.family = family = SharingFamily(hypotheses)
+        self.explains = explains
+        self.family = family = SharingFamily(hypotheses, exceptions=exceptions)
         # on large layers, only the hypotheses that fit a subset of the rows best are built
         shortlist = shortlist_on_rows(objective.problem, family, _N_HYPOTHESES_SEARCHED)
         built = range(len(family)) if shortlist is None else shortlist
@@ -236,11 +239,35 @@ class _Hypotheses:
         return self.family.penalty_change(labels, self.penalties)
 
     def search_coarsenings(self, max_iter):
-        """The best coarsenings of the leading hypotheses, before any item-wise search."""
+        """The best coarsenings of the leading hypotheses, each with the exceptions the data
+        pay for, before any item-wise search."""
         for h in self.ranked:
             labels, value, _, _ = coarsening_search(
                 self.blocks[h], _coarsening_starts(self.blocks[h]), max_iter=max_iter)
-            self.best[h] = (labels, value)
+            self.best[h] = self._with_exceptions(h, labels, value, max_iter)
+
+    def _some_hypothesis_explains(self):
+        """Whether the data lie in the span of a leading hypothesis (``model.explains``): then
+        nothing departs from it that the data tell from noise, and no exception is searched
+        (with no penalties, the exceptions to a 2-channel reading of a 5-tap convolution's
+        data reproduced it with 120 exceptions fitted to validation noise, and won)."""
+        if self.explains is None:
+            return False
+        if getattr(self, "_explained_by_one", None) is None:
+            self._explained_by_one = any(self.explains(self.family.labels[g])
+                                         for g in self.ranked)
+        return self._explained_by_one
+
+    def _with_exceptions(self, h, labels, value, max_iter):
+        """``(labels, value)`` of a coarsening of hypothesis ``h`` with the exceptions the data
+        pay for (:func:`~sharelearn.search.coarsening.coarsening_with_exceptions`)."""
+        if not self.family.with_exceptions:
+            return labels, value
+        if self._some_hypothesis_explains():
+            return labels, value
+        found, found_value, _ = coarsening_with_exceptions(self.objective, self.family, h,
+                                                           labels, value, max_iter=max_iter)
+        return (found, found_value) if found_value < value else (labels, value)
 
     def choose_start(self, model, init):
         """Lead with the best coarsening if it scores better than ``init``.
@@ -276,14 +303,38 @@ class _Hypotheses:
         coarsening nearest to ``leader`` (the best partition of any start)."""
         family, out = self.family, []
         for h in self.ranked:
-            begin = [family.blocks_of(h, self.best[h][0]), family.majority_blocks(h, leader)]
-            labels, _, n_moves, converged = coarsening_search(self.blocks[h], begin,
-                                                              max_iter=max_iter)
+            begin = [family.majority_blocks(h, self.best[h][0]),
+                     family.majority_blocks(h, leader)]
+            labels, value, n_moves, converged = coarsening_search(self.blocks[h], begin,
+                                                                  max_iter=max_iter)
+            known = self.best[h][0]
+            if np.array_equal(labels, canonical_labels(home_groups(family.labels[h],
+                                                                   known)[1])):
+                labels = known  # the coarsening it had: its exceptions are known too
+            else:
+                labels, _ = self._with_exceptions(h, labels, value, max_iter)
             # rescored as every other result is, so that equal partitions get equal values
             value = self.objective.state(labels).value + self.penalty_change(labels)
             out.append(StartResult(f"coarsening: {family.names[h]}", family.labels[h],
                                    labels, value, n_moves, converged))
         return out
+
+
+    def table(self):
+        """One row per hypothesis scored: its name, blocks, and where its coarsenings led
+        (``groups``, ``exceptions`` and ``objective`` of the best one known; the hypothesis's
+        own partition for those not searched), best objective first."""
+        rows = []
+        for h, blocks in self.blocks.items():
+            labels, value = self.best.get(h, (self.family.labels[h], None))
+            if value is None:
+                value = blocks.value_of(np.arange(self.family.n_blocks(h)))
+            rows.append({"hypothesis": self.family.names[h], "labels": labels,
+                         "blocks": self.family.n_blocks(h),
+                         "groups": int(labels.max()) + 1,
+                         "exceptions": int(self.family.exceptions(h, labels).sum()),
+                         "objective": float(value), "searched": h in self.best})
+        return sorted(rows, key=lambda r: r["objective"])
 
 
 class _RetrainedHypotheses(_Hypotheses):
@@ -304,7 +355,7 @@ class _RetrainedHypotheses(_Hypotheses):
     leads the search; the model's search also runs from the others (:meth:`search_again`).
     """
 
-    def __init__(self, objective, hypotheses, penalties):
+    def __init__(self, objective, hypotheses, penalties, exceptions=False, explains=None):
         self.objective, self.penalties = objective, penalties
         self.family = SharingFamily(hypotheses)
         self.lead, self.explained, self.replaces = None, False, False
@@ -360,7 +411,7 @@ class _RetrainedHypotheses(_Hypotheses):
 
 def discover(model, penalties, seeds, *, n_relax, n_columns, search, search_max_iter, start=None,
              extra_starts=(), hypotheses=None, hypothesis_start=True, relax_if_explained=True,
-             n_jobs=None, verbose=0, **relax_params):
+             exceptions=True, n_jobs=None, verbose=0, **relax_params):
     """All the starts of one fit: ``n_relax`` relaxations, ``start``, ``extra_starts``, and the
     hypotheses' own searches.
 
@@ -395,6 +446,10 @@ def discover(model, penalties, seeds, *, n_relax, n_columns, search, search_max_
         ``start`` (``StartResult.kind`` ``"hypothesis: <description>"``): instead of ``start``
         and ``extra_starts`` where ``model.explains`` its hypothesis or
         ``model.hypothesis_replaces_start()``, else besides them.
+    exceptions : bool
+        Whether a closed form's hypotheses are searched with exceptions (items outside their
+        block's group, :mod:`sharelearn.search.exceptions`) and partitions near a coarsening
+        are charged through them; networks' hypotheses never are.
     relax_if_explained : bool
         Whether the relaxations run when the leading hypothesis replaces the start because
         ``model.explains`` it (False: they are skipped, as ``n_restarts="auto"`` asks).
@@ -409,13 +464,18 @@ def discover(model, penalties, seeds, *, n_relax, n_columns, search, search_max_
 
     Returns
     -------
-    list of StartResult
+    objective : the model's hard objective
+    results : list of StartResult
         Relaxations first, then ``start``, then the extra starts.
+    hypotheses : list of dict
+        The closed forms' structured hypotheses scored, best first (see ``_Hypotheses.table``);
+        empty without hypotheses and for networks.
     """
     objective = model.hard_objective(penalties)
     init = (model.shared_start(model.n_items) if start is None else canonical_labels(start))
     kind = _RetrainedHypotheses if hasattr(objective, "screen") else _Hypotheses
-    hyp = kind(objective, hypotheses, penalties) if hypotheses else None
+    hyp = (kind(objective, hypotheses, penalties, exceptions, model.explains) if hypotheses
+           else None)
     if hyp is not None:
         if search:
             hyp.search_coarsenings(search_max_iter)
@@ -479,4 +539,5 @@ def discover(model, penalties, seeds, *, n_relax, n_columns, search, search_max_
         results.append(result)
     if search and hyp is not None:
         results += hyp.search_again(min(results, key=lambda r: r.value).labels, search_max_iter)
-    return objective, results
+    table = hyp.table() if isinstance(hyp, _Hypotheses) and hasattr(hyp, "blocks") else []
+    return objective, results, table

@@ -37,7 +37,7 @@ def test_each_start_ends_where_its_own_search_would(build):
     # where an earlier search converged: every start must still report its own search's result.
     problem, _ = build.means_problem(K=6, r=3, n=60, seed=0)
     model = SharedMeans.on_problem(problem)
-    objective, results = discover(model, _penalties(build), [1, 2, 3], n_relax=3,
+    objective, results, _ = discover(model, _penalties(build), [1, 2, 3], n_relax=3,
                                   n_columns=6, search=True, search_max_iter=100, max_iter=100,
                                   **RELAX)
     assert [r.kind for r in results] == ["relax"] * 3 + ["init"]
@@ -55,7 +55,7 @@ def test_each_start_ends_where_its_own_search_would(build):
 def test_extra_starts_are_searched_after_init(build):
     problem, truth = build.means_problem(K=6, r=3, n=60, seed=0)
     model = SharedMeans.on_problem(problem)
-    _, results = discover(model, _penalties(build), [], n_relax=0, n_columns=6, search=False,
+    _, results, _ = discover(model, _penalties(build), [], n_relax=0, n_columns=6, search=False,
                           search_max_iter=10, extra_starts=[truth], max_iter=10, **RELAX)
     assert [r.kind for r in results] == ["init", "extra"]
     np.testing.assert_array_equal(results[1].labels, truth)

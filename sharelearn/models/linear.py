@@ -18,10 +18,10 @@ import torch
 from .._scaling import standardize
 from ..search.moves import closed_form_moves
 from ..search.starts import input_correlation, ridge_clusters
-from ..symmetry.convolution import shift_hypotheses
+from ..symmetry.convolution import border_hypotheses, shift_hypotheses
 from ..symmetry.wallpaper import image_group_hypotheses
 from .closed_form import ClosedFormModel
-from .gaussian import span_test
+from .gaussian import SpanTests
 
 __all__ = ["LinearMap"]
 
@@ -95,12 +95,25 @@ class LinearMap(ClosedFormModel):
         # and finds what no hypothesis describes (a map tied by an arbitrary partition)
         return self.correlated_inputs()
 
+    def _span_tests(self):
+        if getattr(self, "_tests", None) is None:
+            self._tests = SpanTests(torch.as_tensor(self.Xd, dtype=torch.float64),
+                                    torch.as_tensor(self.Y, dtype=torch.float64),
+                                    fit_intercept=self.intercept)
+        return self._tests
+
     def explains(self, labels):
         # The F-test needs more samples than inputs; without that, nothing is assumed.
-        p_value = span_test(torch.as_tensor(self.Xd, dtype=torch.float64),
-                            torch.as_tensor(self.Y, dtype=torch.float64),
-                            torch.as_tensor(labels), fit_intercept=self.intercept)
+        p_value = self._span_tests().of(torch.as_tensor(labels))["p_value"]
         return bool(p_value > _SPAN_LEVEL)
+
+    def span_statistics(self, labelings):
+        tests = self._span_tests()
+        return [tests.of(torch.as_tensor(labels)) for labels in labelings]
+
+    def release(self):
+        self._tests = None
+        super().release()
 
     def hypotheses(self):
         # The widest convolutions the layer's shape admits (every reading of its inputs and
@@ -111,8 +124,12 @@ class LinearMap(ClosedFormModel):
         # On a square layer over square images, the wallpaper and point groups' sharings too:
         # their orbits are unions of translation orbits that no convolution's blocks describe
         # (up to 1,024 orbits: C_4 and D_4 on a 7 x 7 image have 601 and 325).
+        # Same-size maps whose border outputs differ from the interior (every boundary mode of
+        # scipy.ndimage and torch's padding="same") coarsen a border hypothesis, and so does
+        # a sequence's full convolution (border_hypotheses).
         return {**shift_hypotheses(self.layer_shape),
-                **image_group_hypotheses(self.layer_shape, max_groups=1024)}
+                **image_group_hypotheses(self.layer_shape, max_groups=1024),
+                **border_hypotheses(self.layer_shape)}
 
     def map_attributes(self, psi, W, full):
         u = self.units

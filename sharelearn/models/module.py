@@ -464,9 +464,9 @@ class ModuleModel(SharingModel):
         local = _LocalLinearMap(hypotheses, fit_intercept=True, objective=self.objective,
                                 alpha=_LOCAL_ALPHA)
         local.prepare(J, target, splits, dtype=torch.float64, device=self.device)
-        _, results = discover(local, self.penalties, [0], n_relax=0, n_columns=2, start=labels,
-                              hypotheses=hypotheses, search=True,
-                              search_max_iter=self.max_search_iter)
+        _, results, _ = discover(local, self.penalties, [0], n_relax=0, n_columns=2,
+                                 start=labels, hypotheses=hypotheses, search=True,
+                                 search_max_iter=self.max_search_iter, exceptions=False)
         return min(results, key=lambda r: r.value).labels
 
     def refit(self, labels, objective):

@@ -150,7 +150,7 @@ class BaseDiscoverer(BaseEstimator):
 
     # What a fit leaves besides its public ``*_`` attributes; a new fit removes all of it first.
     _PRIVATE_FIT_STATE = ("_y_1d", "_evidence_terms", "_log_evidence_value",
-                          "_reference_labels", "_symmetry_group", "_model")
+                          "_reference_labels", "_symmetry_group", "_structure", "_model")
 
     # -- the fit ---------------------------------------------------------------------------------
     def _fit_all_or_nothing(self, X, y):
@@ -188,7 +188,7 @@ class BaseDiscoverer(BaseEstimator):
         penalties = Penalties.from_params(nuclear=self.nuclear, code_length=self.code_length,
                                           entropy=self.entropy, nuclear_kind=self.nuclear_kind)
         self._warn_unbounded_penalties(model.n_items)
-        objective, results = discover(
+        objective, results, hypotheses_scored = discover(
             model, penalties, seeds, n_relax=n_restarts, n_columns=n_columns, start=start,
             extra_starts=extra_starts, hypotheses=hypotheses, hypothesis_start=hypothesis_start,
             relax_if_explained=not (isinstance(self.n_restarts, str) and self.n_restarts == "auto"),
@@ -215,12 +215,15 @@ class BaseDiscoverer(BaseEstimator):
             n_search_moves_=best.n_moves + extra_moves,
         )
         attributes.update(fitted)
+        attributes["hypotheses_"] = _hypothesis_table(model, hypotheses_scored, labels,
+                                                      best.value)
         model.release()
         # everything succeeded: only now is the fitted state written
         for name, value in attributes.items():
             setattr(self, name, value)
         self._model = model
         self._symmetry_group = None
+        self._structure = None
 
     def _warn_unbounded_penalties(self, n_items):
         """Without nuclear and code-length penalties nothing bounds the number of groups."""
@@ -375,3 +378,68 @@ class BaseDiscoverer(BaseEstimator):
             self._symmetry_group = symmetry_group(self.sharing_partition_, self._layer_shape())
         return self._symmetry_group
 
+    @property
+    def structure_(self):
+        """The discovered sharing read as a convolution, in the words of the field
+        (:class:`sharelearn.symmetry.SharingStructure`): ``kind`` (``"convolution"`` or None),
+        ``kernel_shape``, ``border`` (valid, full, circular, zero, reflect, nearest, mirror),
+        ``kernel_symmetry``, ``n_exceptions`` and ``text``, e.g. ``"2-D convolution
+        (cross-correlation), 3 x 3 kernel on a 10 x 10 image, same size with reflect or nearest
+        borders ..."``. Computed on first access (:func:`sharelearn.symmetry.describe_sharing`).
+        """
+        check_is_fitted(self)
+        if getattr(self, "_structure", None) is None:
+            from .symmetry.structure import describe_sharing
+
+            self._structure = describe_sharing(self.sharing_partition_, self._layer_shape())
+        return self._structure
+
+    @property
+    def departures_(self):
+        """Where the discovered sharing departs from shift equivariance: a boolean mask of the
+        layer's shape (``coef_``'s for a linear map), True at the entries whose group is not
+        the one a convolution with the interior kernel gives them (the border outputs of a
+        reflect, nearest or mirror filter, entries changed, a dead input's column). All False
+        when the sharing is an exact convolution, or is no convolution at all
+        (``structure_.kind is None``)."""
+        structure = self.structure_
+        if structure.departures is None:
+            return np.zeros(self._layer_shape(), dtype=bool)
+        return np.array(structure.departures, dtype=bool)
+
+
+
+# The level of the span tests in ``hypotheses_["explains"]`` (as the models' own test uses).
+_EXPLAINS_LEVEL = 0.01
+
+
+def _hypothesis_table(model, rows, labels, value):
+    """``hypotheses_``: the structured hypotheses scored in the fit, with the sharing found and
+    the untied map beside them, as a dict of columns (``pandas.DataFrame(est.hypotheses_)``),
+    best objective first."""
+    rows = [dict(r) for r in rows]
+    P = labels.size
+    n_groups = int(labels.max()) + 1
+    rows.append({"hypothesis": "the sharing found", "labels": labels, "blocks": n_groups,
+                 "groups": n_groups, "exceptions": 0, "objective": float(value),
+                 "searched": True})
+    rows.append({"hypothesis": "no sharing (every entry free)", "labels": np.arange(P),
+                 "blocks": P, "groups": P, "exceptions": 0, "objective": np.nan,
+                 "searched": False})
+    stats = model.span_statistics([r["labels"] for r in rows]) if rows else None
+    nan = float("nan")
+    for i, r in enumerate(rows):
+        s = stats[i] if stats is not None else {}
+        r["span_statistic"] = s.get("statistic", nan)
+        r["span_p_value"] = s.get("p_value", nan)
+        r["variance_explained"] = s.get("explained", nan)
+        r["signal_p_value"] = s.get("signal_p_value", nan)
+        r["explains"] = bool(r["span_p_value"] > _EXPLAINS_LEVEL
+                             and r["signal_p_value"] < _EXPLAINS_LEVEL)
+        del r["labels"]
+    rows.sort(key=lambda r: (np.isnan(r["objective"]), r["objective"]))
+    columns = ["hypothesis", "blocks", "groups", "exceptions", "objective", "explains",
+               "span_statistic", "span_p_value", "variance_explained", "signal_p_value",
+               "searched"]
+    return {c: np.array([r[c] for r in rows], dtype=object if c == "hypothesis" else None)
+            for c in columns}

@@ -90,6 +90,14 @@ class SharingModel:
         default."""
         return False
 
+    def span_statistics(self, labelings):
+        """How well each sharing of ``labelings`` (a list of label arrays) explains the data:
+        one dict per sharing with ``statistic`` and ``p_value`` (the span test), ``explained``
+        (the fraction of the targets' variance its tied map explains) and ``signal_p_value``
+        (whether that is more than chance); None where the model has no such test (the
+        estimator's ``hypotheses_`` then leaves those columns empty)."""
+        return None
+
     def refit(self, labels, objective):
         """Fit the chosen partition on all the data; returns ``(labels, attributes)``: the
         final partition (a model may still merge groups here) and the fitted attributes that

@@ -33,8 +33,8 @@ _SMALL_CHUNK = 2**12
 # hard_statistics moves the rows of C for at most this many (item, row) pairs at once (with 5
 # splits, 40 MiB of values per block)
 _MOVED_BLOCK = 2**20
-__all__ = ["HardProducts", "ProductsThroughC", "ProductsThroughSamples", "TiedLinearGaussian",
-           "block_quadratics", "diagonal_solve", "ridge_solve", "span_test"]
+__all__ = ["HardProducts", "ProductsThroughC", "ProductsThroughSamples", "SpanTests",
+           "TiedLinearGaussian", "block_quadratics", "diagonal_solve", "ridge_solve", "span_test"]
 
 
 def _moments(X, Y, x_mean, y_mean):
@@ -510,29 +510,68 @@ def span_test(X, Y, labels, *, fit_intercept):
         Canonical labels of the entries of ``W``, row-major.
     fit_intercept : bool
     """
-    from scipy.stats import f as f_distribution
+    return SpanTests(X, Y, fit_intercept=fit_intercept).of(labels)["p_value"]
 
-    if fit_intercept:
-        X, Y = X - X.mean(0), Y - Y.mean(0)
-    n, m = Y.shape
-    if n - int(fit_intercept) < X.shape[1]:
+
+class SpanTests:
+    """How well the sharings of one data set explain it: the span test of each
+    (:func:`span_test`), the fraction of the targets' variance its tied map explains, and
+    whether that map explains more than chance (the F-test of the tied map against no map).
+
+    The untied map's fit is computed once (``O(n d^2 + d^3)``), each sharing's from its
+    block quadratics.
+    """
+
+    def __init__(self, X, Y, *, fit_intercept):
+        if fit_intercept:
+            X, Y = X - X.mean(0), Y - Y.mean(0)
+        self.n, self.m = Y.shape
+        self.df_samples = self.n - int(fit_intercept)
+        self.C, self.B = X.T @ X, X.T @ Y
+        self.yy = float((Y * Y).sum())
         # fewer samples than inputs: no residual degrees of freedom to test with (the
         # eigenvalues below would be of a d x d matrix, 14 s at the 4,608 inputs of a
         # network's local linear model)
-        return float("nan")
-    C, B = X.T @ X, X.T @ Y
-    yy = float((Y * Y).sum())
-    fit_free, rank = _explained(C, B)
-    resid_df = m * (n - int(fit_intercept) - rank)
-    if resid_df <= 0 or yy <= 0:
-        return float("nan")
-    K = int(labels.max()) + 1
-    G, c = block_quadratics(C[None], B.T.reshape(1, -1), labels, K, m)
-    fit_tied, rank_tied = _explained(G[0], c[0][:, None])
-    extra_df = m * rank - rank_tied
-    if extra_df <= 0:
-        return 1.0
-    rss_free = max(yy - fit_free, 1e-12 * yy)
-    rss_tied = max(yy - fit_tied, rss_free)
-    statistic = ((rss_tied - rss_free) / extra_df) / (rss_free / resid_df)
-    return float(f_distribution.sf(statistic, extra_df, resid_df))
+        self.testable = self.df_samples >= X.shape[1]
+        if self.testable:
+            self.fit_free, self.rank = _explained(self.C, self.B)
+
+    def of(self, labels):
+        """``{"statistic", "p_value", "explained", "signal_p_value", "n_free"}`` of the
+        sharing ``labels`` (canonical labels of ``W``'s entries, a tensor): the span test's F
+        statistic and p-value (``nan`` where it cannot be computed, p = 1 where the sharing
+        restricts nothing), the fraction of the targets' (centred) squared norm the tied map
+        explains, and the p-value of the F-test of the tied map against none."""
+        from scipy.stats import f as f_distribution
+
+        nan = float("nan")
+        out = {"statistic": nan, "p_value": nan, "explained": nan, "signal_p_value": nan,
+               "n_free": nan}
+        if not self.testable or self.yy <= 0:
+            return out
+        m, yy = self.m, self.yy
+        K = int(labels.max()) + 1
+        if K == labels.numel():  # every entry free: the untied fit, already known
+            fit_tied, rank_tied = self.fit_free, m * self.rank
+        else:
+            G, c = block_quadratics(self.C[None], self.B.T.reshape(1, -1), labels, K, m)
+            fit_tied, rank_tied = _explained(G[0], c[0][:, None])
+        rss_free = max(yy - self.fit_free, 1e-12 * yy)
+        rss_tied = max(yy - fit_tied, rss_free)
+        out["explained"] = 1.0 - rss_tied / yy
+        out["n_free"] = rank_tied
+        tied_df = m * self.df_samples - rank_tied
+        if rank_tied > 0 and tied_df > 0:
+            signal = ((yy - rss_tied) / rank_tied) / (rss_tied / tied_df)
+            out["signal_p_value"] = float(f_distribution.sf(signal, rank_tied, tied_df))
+        resid_df = m * (self.df_samples - self.rank)
+        if resid_df <= 0:
+            return out
+        extra_df = m * self.rank - rank_tied
+        if extra_df <= 0:
+            out["statistic"], out["p_value"] = 0.0, 1.0
+            return out
+        statistic = ((rss_tied - rss_free) / extra_df) / (rss_free / resid_df)
+        out["statistic"] = float(statistic)
+        out["p_value"] = float(f_distribution.sf(statistic, extra_df, resid_df))
+        return out

@@ -1,0 +1,168 @@
+"""Broken symmetries: maps equivariant away from their borders, and symmetries with exceptions.
+
+Each recovery test failed before the border hypotheses and the exceptions' search existed
+(the figures in the comments are the partition distances found then).
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import ndimage
+
+from sharelearn import SharingDiscoverer
+from sharelearn.datasets import _image_patches
+from sharelearn.metrics import partition_distance
+from sharelearn.partition import canonical_labels
+from sharelearn.search.exceptions import exception_nats
+from sharelearn.symmetry import border_hypotheses, shift_sharing
+
+
+def _map_of(filter_, shape):
+    """The dense matrix of a linear filter, read column by column from unit images."""
+    n = int(np.prod(shape))
+    return np.stack([filter_(e.reshape(shape)).ravel() for e in np.eye(n)], 1)
+
+
+def _groups_of(W):
+    """The sharing of a matrix: entries of equal value are one group."""
+    return canonical_labels(np.unique(np.round(W.ravel(), 10), return_inverse=True)[1])
+
+
+def _patch_data(W, shape, n=300, noise=0.01, seed=0):
+    rng = np.random.default_rng(seed)
+    X = _image_patches(n, shape, rng)
+    Y = X @ W.T
+    return X, Y + noise * Y.std() * rng.standard_normal(Y.shape)
+
+
+def _valid_convolution(shape=(8, 8), seed=0):
+    """A valid 3 x 3 convolution with N(0, 1) taps; its zeros are the largest group."""
+    rng = np.random.default_rng(seed)
+    lab = shift_sharing(shape, 3)
+    values = np.zeros(lab.max() + 1)
+    taps = [g for g in range(lab.max() + 1) if g != np.bincount(lab).argmax()]
+    values[taps] = rng.standard_normal(len(taps))
+    return values[lab].reshape(-1, int(np.prod(shape))), rng
+
+
+def test_border_hypotheses_are_refined_by_every_boundary_mode():
+    # every mode of scipy.ndimage (and so torch's padding modes) ties its entries within the
+    # blocks of the 3 x 3 border hypothesis: each block takes one value
+    H = border_hypotheses((64, 64))["same-size 3 x 3 kernel, border outputs apart, 8 x 8"]
+    kernel = np.random.default_rng(0).standard_normal((3, 3))
+    for mode in ("reflect", "nearest", "mirror", "constant", "wrap"):
+        W = _map_of(lambda x, m=mode: ndimage.correlate(x, kernel, mode=m), (8, 8)).ravel()
+        spread = [np.ptp(W[H == h]) for h in np.unique(H)]
+        assert max(spread) < 1e-12, mode
+    # and a full 1-D convolution is a coarsening of the every-offset reading
+    full = border_hypotheses((66, 64))["full, every offset, 64 -> 66"]
+    Wf = _map_of(lambda x: np.convolve(x, [1.0, 2.0, -1.0], "full"), (64,)).ravel()
+    assert max(np.ptp(Wf[full == h]) for h in np.unique(full)) < 1e-12
+
+
+@pytest.mark.parametrize("filter_, name", [
+    (lambda x: ndimage.gaussian_filter(x, 1, truncate=1), "gaussian, reflect"),  # was PD 3,524
+    (lambda x: ndimage.sobel(x, axis=0, mode="constant"), "sobel, zero padding"),  # was 995
+])
+def test_scipy_filters_in_their_boundary_modes_are_recovered(filter_, name):
+    W = _map_of(filter_, (10, 10))
+    truth = _groups_of(W)
+    X, Y = _patch_data(W, (10, 10))
+    est = SharingDiscoverer(model="linear", random_state=0).fit(X, Y)
+    assert partition_distance(est.sharing_partition_, truth) == 0, name
+    assert est.structure_.kind == "convolution"
+    assert est.structure_.kernel_shape == (3, 3)
+
+
+def test_reflect_borders_are_named_and_their_departures_marked():
+    W = _map_of(lambda x: ndimage.gaussian_filter(x, 1, truncate=1), (10, 10))
+    X, Y = _patch_data(W, (10, 10))
+    est = SharingDiscoverer(model="linear", random_state=0).fit(X, Y)
+    structure = est.structure_
+    assert structure.border in ("reflect", "nearest")
+    assert "D_4" in structure.kernel_symmetry
+    assert "trivial" not in est.symmetry_group_.describe().split(".")[-2]
+    # the departures are the entries where the reflect map differs from the zero-padded one
+    zero = _map_of(lambda x: ndimage.gaussian_filter(x, 1, truncate=1, mode="constant"),
+                   (10, 10))
+    expected = ~np.isclose(W, zero)
+    assert est.departures_.shape == W.shape
+    np.testing.assert_array_equal(est.departures_, expected)
+    rows = np.flatnonzero(expected.any(1))
+    assert rows.size == 36  # the border outputs of a 10 x 10 image
+
+
+def test_one_entry_off_a_convolution_is_an_exception():
+    # an entry moved off a valid convolution coarsens no hypothesis: before the exceptions'
+    # search, listing it cost the item-wise code length of every entry (PD 37 to 113)
+    W, rng = _valid_convolution(seed=0)
+    taps = W[W != 0]
+    W = W.copy()
+    W[10, 11] += 0.8 * taps.std()
+    truth = _groups_of(W)
+    X, Y = _patch_data(W, (8, 8), seed=100)
+    est = SharingDiscoverer(model="linear", random_state=0).fit(X, Y)
+    assert partition_distance(est.sharing_partition_, truth) == 0
+    assert est.structure_.n_exceptions == 1
+    assert est.departures_[10, 11] and est.departures_.sum() == 1
+    table = pd.DataFrame(est.hypotheses_)
+    row = table[table.hypothesis == "valid 3 x 3 kernel, 8 x 8 -> 6 x 6"].iloc[0]
+    assert row.exceptions == 1 and row.groups == truth.max() + 1
+
+
+def test_a_dead_input_is_found():
+    # a column of zeros: each tap loses one entry to the zeros' group (was PD 71 and 177)
+    W, _ = _valid_convolution(seed=1)
+    W = W.copy()
+    W[:, 27] = 0.0
+    truth = _groups_of(W)
+    X, Y = _patch_data(W, (8, 8), seed=101)
+    est = SharingDiscoverer(model="linear", random_state=1).fit(X, Y)
+    assert partition_distance(est.sharing_partition_, truth) == 0
+    assert est.structure_.dead_inputs == (27,)
+
+
+def test_noise_is_not_turned_into_exceptions():
+    # an exact valid convolution under 10% noise: the data lie in the hypothesis's span, and
+    # no entry is listed as an exception
+    W, _ = _valid_convolution(seed=2)
+    X, Y = _patch_data(W, (8, 8), noise=0.1, seed=102)
+    est = SharingDiscoverer(model="linear", random_state=2).fit(X, Y)
+    assert partition_distance(est.sharing_partition_, _groups_of(W)) == 0
+    assert not est.departures_.any()
+    table = pd.DataFrame(est.hypotheses_)
+    assert table.exceptions.max() == 0
+
+
+def test_the_hypothesis_table_ranks_and_says_when_nothing_explains():
+    W = _map_of(lambda x: ndimage.laplace(x), (8, 8))
+    X, Y = _patch_data(W, (8, 8))
+    est = SharingDiscoverer(model="linear", random_state=0).fit(X, Y)
+    table = pd.DataFrame(est.hypotheses_)
+    objective = table.objective.dropna().to_numpy()
+    assert np.all(np.diff(objective) >= 0)  # best first
+    assert table.hypothesis.iloc[0].startswith(("same-size 3 x 3 kernel", "the sharing found"))
+    assert table.explains.iloc[0]
+    assert table.variance_explained.iloc[0] > 0.99
+    assert {"the sharing found", "no sharing (every entry free)"} <= set(table.hypothesis)
+    # a random map: no structure explains it (every span test rejects); the table is there
+    # without the search (which wanders on such a map: minutes)
+    rng = np.random.default_rng(5)
+    Wr = rng.standard_normal((64, 64))
+    X, Y = _patch_data(Wr, (8, 8))
+    est = SharingDiscoverer(model="linear", n_restarts=0, local_search=False,
+                            random_state=0).fit(X, Y)
+    table = pd.DataFrame(est.hypotheses_)
+    structured = table[~table.hypothesis.isin(["the sharing found",
+                                               "no sharing (every entry free)"])]
+    assert len(structured) > 0 and not structured.explains.any()
+
+
+def test_exception_code_is_the_exact_count():
+    from math import comb, log
+
+    assert exception_nats(50, 0, 3) == 0.0
+    assert exception_nats(50, 3, 7) == pytest.approx(log(comb(50, 3)) + 3 * log(8))
+    # more exceptions always cost more while they are few
+    costs = [exception_nats(10_000, e, 5) for e in range(20)]
+    assert np.all(np.diff(costs) > 0)

@@ -255,9 +255,7 @@ def _run_demo(parser, args):
     group = disc.symmetry_group_
     print(f"discovered symmetry: {group.name} (order {group.order}) acting on the "
           f"{W.shape[0]} outputs and {W.shape[1]} inputs")
-    if args.mode == "valid":
-        print("(a valid correlation's finite layer has no shift symmetry as a permutation group: "
-              "its sharing is the band of offsets; try --mode circular)")
+    print(f"structure: {disc.structure_.text}")
     print(f"time: {elapsed:.2f} s")
     return 0
 
@@ -376,6 +374,41 @@ def _summary_lines(disc, shape):
     return lines
 
 
+def _structure_lines(disc, n_rows=6):
+    """What the sharing is in words, where it departs from shift equivariance, and how well
+    each structured hypothesis explains the data (``hypotheses_``, best first)."""
+    structure = disc.structure_
+    lines = [f"structure: {structure.text}"]
+    departures = disc.departures_
+    if departures.any():
+        rows = np.flatnonzero(departures.any(1))
+        listed = ", ".join(map(str, rows[:12])) + (", ..." if rows.size > 12 else "")
+        lines.append(f"departures from shift equivariance: {int(departures.sum())} entries in "
+                     f"{rows.size} output rows ({listed})")
+    table = disc.hypotheses_
+    structured = [i for i, name in enumerate(table["hypothesis"])
+                  if name not in ("the sharing found", "no sharing (every entry free)")]
+    if not structured:
+        return lines
+    lines.append("how well each structure explains the data (best objective first):")
+    lines.append(f"  {'hypothesis':<58} {'groups':>6} {'except.':>7} {'objective':>13} "
+                 f"{'variance':>9} {'span p':>7}")
+    for i in range(min(n_rows, len(table["hypothesis"]))):
+        explained = table["variance_explained"][i]
+        lines.append(
+            f"  {str(table['hypothesis'][i])[:58]:<58} {table['groups'][i]:>6} "
+            f"{table['exceptions'][i]:>7} {table['objective'][i]:>13.1f} "
+            f"{100 * explained:>8.2f}% {table['span_p_value'][i]:>7.3f}")
+    if not any(table["explains"][i] for i in structured):
+        signal = [table["signal_p_value"][i] for i in structured]
+        if signal and min(signal) > 0.01:
+            lines.append("no structure explains the targets better than chance")
+        else:
+            lines.append("no structured hypothesis explains the data: each is rejected by its "
+                         "span test at the 1% level")
+    return lines
+
+
 def _write_partition(disc, path, shape, model):
     labels = np.asarray(disc.sharing_partition_, dtype=np.int64)
     if Path(path).suffix.lower() == ".npy":
@@ -388,6 +421,7 @@ def _write_partition(disc, path, shape, model):
         "labels": labels.tolist(),
         "shared_values": np.asarray(disc.shared_values_, dtype=float).ravel().tolist(),
         "symmetry": disc.symmetry_group_.name,
+        "structure": disc.structure_.text,
         "objective": float(disc.objective_),
     }
     with open(path, "w") as fh:
@@ -440,6 +474,9 @@ def _run_discover(parser, args):
 
     for line in _summary_lines(disc, shape):
         print(line)
+    if model == "linear":
+        for line in _structure_lines(disc):
+            print(line)
     group = disc.symmetry_group_
     order = group.order if group.order < 10**12 else f"{float(group.order):.3g}"
     print(f"symmetry: {group.name} (order {order})")

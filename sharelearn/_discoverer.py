@@ -242,9 +242,11 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
         Outer objective of the chosen partition, computed on the internally standardised
         data (see ``alpha``), so it is the same whatever the units or
         the offset of X and y. For a linear map, a partition that coarsens one of the
-        convolutions of :func:`~sharelearn.symmetry.shift_hypotheses` is penalised as a
-        partition of that convolution's blocks when this is cheaper (docs: "Choosing
-        penalties").
+        convolutions of :func:`~sharelearn.symmetry.shift_hypotheses` (or of the same-size maps
+        with their borders apart, :func:`~sharelearn.symmetry.border_hypotheses`) is penalised
+        as a partition of that convolution's blocks when this is cheaper (docs: "Choosing
+        penalties"), and one that coarsens it but for a few entries pays for those exceptions
+        by their exact count (:mod:`sharelearn.search.exceptions`).
     validation_loss_ : float or None
         Its mean validation MSE over the splits, in the units of y (``None`` for
         ``objective="evidence"``).
@@ -272,6 +274,28 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
         Wall time of ``fit`` in seconds.
     symmetry_group_ : SymmetryGroup
         The discovered symmetry, named (computed on first access).
+    structure_ : SharingStructure
+        The discovered sharing in the words of the field (computed on first access): for a
+        convolution its kernel, border rule (valid, circular, zero, reflect, nearest, mirror),
+        the kernel's own symmetry and the entries that are exceptions, e.g. ``"2-D convolution
+        (cross-correlation), 3 x 3 kernel on a 10 x 10 image, same size with reflect or nearest
+        borders (the 36 border outputs differ from the interior); kernel symmetric under D_4"``;
+        ``kind`` is None when no convolution describes the sharing.
+    departures_ : ndarray of bool of shape ``coef_.shape`` (``(n_features, 1)`` for means)
+        Where the sharing departs from shift equivariance: the entries whose group is not the
+        one the interior kernel gives them (border outputs of reflect, nearest or mirror
+        filters, entries changed, a dead input's column); all False for an exact convolution or
+        a sharing that is no convolution.
+    hypotheses_ : dict of ndarray
+        The structured hypotheses scored in the fit (``init="auto"``), with the sharing found
+        and the untied map beside them, best objective first, as columns
+        (``pandas.DataFrame(est.hypotheses_)``): ``hypothesis``, ``blocks``, ``groups`` and
+        ``exceptions`` of its best coarsening known, ``objective``, ``explains`` (its span test
+        does not reject at 1% and its tied map explains more than chance),
+        ``span_statistic``, ``span_p_value``, ``variance_explained`` (the fraction of the
+        targets' variance its tied map explains on all the data), ``signal_p_value`` and
+        ``searched`` (whether its coarsenings were searched). The span columns are NaN for
+        models without a span test (shared means) or with fewer samples than inputs.
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Defined when X has string feature names.

@@ -141,6 +141,9 @@ class SharingDisplay:
         Title of the partition's panel.
     row_label, column_label : str, default="row", "column"
         Axis labels of the partition's panels.
+    departures : array-like of bool of shape ``shape``, default=None
+        Entries to mark as departing from the sharing's leading structure (as in an estimator's
+        ``departures_``): drawn darkened, with their count in the title.
 
     Attributes
     ----------
@@ -162,6 +165,8 @@ class SharingDisplay:
         The reference's panel.
     soft_ax_, soft_image_ : matplotlib Axes and AxesImage, or None
         The soft selection's panel.
+    departures_image_ : matplotlib AxesImage or None
+        The overlay that marks ``departures`` (None without any).
 
     See Also
     --------
@@ -178,9 +183,19 @@ class SharingDisplay:
     """
 
     def __init__(self, labels, shape, *, values=None, reference=None, soft_selection=None,
-                 name="discovered", row_label="row", column_label="column"):
+                 name="discovered", row_label="row", column_label="column", departures=None):
         self.labels = canonical_labels(labels)
         self.shape = _check_shape(shape, self.labels.size)
+        if departures is not None:
+            departures = np.asarray(departures)
+            if departures.dtype != bool or departures.size != self.labels.size:
+                raise ValueError(
+                    f"departures must be a boolean mask of {self.labels.size} entries (shape "
+                    f"{self.shape}), got an array of dtype {departures.dtype} and shape "
+                    f"{departures.shape}."
+                )
+            departures = departures.reshape(self.shape)
+        self.departures = departures
         self.n_groups = int(self.labels.max()) + 1 if self.labels.size else 0
         if values is not None:
             values = np.asarray(values, dtype=float)
@@ -213,7 +228,7 @@ class SharingDisplay:
     # -- constructors -----------------------------------------------------------------------
     @classmethod
     def from_partition(cls, labels, shape, values=None, *, reference=None, soft_selection=None,
-                       ax=None, name="partition", **plot_kwargs):
+                       ax=None, name="partition", departures=None, **plot_kwargs):
         """Draw any partition on a matrix of ``shape``.
 
         Parameters
@@ -232,6 +247,8 @@ class SharingDisplay:
             See :meth:`plot`.
         name : str, default="partition"
             Title of the partition's panel.
+        departures : array-like of bool, default=None
+            Entries to mark (see the class's ``departures``).
         **plot_kwargs
             Passed to :meth:`plot`.
 
@@ -246,7 +263,7 @@ class SharingDisplay:
             ``soft_selection`` do not match the partition.
         """
         display = cls(labels, shape, values=values, reference=reference,
-                      soft_selection=soft_selection, name=name)
+                      soft_selection=soft_selection, name=name, departures=departures)
         return display.plot(ax=ax, **plot_kwargs)
 
     @classmethod
@@ -307,9 +324,12 @@ class SharingDisplay:
             if values.ndim != 1 or values.size != int(labels.max()) + 1:
                 values = None  # e.g. one vector of weights per group: nothing short to write
         soft = getattr(estimator, "soft_selection_", None) if show_soft else None
+        departures = None
+        if model == "linear":
+            departures = np.asarray(estimator.departures_)
         display = cls(labels, shape, values=values, reference=reference, soft_selection=soft,
                       name="discovered" if name is None else name, row_label=row_label,
-                      column_label=column_label)
+                      column_label=column_label, departures=departures)
         return display.plot(ax=ax, **plot_kwargs)
 
     # -- drawing ----------------------------------------------------------------------------
@@ -408,6 +428,12 @@ class SharingDisplay:
         self.soft_ax_ = self.soft_image_ = None
         self.image_ = self._draw_partition(self.ax_, self.labels, self.colors_)
         title = f"{self.name}\n{self.n_groups} group{'s' if self.n_groups != 1 else ''}"
+        self.departures_image_ = None
+        if self.departures is not None and self.departures.any():
+            overlay = np.zeros((*self.shape, 4))
+            overlay[self.departures] = (0.0, 0.0, 0.0, 0.55)
+            self.departures_image_ = self.ax_.imshow(overlay, interpolation="nearest")
+            title += f", {int(self.departures.sum())} departures (dark)"
         self.ax_.set_title(title)
 
         self.texts_ = None

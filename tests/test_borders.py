@@ -166,3 +166,23 @@ def test_exception_code_is_the_exact_count():
     # more exceptions always cost more while they are few
     costs = [exception_nats(10_000, e, 5) for e in range(20)]
     assert np.all(np.diff(costs) > 0)
+
+
+def test_the_display_marks_the_departures():
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sharelearn.plotting import SharingDisplay
+
+    W = _map_of(lambda x: ndimage.sobel(x, axis=0), (6, 6))
+    X, Y = _patch_data(W, (6, 6))
+    est = SharingDiscoverer(model="linear", random_state=0).fit(X, Y)
+    assert est.departures_.any()
+    display = SharingDisplay.from_estimator(est, show_soft=False)
+    overlay = display.departures_image_.get_array()
+    np.testing.assert_array_equal(overlay[..., 3] > 0, est.departures_)
+    assert f"{int(est.departures_.sum())} departures" in display.ax_.get_title()
+    with pytest.raises(ValueError, match="departures must be a boolean mask"):
+        SharingDisplay(est.sharing_partition_, W.shape, departures=np.zeros(3, dtype=bool))
+    plt.close("all")

@@ -223,8 +223,12 @@ def test_discover_linear_map_from_npz_writes_json_and_png(files):
     assert "Discovered sharing: 3 groups of 30 items, sizes 5, 5, 20" in out
     assert "A B . . . ." in out and "shared values: A = +1.0" in out
     assert "symmetry: trivial (order 1)" in out
+    assert "structure: 1-D convolution" in out and "(valid)" in out
+    assert "how well each structure explains the data (best objective first):" in out
+    assert "the sharing found" in out and "span p" in out
     assert "objective: " in out and "(validation; lower is better)" in out
     record = json.loads(out_json.read_text())
+    assert record["structure"].startswith("1-D convolution")
     assert record["model"] == "linear" and record["layer_shape"] == [5, 6]
     assert record["n_groups"] == 3 and len(record["shared_values"]) == 3
     from sharelearn import partition_distance

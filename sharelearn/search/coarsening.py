@@ -443,9 +443,10 @@ def coarsening_with_exceptions(objective, family, h, labels, value, *, max_iter=
     A coarsening searched on all the items is fitted with its exceptions inside: a dead input's
     entries pull their taps towards zero, and two taps may merge. So once the exceptions are
     found (:func:`~sharelearn.search.exceptions.exception_search`), those of each group become
-    a block of their own in a refined hypothesis (up to ``_MAX_REFITTED_EXCEPTIONS``), whose coarsenings are searched exactly (:func:`coarsening_search`:
-    taps split again, and an exception joins the group it belongs to, such as the zeros); then
-    the exceptions are searched again, up to ``max_rounds`` times or until neither improves.
+    a block of their own in a refined hypothesis (up to ``_MAX_REFITTED_EXCEPTIONS``), whose
+    coarsenings are searched exactly (:func:`coarsening_search`: taps split again, and
+    exceptions join the group they belong to, such as the zeros); then the exceptions are
+    searched again, up to ``max_rounds`` times or until neither improves.
 
     Returns
     -------

@@ -260,16 +260,24 @@ class ValidationObjective:
         pred[torch.arange(lab.numel(), device=lab.device), lab] = math.inf
         return pred
 
-    def best_screened(self, st, n):
+    def best_screened(self, st, n, penalties=None, extra=None, return_ratings=False):
         """The ``n`` (item, target group) pairs the screen rates best: ``(items, targets)``,
         best first. The ratings are computed for blocks of items that fit the memory budget
-        (``screen_block``), keeping the best ``n`` so far."""
+        (``screen_block``), keeping the best ``n`` so far. ``penalties``: the ``(leave, join)``
+        penalty changes to rate with (:meth:`move_penalties` by default); ``extra``: a function
+        of a slice of the items adding its own ``n x R`` change to their ratings (the
+        exceptions' code, :mod:`sharelearn.search.exceptions`); ``return_ratings``: also
+        return the ratings, ``(ratings, items, targets)``."""
         P, R = self.problem.n_items, st.R
         block = P if self.screen_block is None else max(1, min(P, self.screen_block(R)))
-        penalties = self.move_penalties(st)
+        penalties = self.move_penalties(st) if penalties is None else penalties
         best_v = best_i = None
         for start in range(0, P, block):
-            pred = self.screen_moves(st, slice(start, start + block), penalties).reshape(-1)
+            items = slice(start, start + block)
+            pred = self.screen_moves(st, items, penalties)
+            if extra is not None:
+                pred = pred.to(torch.float64) + extra(items)
+            pred = pred.reshape(-1)
             v, i = torch.topk(pred, min(n, pred.numel()), largest=False)
             i = i + start * R
             if best_v is not None:
@@ -277,6 +285,8 @@ class ValidationObjective:
                 v, keep = torch.topk(v, min(n, v.numel()), largest=False)
                 i = i[keep]
             best_v, best_i = v, i
+        if return_ratings:
+            return best_v, best_i // R, best_i % R
         return best_i // R, best_i % R
 
     def spare_ratings(self, st):

@@ -142,24 +142,11 @@ def structured_value(objective, family, h, labels):
 def _best_rated(objective, st, code, n):
     """The ``n`` moves (item, target group) rated best by the objective's screen of the data
     term (its penalties left out) plus the exception code's change ``code`` (see
-    :meth:`_ExceptionPricer.code_changes`): ``(ratings, items, targets)``. The items are rated in
-    the blocks the objective's memory budget allows (``screen_block``), as its own screen is."""
-    P, R = st.lab_t.numel(), st.R
-    block = P if objective.screen_block is None else max(1, min(P, objective.screen_block(R)))
-    zero = (torch.zeros(P, dtype=st.psi.dtype, device=st.psi.device),
-            torch.zeros(R, dtype=st.psi.dtype, device=st.psi.device))
-    best_v = best_i = None
-    for start in range(0, P, block):
-        items = slice(start, start + block)
-        rating = objective.screen_moves(st, items, zero).to(torch.float64) + code(items)
-        v, i = torch.topk(rating.reshape(-1), min(n, rating.numel()), largest=False)
-        i = i + start * R
-        if best_v is not None:
-            v, i = torch.cat([best_v, v]), torch.cat([best_i, i])
-            v, keep = torch.topk(v, min(n, v.numel()), largest=False)
-            i = i[keep]
-        best_v, best_i = v, i
-    return best_v, best_i // R, best_i % R
+    :meth:`_ExceptionPricer.code_changes`): ``(ratings, items, targets)``, rated in the blocks
+    of items the objective's memory budget allows, as its own screen is."""
+    zero = (torch.zeros(st.lab_t.numel(), dtype=st.psi.dtype, device=st.psi.device),
+            torch.zeros(st.R, dtype=st.psi.dtype, device=st.psi.device))
+    return objective.best_screened(st, n, penalties=zero, extra=code, return_ratings=True)
 
 
 def _data_changes(objective, st, items, targets):

@@ -229,7 +229,8 @@ class _Hypotheses:
         shortlist = shortlist_on_rows(objective.problem, family, _N_HYPOTHESES_SEARCHED)
         built = range(len(family)) if shortlist is None else shortlist
         self.blocks = {h: HypothesisBlocks(objective, family, h) for h in built}
-        scores = {h: b.value_of(np.arange(family.n_blocks(h))) for h, b in self.blocks.items()}
+        self.scores = scores = {h: b.value_of(np.arange(family.n_blocks(h)))
+                                for h, b in self.blocks.items()}
         self.ranked = sorted(scores, key=lambda h: (scores[h], h))[:_N_HYPOTHESES_SEARCHED]
         # the best coarsening known of each leading hypothesis: (labels, value)
         self.best = {h: (family.labels[h], scores[h]) for h in self.ranked}
@@ -325,10 +326,8 @@ class _Hypotheses:
         (``groups``, ``exceptions`` and ``objective`` of the best one known; the hypothesis's
         own partition for those not searched), best objective first."""
         rows = []
-        for h, blocks in self.blocks.items():
-            labels, value = self.best.get(h, (self.family.labels[h], None))
-            if value is None:
-                value = blocks.value_of(np.arange(self.family.n_blocks(h)))
+        for h in self.blocks:
+            labels, value = self.best.get(h, (self.family.labels[h], self.scores[h]))
             rows.append({"hypothesis": self.family.names[h], "labels": labels,
                          "blocks": self.family.n_blocks(h),
                          "groups": int(labels.max()) + 1,

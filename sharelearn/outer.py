@@ -224,6 +224,7 @@ class _Hypotheses:
     def __init__(self, objective, hypotheses, penalties, exceptions=True, explains=None):
         self.objective, self.penalties = objective, penalties
         self.explains = explains
+        self._explained_by_one = None  # whether a leading hypothesis explains the data
         self.family = family = SharingFamily(hypotheses, exceptions=exceptions)
         # on large layers, only the hypotheses that fit a subset of the rows best are built
         shortlist = shortlist_on_rows(objective.problem, family, _N_HYPOTHESES_SEARCHED)
@@ -254,7 +255,7 @@ class _Hypotheses:
         data reproduced it with 120 exceptions fitted to validation noise, and won)."""
         if self.explains is None:
             return False
-        if getattr(self, "_explained_by_one", None) is None:
+        if self._explained_by_one is None:
             self._explained_by_one = any(self.explains(self.family.labels[g])
                                          for g in self.ranked)
         return self._explained_by_one
@@ -388,6 +389,10 @@ class _RetrainedHypotheses(_Hypotheses):
         if self.best[lead][1] < self._value(init):
             self.lead, self.replaces = lead, True
         self.model = model
+
+    def table(self):
+        """Nothing: a network's hypotheses are ranked by retrains, not scored by blocks."""
+        return []
 
     def search_again(self, leader, max_iter):
         """The model's search from each ranked hypothesis that did not lead (on the
@@ -538,5 +543,4 @@ def discover(model, penalties, seeds, *, n_relax, n_columns, search, search_max_
         results.append(result)
     if search and hyp is not None:
         results += hyp.search_again(min(results, key=lambda r: r.value).labels, search_max_iter)
-    table = hyp.table() if isinstance(hyp, _Hypotheses) and hasattr(hyp, "blocks") else []
-    return objective, results, table
+    return objective, results, [] if hyp is None else hyp.table()

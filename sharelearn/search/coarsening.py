@@ -118,13 +118,9 @@ class SharingFamily:
 
     def majority_blocks(self, h, labels):
         """The group that holds most of each block's items under ``labels`` (a coarsening of
-        hypothesis ``h`` near ``labels``)."""
-        K = self.n_blocks(h)
-        labels = np.asarray(labels)
-        R = int(labels.max()) + 1
-        counts = np.zeros((K, R), dtype=np.int64)
-        np.add.at(counts, (self.labels[h], labels), 1)
-        return canonical_labels(counts.argmax(1))
+        hypothesis ``h`` near ``labels``; the home groups of
+        :func:`~sharelearn.search.exceptions.home_groups`, canonical)."""
+        return canonical_labels(home_groups(self.labels[h], labels)[0])
 
     def block_penalty(self, blocks, penalties):
         """Penalty of a coarsening described by its block assignment: the penalties of the

@@ -83,11 +83,20 @@ class _ExceptionPricer:
         self.penalties = objective.penalties
         self.weight = EXCEPTION_WEIGHT
         self.n_items = self.blocks.size
+        self._last = (None, None)
+
+    def _homes(self, labels):
+        """:func:`home_groups` of ``labels``, kept for the last partition asked about (a round
+        asks for one state's homes three times)."""
+        key = labels.tobytes()
+        if self._last[0] != key:
+            self._last = (key, home_groups(self.blocks, labels))
+        return self._last[1]
 
     def penalty(self, labels):
         """``(penalty, number of exceptions)`` of ``labels`` described through the hypothesis:
         the block-wise penalty of its home coarsening plus the exceptions' code."""
-        home, item_home = home_groups(self.blocks, labels)
+        home, item_home = self._homes(labels)
         n_exc = int(np.count_nonzero(item_home != labels))
         R = int(labels.max()) + 1
         structured = (self.family.block_penalty(home, self.penalties)
@@ -105,7 +114,7 @@ class _ExceptionPricer:
         every move (item, target group) of those items, ``n x R`` (the spare group ``R - 1``
         is a group of the item's own), the home groups held fixed."""
         labels = st.labels
-        _, item_home = home_groups(self.blocks, labels)
+        _, item_home = self._homes(labels)
         n_exc = int(np.count_nonzero(item_home != labels))
         R_now = int(labels.max()) + 1
         home_t = torch.as_tensor(item_home, device=st.lab_t.device)
@@ -128,7 +137,7 @@ class _ExceptionPricer:
         return of
 
     def exceptions_of(self, labels):
-        return int(np.count_nonzero(home_groups(self.blocks, labels)[1] != labels))
+        return int(np.count_nonzero(self._homes(labels)[1] != labels))
 
 
 def structured_value(objective, family, h, labels):

@@ -132,7 +132,7 @@ def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("data")
     X, Y, truth, _ = make_convolution(80, input_shape=6, kernel_size=2, random_state=0)
     np.savez(d / "conv.npz", X=X, Y=Y)
-    np.savez(d / "conv_keys.npz", inputs=X, targets=Y)
+    np.savez(d / "conv_keys.npz", a=X, b=Y)
     np.save(d / "conv_X.npy", X)
     np.savetxt(d / "conv_Y.csv", Y, delimiter=",", header=",".join(f"y{i}" for i in range(5)),
                comments="")
@@ -157,12 +157,12 @@ def files(tmp_path_factory):
     (lambda f: [f["strings.npy"]], ["X must hold numbers, got dtype <U1"]),
     (lambda f: [f["words.csv"]], ["could not be read as numbers", "oops"]),
     (lambda f: [f["header.csv"]], ["could not be read as numbers", "pass --header"]),
-    (lambda f: [f["broken.npy"]], ["X file", "could not be read"]),
-    (lambda f: [f["broken.npz"]], ["X file", "could not be read"]),
-    (lambda f: [f["conv_keys.npz"]], ["has no array named 'X'", "'inputs', 'targets'",
+    (lambda f: [f["broken.npy"]], ["X file", "is not a readable .npy file"]),
+    (lambda f: [f["broken.npz"]], ["X file", "is not a readable .npz file"]),
+    (lambda f: [f["conv_keys.npz"]], ["holds 'a', 'b', and none is named as the samples",
                                       "--x-key"]),
-    (lambda f: [f["conv_keys.npz"], "--x-key", "inputs", "--model", "linear"],
-     ["--model linear needs targets"]),
+    (lambda f: [f["conv_keys.npz"], "--x-key", "a", "--model", "linear"],
+     ["--model linear needs targets", "--y-key"]),
     (lambda f: [f["conv_X.npy"], "--y", f["short_Y.npy"]],
      ["one row per sample, got 80 rows in X and 79 in Y"]),
     (lambda f: [f["conv_X.npy"], "--y", f["conv_Y.csv"]],
@@ -188,7 +188,7 @@ def test_discover_bad_files_in_a_subprocess(files):
     assert_usage_error(run("discover", files["dir"] / "missing.npy"), "discover",
                        "does not exist")
     assert_usage_error(run("discover", files["conv_keys.npz"]), "discover",
-                       "has no array named 'X'")
+                       "none is named as the samples")
 
 
 def test_discover_reports_the_estimators_value_error_as_a_usage_error(capsys, files):
@@ -219,7 +219,9 @@ def test_discover_linear_map_from_npz_writes_json_and_png(files):
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     out = proc.stdout
-    assert "Data: X 80 x 6, Y 80 x 5; model 'linear': 30 shareable weights." in out
+    assert "Data: X 80 x 6 (array 'X' of conv.npz), Y 80 x 5 (array 'Y' of conv.npz)." in out
+    assert "Model: linear, as targets were given" in out
+    assert "30 shareable weights of Y = W X + b." in out
     assert "Discovered sharing: 3 groups of 30 items, sizes 5, 5, 20" in out
     assert "A B . . . ." in out and "shared values: A = +1.0" in out
     assert "symmetry: trivial (order 1)" in out
@@ -244,7 +246,8 @@ def test_discover_means_from_npy_with_evidence_and_layer_shape(files):
                "--output-partition", out_npy, "--quiet")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert "model 'mean': 6 shareable means." in out
+    assert "Model: linear" not in out
+    assert "Model: mean, as no targets were given" in out and "6 shareable feature means" in out
     assert "layer of group ids (2 x 3):" in out
     assert "(evidence; lower is better)" in out
     labels = np.load(out_npy)

@@ -26,6 +26,22 @@ from .partition import labels_to_selection
 __all__ = ["NetworkSharingClassifier", "NetworkSharingDiscoverer"]
 
 
+class _Integer(Interval):
+    """An interval of ints that refuses ``True`` and ``False``, which Python counts as the ints
+    1 and 0 (``n_candidate_groups=True`` ran as 1)."""
+
+    def is_satisfied_by(self, val):
+        return not isinstance(val, bool) and super().is_satisfied_by(val)
+
+
+def _without_bools(constraints):
+    """``constraints`` with every interval of ints made an :class:`_Integer`."""
+    return {name: [_Integer(c.type, c.left, c.right, closed=c.closed)
+                   if isinstance(c, Interval) and c.type is numbers.Integral else c
+                   for c in options]
+            for name, options in constraints.items()}
+
+
 class NetworkSharingDiscoverer(BaseDiscoverer):
     """Discover which parameters of a torch module share their values, from data.
 
@@ -57,8 +73,11 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
         per-position linear layer -> ReLU -> sum over positions -> linear) on integer token
         sequences ``X`` (``n_samples x L``), whose items are its ``L`` per-position layers. Its
         sizes are routed as ``module__embedding_dim`` (default 500) and ``module__hidden``
-        (default 50); ``length`` and ``n_tokens`` (``max(X) + 1``) come from the data unless
-        given as ``module__...``.
+        (default 50); ``length`` and ``n_tokens`` (``max(X) + 1``) come from the data (given as
+        ``module__...``, they must agree with it). A floating-point ``X`` is refused: numeric
+        features (pixels, measurements) need a module with a dense layer (see
+        :class:`NetworkSharingClassifier` for an image example); token ids stored as floats
+        are passed as ``X.astype(int)``.
         A module class is built as ``module(**module__kwargs)`` (keyword arguments given to
         this estimator as ``module__name=value``, skorch-style, so that ``set_params`` and grid
         search reach them); a module instance is deep-copied and never trained in place. Both
@@ -110,7 +129,10 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
     inner_learning_rate : float or "auto", default="auto"
         Adam step size of the network (inner steps, search retrains, refit). ``"auto"``: 0.01,
         or 0.03 for entry-level sharing (a tied value moves about one step size per step,
-        and a convolution's taps lie far from a dense layer's initial scale).
+        and a convolution's taps lie far from a dense layer's initial scale). A training whose
+        loss ends more than 100 times above its start (or above 1, about the loss of predicting
+        the mean) has diverged: the fit stops with a ``FloatingPointError`` that says so, as it
+        does for a loss that is not finite.
     hypergrad : {"cg", "neumann", "exact", "identity"}, default="cg"
         Linear solver of the implicit hypergradient, see :mod:`sharelearn.hypergrad`.
         ``"exact"`` forms the Hessian (small networks only).
@@ -229,7 +251,7 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
     (3,)
     """
 
-    _parameter_constraints = {
+    _parameter_constraints = _without_bools({
         **BaseDiscoverer._parameter_constraints,
         "module": [StrOptions({"sequence"}), type, torch.nn.Module],
         "share": [dict, None],
@@ -250,7 +272,7 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
         "patience": [Interval(numbers.Integral, 1, None, closed="left")],
         "objective": [StrOptions({"validation", "evidence"})],
         "hessian_structure": [StrOptions(set(HESSIAN_STRUCTURES))],
-    }
+    })
     _PRIVATE_FIT_STATE = BaseDiscoverer._PRIVATE_FIT_STATE + (
         "_n_tokens", "_module_share_", "_module_template", "_module_state")
 
@@ -334,7 +356,8 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
     def fit(self, X, y):
         """Learn the sharing scheme and train the tied network.
 
-        All or nothing: a call that raises leaves the estimator exactly as it was before it.
+        All or nothing: a call that raises, or is interrupted (Ctrl-C), leaves the estimator
+        exactly as it was before it.
 
         Parameters
         ----------
@@ -355,7 +378,10 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
         float64; then the model's own checks."""
         numeric = [np.float64, np.float32, np.int64, np.int32, np.int16, np.int8, np.uint8,
                    np.uint16, np.uint32, np.uint64, np.bool_]
-        kwargs = dict(reset=reset, dtype=numeric, allow_nd=not isinstance(model, SequenceModel))
+        sequence = isinstance(model, SequenceModel)
+        if sequence:
+            X = model.token_array(X)
+        kwargs = dict(reset=reset, dtype=numeric, allow_nd=not sequence)
         if y is None:
             X = validate_data(self, X, **kwargs)
         else:
@@ -549,6 +575,38 @@ symmetry_group_, n_features_in_ :
     array(['large', 'small'], dtype='<U5')
     >>> clf.predict_proba(X[:2]).shape
     (2, 2)
+
+    Images are numeric features, not token ids: the built-in ``"sequence"`` network refuses
+    them, and a module with a dense layer takes them, with ``share`` naming what it may tie.
+    Here the items are the dense layer's hidden units (its weight's rows and their biases),
+    and the search finds which units the digits let be copies of one another; with
+    ``share={"dense.weight": None}`` every entry of the layer is an item instead, and the
+    search looks for the convolution inside it (see the gallery's dense-to-convolution
+    example).
+
+    >>> import torch
+    >>> from sklearn.datasets import load_digits
+    >>> from torch import nn
+    >>> X, y = load_digits(return_X_y=True)  # 8 x 8 images as 64 pixel values
+    >>> NetworkSharingClassifier().fit(X, y)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: NetworkSharingClassifier(module='sequence') reads X as integer token ids ...
+    >>> class ImageNet(nn.Module):
+    ...     def __init__(self, hidden=4, n_classes=10):
+    ...         super().__init__()
+    ...         self.dense = nn.Linear(64, hidden)
+    ...         self.out = nn.Linear(hidden, n_classes)
+    ...
+    ...     def forward(self, x):
+    ...         return self.out(torch.relu(self.dense(x)))
+    >>> clf = NetworkSharingClassifier(ImageNet, share={"dense.weight": 0, "dense.bias": 0},
+    ...                                n_restarts=0, search_steps=30, search_inits=1,
+    ...                                max_epochs=50, dtype="float32", random_state=0)
+    >>> clf.fit(X[:300] / 16, y[:300]).sharing_partition_.shape  # one label per hidden unit
+    (4,)
+    >>> clf.predict_proba(X[300:302] / 16).shape
+    (2, 10)
     """
 
     _parameter_constraints = {

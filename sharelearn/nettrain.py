@@ -22,6 +22,7 @@ checked against its best merge on that hold-out (:func:`holdout_merges`).
 from __future__ import annotations
 
 import copy
+import functools
 import math
 
 import numpy as np
@@ -39,8 +40,8 @@ from .partition import canonical_labels, labels_to_selection
 from .search import SearchState
 from .search.network import best_candidate, merges
 
-__all__ = ["LOSS_FLOOR", "EvidenceScorer", "RetrainScorer", "check_finite", "holdout_merges",
-           "inner_steps", "refit_best", "refit_network"]
+__all__ = ["LOSS_FLOOR", "EvidenceScorer", "RetrainScorer", "check_diverged", "check_finite",
+           "holdout_merges", "inner_steps", "refit_best", "refit_network"]
 
 _CHECKPOINT_EVERY = 10
 # holdout_merges refits a merge only if the search's retrains of it reached a validation loss at
@@ -48,6 +49,12 @@ _CHECKPOINT_EVERY = 10
 # of one partition varied by up to about 7% (sum of numbers, L = 4), so a merge 25% worse has
 # really lost something, and refitting it would only cost time.
 _HOLDOUT_CHECK_RATIO = 1.25
+# A training whose loss ends this many times above where it started (or above 1, about the loss
+# of predicting the mean of standardised targets, if that is larger) has diverged: at
+# inner_learning_rate=1e8 the retrains ended 1e5 to 1e25 times above their start and the refit
+# scored -1e5 in standardised units, while at step sizes up to 1 (a hundred times the default)
+# losses spiked to at most about a hundred times their start and then came back down.
+_DIVERGED = 100.0
 
 
 def _key(labels):
@@ -64,6 +71,17 @@ def check_finite(value, where):
         raise FloatingPointError(
             f"The training loss became {value} at {where}; lower inner_learning_rate or check "
             "the module and the data.")
+
+
+def check_diverged(value, start, where, lr):
+    """A ``FloatingPointError`` when a training ended with a loss ``value`` far above its
+    ``start`` (``_DIVERGED`` times ``max(start, 1)``): Adam's step size ``lr`` is too large."""
+    check_finite(value, where)
+    if value > _DIVERGED * max(start, 1.0):
+        raise FloatingPointError(
+            f"The training diverged at {where}: its loss went from {start:.4g} to {value:.4g}. "
+            f"Adam's step size was {lr:g}: lower inner_learning_rate ('auto' uses 0.01, or "
+            "0.03 for entry-level sharing).")
 
 
 def _linear_decay(n_steps):
@@ -157,6 +175,8 @@ class RetrainScorer:
     def _retrain_one(self, template, S, w0=None):
         """``(best validation loss, its parameter vector, problem)`` from one initialisation."""
         problem, w, optimizer, schedule = self._start(template, S, w0)
+        with torch.no_grad():
+            start = float(problem.val_loss(w, S))
         best, best_w = math.inf, w.detach().clone()
         for k in range(0, self.steps, _CHECKPOINT_EVERY):
             inner_steps(problem, w, S, optimizer, min(_CHECKPOINT_EVERY, self.steps - k),
@@ -166,6 +186,7 @@ class RetrainScorer:
             check_finite(value, f"the search's retrain (validation), step {k}")
             if value < best:
                 best, best_w = value, w.detach().clone()
+        check_diverged(best, start, "the search's retrain (validation)", self.lr)
         return best, best_w, problem
 
     def _retrain_batch(self, S, templates=None, starts=()):
@@ -188,6 +209,8 @@ class RetrainScorer:
         best = torch.full((w.shape[0],), math.inf, dtype=w.dtype, device=w.device)
         best_w = w.detach().clone()
         try:
+            with torch.no_grad():
+                start = val(w)
             for k in range(self.steps):
                 optimizer.zero_grad()
                 loss = train(w)
@@ -208,6 +231,9 @@ class RetrainScorer:
                 raise
             self._batchable = False  # a module that vmap cannot batch: one by one
             return None
+        worst = int(torch.argmax(best / start.clamp_min(1.0)))
+        check_diverged(float(best[worst]), float(start[worst]),
+                       "the search's retrain (validation)", self.lr)
         return [(float(best[i]), best_w[i].clone(), problem) for i in range(w.shape[0])]
 
     def _batch_start(self, S, templates, starts=()):
@@ -302,9 +328,13 @@ class RetrainScorer:
             return
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=min(self.n_jobs, len(keys))) as pool:
+        pool = ThreadPoolExecutor(max_workers=min(self.n_jobs, len(keys)))
+        try:
             for key, result in zip(keys, pool.map(self._retrain_all, keys), strict=True):
                 self._cache[key] = result
+        finally:
+            # on an error or Ctrl-C, the queued retrains are dropped, not run first
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def screen(self, candidates, n_inits, steps, n_rows=None):
         """The objective of each candidate from cheaper retrains: ``steps`` steps (the step
@@ -411,8 +441,11 @@ class EvidenceScorer(RetrainScorer):
     def _retrain_one(self, template, S, w0=None):
         """``(-2 log evidence, trained parameter vector, problem)`` from one initialisation."""
         problem, w, optimizer, schedule = self._start(template, S, w0)
-        inner_steps(problem, w, S, optimizer, self.steps, "the search's retrain",
-                    schedule=schedule)
+        with torch.no_grad():
+            start = float(problem.train_loss(w, S))
+        end = inner_steps(problem, w, S, optimizer, self.steps, "the search's retrain",
+                          schedule=schedule)
+        check_diverged(end, start, "the search's retrain", self.lr)
         w = w.detach().clone()
         return self._evidence(problem, w, S), w, problem
 
@@ -511,7 +544,7 @@ def refit_network(module, *, X, y, X_stop, y_stop, lr, loss, weight_decay, max_e
     Returns the trained module and skorch's history as a list of dicts.
     """
     from skorch import NeuralNet, NeuralNetRegressor
-    from skorch.callbacks import EarlyStopping, LRScheduler
+    from skorch.callbacks import LRScheduler
     from skorch.dataset import Dataset
     from skorch.helper import predefined_split
 
@@ -521,14 +554,14 @@ def refit_network(module, *, X, y, X_stop, y_stop, lr, loss, weight_decay, max_e
     train_split = None
     if X_stop is not None:
         train_split = predefined_split(Dataset(X_stop, y_stop))
-        callbacks.append(("stop", EarlyStopping(monitor="valid_loss", patience=patience,
-                                                load_best=True)))
+        callbacks.append(("stop", _early_stopping()(monitor="valid_loss", patience=patience,
+                                                    load_best=True)))
     # class codes train the logits through torch's cross-entropy: skorch's plain NeuralNet
     # (its classifier would read the output as probabilities and needs no extra checks here)
     net_class, criterion = {"l1": (NeuralNetRegressor, torch.nn.L1Loss),
                             "mse": (NeuralNetRegressor, torch.nn.MSELoss),
                             "cross_entropy": (NeuralNet, torch.nn.CrossEntropyLoss)}[loss]
-    net = net_class(
+    net = _interruptible(net_class)(
         module, criterion=criterion,
         optimizer=torch.optim.Adam, optimizer__weight_decay=weight_decay, lr=lr,
         optimizer__param_groups=[(name, {"weight_decay": value})
@@ -544,9 +577,16 @@ def refit_network(module, *, X, y, X_stop, y_stop, lr, loss, weight_decay, max_e
             out = module(X_stop)
             start_loss = float(criterion(out.reshape(out.shape[0], -1), y_stop))
         start_state = copy.deepcopy(module.state_dict())
-    net.fit(X, y)
+    try:
+        net.fit(X, y)
+    except _Interrupted as err:
+        raise err.__cause__ from None  # the user's Ctrl-C, as it was raised
     history = [{k: v for k, v in row.items() if k in ("epoch", "train_loss", "valid_loss")}
                for row in net.history]
+    if X_stop is None and history:
+        # (with a hold-out, a refit that never beats its start is replaced by the start below)
+        check_diverged(history[-1]["train_loss"], history[0]["train_loss"],
+                       f"the refit's last epoch ({history[-1]['epoch']})", lr)
     best = min((row.get("valid_loss", math.inf) for row in history), default=math.inf)
     if start_loss < best:
         # The refit never beat its (already trained) start on the hold-out: keep the start.
@@ -575,6 +615,55 @@ def refit_best(modules, *, X, y, X_stop, y_stop, loss, **kwargs):
         if best is None or value < best[2]:
             best = (module, history, value)
     return best
+
+
+# skorch ends a training early by raising KeyboardInterrupt from its EarlyStopping callback, and
+# its fit catches every KeyboardInterrupt, so a user's Ctrl-C ended the refit as early stopping
+# does and the estimator's fit returned as if nothing had happened. The refit tells the two
+# apart: its early stopping raises _Stopped instead, which ends the training as skorch would, and
+# a KeyboardInterrupt leaves skorch's fit as _Interrupted, re-raised as the interrupt.
+class _Interrupted(Exception):
+    """A ``KeyboardInterrupt`` raised in skorch's training loop (its cause)."""
+
+
+class _Stopped(Exception):
+    """The refit's early stopping: the hold-out loss has not improved for ``patience`` epochs."""
+
+
+@functools.cache
+def _early_stopping():
+    """skorch's ``EarlyStopping`` that stops by raising :class:`_Stopped`."""
+    from skorch.callbacks import EarlyStopping
+
+    class Stopping(EarlyStopping):
+        def on_epoch_end(self, net, **kwargs):
+            try:
+                super().on_epoch_end(net, **kwargs)
+            except KeyboardInterrupt:
+                if self.misses_ == self.patience:  # its own signal to stop
+                    raise _Stopped() from None
+                raise
+
+    Stopping.__name__ = Stopping.__qualname__ = "EarlyStopping"
+    return Stopping
+
+
+@functools.cache
+def _interruptible(net_class):
+    """``net_class`` whose training loop ends on :class:`_Stopped` and lets a
+    ``KeyboardInterrupt`` out (as :class:`_Interrupted`)."""
+
+    class Interruptible(net_class):
+        def fit_loop(self, *args, **kwargs):
+            try:
+                return super().fit_loop(*args, **kwargs)
+            except _Stopped:
+                return self
+            except KeyboardInterrupt as err:
+                raise _Interrupted() from err
+
+    Interruptible.__name__ = Interruptible.__qualname__ = net_class.__name__
+    return Interruptible
 
 
 class _FullBatch:

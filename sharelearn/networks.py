@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 
 import numpy as np
 import torch
@@ -193,6 +194,15 @@ class SequenceNetwork(nn.Module):
 
     def __init__(self, length, n_tokens=10, embedding_dim=500, hidden=50, n_outputs=1):
         super().__init__()
+        sizes = dict(length=length, n_tokens=n_tokens, embedding_dim=embedding_dim,
+                     hidden=hidden, n_outputs=n_outputs)
+        for name, value in sizes.items():
+            # torch takes 0 (a layer without units: a constant network) and fails on a negative
+            # size with its own message
+            if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral)
+                    or value < 1):
+                raise ValueError(f"SequenceNetwork's {name} must be a positive int, got "
+                                 f"{value!r}.")
         self.length = int(length)
         self.embedding = nn.Embedding(n_tokens, embedding_dim)
         self.position_weight = nn.Parameter(torch.empty(length, hidden, embedding_dim))

@@ -123,3 +123,52 @@ def test_holdout_merges_keep_a_merge_that_scores_no_worse_on_the_holdout():
     calls.clear()
     labels, _, n_merged = holdout_merges(scorer, spurious, refit, n_obs=100, max_iter=5)
     assert np.array_equal(labels, truth) and calls == [(0, 1, 2, 1), (0, 1, 0, 1)]
+
+
+class _Stopper(torch.nn.Module):
+    """A linear map whose forward raises ``KeyboardInterrupt`` (as Ctrl-C would) at call
+    ``stop``."""
+
+    def __init__(self, n_in, n_out, stop=None):
+        super().__init__()
+        self.linear = torch.nn.Linear(n_in, n_out)
+        self.calls, self.stop = 0, stop
+
+    def forward(self, X):
+        self.calls += 1
+        if self.calls == self.stop:
+            raise KeyboardInterrupt
+        return self.linear(X)
+
+
+def _refit_data(loss):
+    rng = np.random.default_rng(0)
+    X = torch.as_tensor(rng.standard_normal((60, 3)), dtype=torch.float32)
+    y = (X.sum(1) > 0).long() if loss == "cross_entropy" else X.sum(1, keepdim=True)
+    return dict(X=X[:40], y=y[:40], X_stop=X[40:], y_stop=y[40:], loss=loss,
+                weight_decay=0.0, device="cpu", verbose=0)
+
+
+@pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
+def test_refit_lets_ctrl_c_out_and_still_stops_early(loss):
+    n_out = 2 if loss == "cross_entropy" else 1
+    # skorch's early stopping raises KeyboardInterrupt itself: it must still end the refit,
+    # here after patience epochs without a better hold-out loss (a step size of 0)
+    _, history = refit_network(_Stopper(3, n_out), lr=0.0, max_epochs=50, patience=4,
+                               **_refit_data(loss))
+    assert len(history) == 5
+    # a KeyboardInterrupt in the 3rd epoch (2 calls an epoch, after the start's hold-out loss)
+    module = _Stopper(3, n_out, stop=6)
+    with pytest.raises(KeyboardInterrupt):
+        refit_network(module, lr=0.01, max_epochs=50, patience=4, **_refit_data(loss))
+    assert module.calls == 6
+
+
+def test_a_refit_that_diverges_without_a_holdout_is_an_error():
+    kw = dict(_refit_data("mse"), X_stop=None, y_stop=None)
+    torch.manual_seed(0)
+    with pytest.raises(FloatingPointError, match=r"diverged at the refit's last epoch"):
+        refit_network(_Stopper(3, 1), lr=1e8, max_epochs=20, patience=4, **kw)
+    torch.manual_seed(0)
+    module, history = refit_network(_Stopper(3, 1), lr=0.01, max_epochs=20, patience=4, **kw)
+    assert len(history) == 20

@@ -121,16 +121,22 @@ class NetworkRelaxation:
         self.w = self.problem.initial_vector().requires_grad_(True)
         self.optimizer = torch.optim.Adam([self.w], lr=model.lr)
         self.step = 0
-        nettrain.inner_steps(self.problem, self.w, S0, self.optimizer, model.warmup_steps,
-                             "warm-up")
+        with torch.no_grad():
+            self.start_loss = float(self.problem.train_loss(self.w, S0))
+        self._train(S0, model.warmup_steps, "the warm-up")
+
+    def _train(self, S, n_steps, where):
+        """``n_steps`` Adam steps at ``S``; an error if the training loss diverged from its
+        start (:func:`sharelearn.nettrain.check_diverged`)."""
+        value = nettrain.inner_steps(self.problem, self.w, S, self.optimizer, n_steps, where)
+        nettrain.check_diverged(value, self.start_loss, where, self.model.lr)
 
     def _outer_loss(self, w, S):
         return network_data_term(self.model.loss, self.model.n_obs, self.problem.val_loss(w, S))
 
     def value_and_hypergradient(self, S):
         m = self.model
-        nettrain.inner_steps(self.problem, self.w, S, self.optimizer, m.inner_steps,
-                             f"outer step {self.step}")
+        self._train(S, m.inner_steps, f"outer step {self.step}")
         hypergradient, value = implicit_hypergradient(
             self.problem.train_loss, self._outer_loss, self.w, S, m.hypergrad,
             n_iter=m.hypergrad_iter, alpha=m.neumann_alpha)
@@ -162,8 +168,7 @@ class EvidenceRelaxation(NetworkRelaxation):
         if S.shape[0] != 1:
             raise ValueError("a network relaxes one restart at a time.")
         m = self.model
-        nettrain.inner_steps(self.problem, self.w, S[0], self.optimizer, m.inner_steps,
-                             f"outer step {self.step}")
+        self._train(S[0], m.inner_steps, f"outer step {self.step}")
         J, target = item_linearisation(self.problem, self.w, S[0], self.problem.X_train,
                                        self.problem.y_train)
         value = soft_gaussian_evidence(J, target, S[0])
@@ -247,6 +252,7 @@ class ModuleModel(SharingModel):
                     **{name: getattr(est, name) for name in cls._PARAMS})
         # the refit's hold-out check of merges is part of the search
         model.local_search, model.max_search_iter = est.local_search, est.max_search_iter
+        model.owner = type(est).__name__  # the estimator that messages name
         return model
 
     # -- the module ----------------------------------------------------------------------------
@@ -276,7 +282,8 @@ class ModuleModel(SharingModel):
             torch.manual_seed(int(seed))
             try:
                 return cls(**kwargs)
-            except TypeError as err:
+            except (TypeError, ValueError, RuntimeError) as err:
+                # a wrong keyword, or a size torch refuses (a negative dimension)
                 raise ValueError(f"Could not build {cls.__name__} with the keyword "
                                  f"arguments {kwargs}: {err}") from None
 

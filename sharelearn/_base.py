@@ -211,7 +211,9 @@ class BaseDiscoverer(BaseEstimator):
             objective_=best.value,
             restart_objectives_=values,
             loss_curve_=best.curve,
-            n_iter_=best.n_iter,
+            # relaxation steps, then search rounds (the last, which found no improving move,
+            # included); a start only scored counts one, so n_iter_ >= 1 as scikit-learn has it
+            n_iter_=best.n_iter + best.n_moves + int(best.converged),
             n_search_moves_=best.n_moves + extra_moves,
         )
         attributes.update(fitted)
@@ -239,11 +241,18 @@ class BaseDiscoverer(BaseEstimator):
 
     # -- parameters and data ----------------------------------------------------------------------
     def _record_unexpected(self, kwargs):
-        """Keep unknown keyword arguments for ``fit`` to report: scikit-learn's estimator checks
-        require that ``__init__`` and ``set_params`` never raise
-        (check_do_not_raise_errors_in_init_or_set_params)."""
+        """Keep unknown keyword arguments (name -> value) for ``fit`` and ``clone`` to report:
+        scikit-learn's estimator checks require that ``__init__`` and ``set_params`` never
+        raise (check_do_not_raise_errors_in_init_or_set_params)."""
         if kwargs:
-            self._unexpected_kwargs = [*getattr(self, "_unexpected_kwargs", []), *kwargs]
+            self._unexpected_kwargs = {**getattr(self, "_unexpected_kwargs", {}), **kwargs}
+
+    def get_params(self, deep=True):
+        """Get parameters; unknown keyword arguments given to ``__init__`` or ``set_params``
+        are included, so that an estimator rebuilt from them (``clone``) still reports them."""
+        params = super().get_params(deep=deep)
+        params.update(getattr(self, "_unexpected_kwargs", {}))
+        return params
 
     def set_params(self, **params):
         """Set parameters; unknown ones are reported by ``fit`` (with the closest name)."""
@@ -251,11 +260,28 @@ class BaseDiscoverer(BaseEstimator):
         self._record_unexpected({k: params.pop(k) for k in list(params) if k not in known})
         return BaseEstimator.set_params(self, **params)
 
-    def _check_unexpected_kwargs(self, advice):
+    def __sklearn_clone__(self):
+        """``sklearn.base.clone``, which ``cross_val_score``, ``GridSearchCV`` and the other
+        model-selection tools call before any fit: an unknown keyword argument raises the
+        TypeError that ``fit`` raises, instead of running a search in which every fit fails."""
+        self._check_unexpected_kwargs()
+        return super().__sklearn_clone__()
+
+    def _unexpected_advice(self):
+        """What the error on an unknown keyword says besides the closest name."""
+        if "module" in self._get_param_names():  # the network estimators
+            return ("Keyword arguments of the module's constructor are passed as "
+                    "module__<name>=value.")
+        return ("The parameters of networks (share, loss, module__<name>, ...) belong to "
+                "NetworkSharingDiscoverer.")
+
+    def _check_unexpected_kwargs(self, advice=None):
         """A TypeError naming each unknown keyword argument and the closest parameter."""
-        bad = getattr(self, "_unexpected_kwargs", [])
+        bad = list(getattr(self, "_unexpected_kwargs", {}))
         if not bad:
             return
+        if advice is None:
+            advice = self._unexpected_advice()
         known = list(BaseEstimator.get_params(self, deep=False))
         hints = []
         for key in bad:
@@ -308,22 +334,31 @@ class BaseDiscoverer(BaseEstimator):
         else:
             splitter = cv
         shown = f"cv={cv!r}" if isinstance(cv, numbers.Real) else f"cv ({type(cv).__name__})"
+        # a network first holds out its early-stopping samples: cv splits what is left
+        held = getattr(self, "validation_fraction", None)
+        if held is None:
+            what, advice = f"{n_samples} samples", "Pass more samples or a smaller cv."
+        else:
+            what = (f"the {n_samples} samples left once validation_fraction={held!r} has held "
+                    "out the early-stopping samples")
+            advice = ("Pass more samples, a smaller cv, or a smaller validation_fraction "
+                      "(None holds out nothing).")
         try:
             # a splitter, or an iterable of (train, validation) index pairs
             pairs = (splitter.split(np.zeros((n_samples, 1)), classes)
                      if hasattr(splitter, "split") else _reusable_splits(splitter))
             splits = [_check_split(pair, n_samples) for pair in pairs]
         except ValueError as err:
-            raise ValueError(f"{shown} cannot split {n_samples} samples: {err}") from None
+            raise ValueError(f"{shown} cannot split {what}: {err} {advice}") from None
         if not splits:
             raise ValueError(f"{shown} gave no (train, validation) splits; pass an int, a "
                              "splitter or a non-empty list of (train, validation) pairs.")
         for tr, va in splits:
             if len(tr) < min_train or len(va) < 1:
                 raise ValueError(
-                    f"Too few samples to split: n_samples={n_samples} gives a split with "
+                    f"Too few samples to split: {shown} on {what} gives a split with "
                     f"{len(tr)} training and {len(va)} validation samples; need at least "
-                    f"{min_train} and 1.")
+                    f"{min_train} and 1. {advice}")
         return splits
 
     def _partition_param(self, name, n_items, layer_shape, owner="model"):

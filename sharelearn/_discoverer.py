@@ -16,17 +16,36 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._base import BaseDiscoverer
 from ._memory import format_bytes, resolve_budget
-from .models import closed_form_model
+from .models import CLOSED_FORM_MODELS, NETWORK_MODELS, closed_form_model
 from .models.closed_form import log_evidence
 
 __all__ = ["SharingDiscoverer"]
 
-_MODELS = ("mean", "linear")
+_MODELS = ("auto", "mean", "linear")
+
+
+def _model_in_use(est):
+    """The closed-form model a method of ``est`` answers for: the fitted one (``model_``) once
+    fitted, else the ``model`` parameter (``"auto"`` before a fit: either may follow)."""
+    fitted = est.__dict__.get("model_")
+    return fitted if fitted is not None else est.model
 
 
 def _is_model(name):
-    """Method available only for one model (``hasattr`` reflects it)."""
-    return lambda est: est.model == name
+    """Method available only for one model (``hasattr`` reflects it); before a fit with
+    ``model="auto"`` it may be either, so the method is there."""
+    def check(est):
+        model = _model_in_use(est)
+        return model == name or (isinstance(model, str) and model == "auto")
+    return check
+
+
+def _shown(est):
+    """``model=...`` as a message names it: the parameter, and the fitted model behind "auto"."""
+    model, fitted = est.model, est.__dict__.get("model_")
+    if isinstance(model, str) and model == "auto" and fitted is not None:
+        return f"model='auto', fitted as model={fitted!r}"
+    return f"model={model!r}"
 
 
 class _for_models:
@@ -46,14 +65,14 @@ class _for_models:
         if obj is None:
             return self.fn
         if not self.check(obj):
-            raise AttributeError(f"SharingDiscoverer(model={obj.model!r}) has no "
+            raise AttributeError(f"SharingDiscoverer({_shown(obj)}) has no "
                                  f"{self.fn.__name__}: {self.advice}")
         return types.MethodType(self.fn, obj)
 
 
 _NO_PREDICT = ("model='mean' learns which feature means are equal and has no target to "
                "predict; use transform (the features pooled by group) or means_, or fit "
-               "model='linear' with a y to predict.")
+               "model='linear' (or the default model='auto') with a y to predict.")
 _MEAN_ONLY = "inverse_transform broadcasts the groups of model='mean' back to its features."
 
 
@@ -62,11 +81,15 @@ def _warn_if_standardised_per_feature(X, model):
     per-feature standardisation (``StandardScaler``), which rarely leaves a sharing intact."""
     if X.shape[1] < 2 or X.shape[0] < 3:
         return
-    mean, std = X.mean(0), X.std(0)
     tol = 1e-7
-    if not (np.all(np.abs(mean) <= tol) and (np.all(np.abs(std - 1) <= tol)
-                                             or np.all(np.abs(X.std(0, ddof=1) - 1) <= tol))):
-        return
+    with np.errstate(over="ignore", invalid="ignore"):  # huge data: inf spreads, no warning
+        mean = X.mean(0)
+        if not np.all(np.abs(mean) <= tol):
+            return
+        std = X.std(0)
+        if not (np.all(np.abs(std - 1) <= tol)
+                or np.all(np.abs(X.std(0, ddof=1) - 1) <= tol)):
+            return
     if model == "mean":
         why = ("centring each feature makes every mean 0, so there is nothing left to share, "
                "and scaling each feature by its own spread changes which means are equal")
@@ -80,6 +103,12 @@ def _warn_if_standardised_per_feature(X, model):
         "features, or scale all of them by one number; the fit removes offsets and one global "
         "scale by itself.", UserWarning, stacklevel=6)
 
+
+
+def _one_digit(x):
+    """``x`` rounded to one significant digit, as a rough factor is written (60, 500, 3,000)."""
+    magnitude = 10 ** int(np.floor(np.log10(x)))
+    return f"{round(x / magnitude) * magnitude:,}"
 
 
 class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
@@ -106,17 +135,24 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
 
     Parameters
     ----------
-    model : {"mean", "linear"}, default="mean"
+    model : {"auto", "mean", "linear"}, default="auto"
+        ``"auto"``: read from the data of each fit: ``"linear"`` when ``fit`` is given a
+        ``y``, ``"mean"`` without one; the choice is ``model_`` (and is printed with
+        ``verbose``). In a :class:`~sklearn.pipeline.Pipeline`, which passes its ``y`` to
+        every step, give ``model="mean"`` to pool features by group.
         ``"mean"``: unsupervised, ``fit(X)``; items are the ``n_features`` means
-        (:class:`sharelearn.models.SharedMeans`).
+        (:class:`sharelearn.models.SharedMeans`); a ``y`` is ignored.
         ``"linear"``: supervised, ``fit(X, y)`` for ``y = W x + b``; items are the entries of
         ``W`` (``n_outputs x n_features``, row-major). The intercept ``b`` has one free value per
         output: it is never shared and never penalised (it is removed by centring each training
         split), see ``fit_intercept`` (:class:`sharelearn.models.LinearMap`).
+        Methods of one model only (``predict`` for ``"linear"``, ``inverse_transform`` for
+        ``"mean"``) follow the fitted model.
     n_candidate_groups : int or None, default=None
         Number of candidate groups (columns of the relaxed selection matrix). ``None`` uses one per
         item, capped at 16 and so that items x groups stays below about one million entries. The
-        discrete search may still open new groups beyond it.
+        discrete search may still open new groups beyond it. Ten or more times the default
+        multiplies the relaxation's work alike, and warns (``EfficiencyWarning``).
     nuclear : float, default=2.0
         Weight of the nuclear-norm penalty (pushes towards few, large groups).
     nuclear_kind : {"nuclear", "column"}, default="nuclear"
@@ -176,7 +212,9 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
         ``SharingDiscoverer(init=labels, n_restarts=0, local_search=False).fit(...)`` scores
         that partition: its ``objective_`` is on the same scale as any fit's with the same data
         and ``random_state``, which tells whether a hypothesised sharing beats the one found.
-        With ``local_search`` the search is warm-started from it.
+        With ``local_search`` the search is warm-started from it; from many groups (e.g.
+        ``"unshared"`` on a large layer) the search is far slower than from the default's
+        start, and warns with a rough factor (``EfficiencyWarning``).
     local_search : bool, default=True
         Polish each rounded partition by the exact discrete search
         (:mod:`sharelearn.search.moves`).
@@ -211,7 +249,8 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
         torch intra-op threads during ``fit``, set for the fit and restored afterwards.
         ``None`` chooses (see :func:`sharelearn._threads.choose_threads`): one thread, which was
         fastest on every problem size measured, unless the environment variable
-        ``SHARELEARN_NUM_THREADS`` says otherwise; never more than torch's current count.
+        ``SHARELEARN_NUM_THREADS`` says otherwise; never more than torch's current count. A
+        count above the cores this process may use is lowered to them, with a warning.
     random_state : int, RandomState instance or None, default=None
         Seeds the train/validation splits and the relaxation's random starts. An int gives
         the same partition on every call on the same device;
@@ -221,6 +260,8 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
 
     Attributes
     ----------
+    model_ : {"mean", "linear"}
+        The model fitted: ``model``, or what ``model="auto"`` chose from the data.
     sharing_partition_ : ndarray of shape (n_items,)
         Canonical group label of each item.
     n_groups_ : int
@@ -267,7 +308,10 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
         Relaxed objective per outer iteration of the winning restart (empty when the winning
         start was not a relaxation).
     n_iter_ : int
-        Outer iterations of the winning restart (0 when it was not a relaxation).
+        Iterations of the winning start: its relaxation's outer iterations (none unless it
+        was a relaxation) plus its rounds of the discrete search, the last round (which
+        found no improving move) included; a start that is only scored counts one. At least
+        1, whether or not the fit ran a relaxation.
     n_search_moves_ : int
         Accepted rounds of the discrete search for the winning restart.
     fit_time_ : float
@@ -313,6 +357,14 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
     >>> disc = SharingDiscoverer(model="mean", reference=labels, random_state=0).fit(X)
     >>> disc.n_groups_, disc.score(X)
     (2, 0)
+
+    The default ``model="auto"`` reads the data: with targets it fits the linear map.
+
+    >>> from sharelearn.datasets import make_convolution
+    >>> X, Y, truth, W = make_convolution(100, input_shape=6, kernel_size=3, random_state=0)
+    >>> disc = SharingDiscoverer(reference=truth, random_state=0).fit(X, Y)
+    >>> disc.model_, disc.coef_.shape, disc.score(X)
+    ('linear', (4, 6), 0)
     """
 
 
@@ -325,7 +377,7 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
         "memory_budget": [str, numbers.Real],
     }
 
-    def __init__(self, model="mean", *, n_candidate_groups=None, nuclear=2.0,
+    def __init__(self, model="auto", *, n_candidate_groups=None, nuclear=2.0,
                  nuclear_kind="nuclear", code_length=2.0, entropy=0.1, objective="validation",
                  alpha=1e-6, fit_intercept=True, cv=5, max_iter=100, learning_rate=0.3,
                  temperature=(1.0, 0.05), tol=1e-4, n_iter_no_change=10, n_restarts="auto",
@@ -373,31 +425,51 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
         ----------
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_outputs), default=None
-            Targets, required for ``model="linear"``, ignored for ``model="mean"``.
+            Targets: required for ``model="linear"``, ignored for ``model="mean"``; with
+            ``model="auto"`` they choose the linear map (and their absence the means).
 
         Returns
         -------
         self : SharingDiscoverer
         """
-        self._check_unexpected_kwargs(
-            "The parameters of networks (share, loss, module__<name>, ...) belong to "
-            "NetworkSharingDiscoverer.")
+        self._check_unexpected_kwargs()
         return self._fit_all_or_nothing(X, y)
 
+    def _closed_form_model(self, y):
+        """The model to fit and its name: ``model``, or for ``"auto"`` the linear map when
+        ``y`` is given and the shared means without."""
+        name = self.model
+        if isinstance(name, str) and name == "auto":
+            name = "mean" if y is None else "linear"
+            if self.verbose:
+                print("[SharingDiscoverer] model='auto': "
+                      + ("y given, fitting the linear map y = W x + b (model='linear')"
+                         if y is not None else
+                         "no y, fitting the shared feature means (model='mean')"))
+            return name, CLOSED_FORM_MODELS[name].from_estimator(self)
+        network = ((isinstance(name, str) and name in NETWORK_MODELS)
+                   or isinstance(name, torch.nn.Module)
+                   or (isinstance(name, type) and issubclass(name, torch.nn.Module)))
+        if not network and not (isinstance(name, str) and name in CLOSED_FORM_MODELS):
+            raise ValueError(f"The 'model' parameter of SharingDiscoverer must be one of "
+                             f"{list(_MODELS)}, got {name!r}.")
+        return name, closed_form_model(self)  # the closed-form model, or a network's advice
+
     def _fit(self, X, y):
-        model = closed_form_model(self)
+        name, model = self._closed_form_model(y)
+        self.model_ = name
         dtype, device = self._torch_setup()
         if model.supervised:
             if y is None:
                 raise ValueError(f"SharingDiscoverer(model={self.model!r}) requires y to be "
                                  "passed, but the target y is None: call fit(X, y).")
             X, y = validate_data(self, X, y, multi_output=True, dtype=np.float64)
-            y = self._validate_targets(y, f"model={self.model!r}")
+            y = self._validate_targets(y, _shown(self))
             self._y_1d = y.ndim == 1
         else:
             X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
             self._y_1d = False
-        _warn_if_standardised_per_feature(X, self.model)
+        _warn_if_standardised_per_feature(X, name)
         rng = check_random_state(self.random_state)
         if model.uses_splits:
             splits = self._splits(X.shape[0], rng, min_train=model.min_train)
@@ -411,10 +483,48 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
         self._reference_labels = self._partition_param("reference", n_items, shape)
         start = self._start_partition(n_items, shape)
         n_restarts = model.auto_restarts() if self.n_restarts == "auto" else self.n_restarts
+        self._warn_costly_settings(name, model, start, n_restarts)
         seeds = rng.randint(2**31, size=n_restarts + 1)
         extra = model.extra_starts(self._init_is_auto(), n_restarts)
         self._run(model, seeds=seeds, n_restarts=n_restarts, start=start, extra_starts=extra,
                   hypotheses=model.hypotheses(), hypothesis_start=self._init_is_auto())
+
+    def _warn_costly_settings(self, name, model, start, n_restarts):
+        """An EfficiencyWarning, as for the weak penalties, where a setting multiplies the work
+        of the default's by 10 or more: a start with many groups, or far more candidate groups
+        than the default."""
+        from sklearn.exceptions import EfficiencyWarning
+
+        n_groups = np.unique(start).size
+        if self.local_search and n_groups > 1:
+            # The search merges a pair of groups per round and rates every pair each round.
+            # Fitted to the times of init="unshared" over the default's: a linear map (a
+            # convolution's, 48 / 80 / 224 entries) took 19 / 42 / 500 times as long, shared
+            # means (80 / 200 / 400 features) 2 / 7 / 120 times.
+            factor = (n_groups / 10) ** 2 if name == "linear" else (n_groups / 70) ** 3
+            if factor >= 10:
+                shown = repr(self.init) if isinstance(self.init, str) else "a partition"
+                whole = " (one per item)" if n_groups == model.n_items else ""
+                also = (" and from the convolutions the layer admits" if name == "linear"
+                        else "")
+                warnings.warn(
+                    f"init={shown} starts the discrete search from {n_groups} groups{whole}, "
+                    "which it merges a pair at a time, rating every pair in every round: "
+                    f"roughly {_one_digit(factor)} times the time of the default start. "
+                    f"init='auto' (the default) starts from one group{also}, and the search "
+                    "opens the groups that pay.", EfficiencyWarning, stacklevel=6)
+        if self.n_candidate_groups is not None and n_restarts > 0:
+            default = model.default_columns()
+            asked = min(int(self.n_candidate_groups), model.n_items)
+            factor = asked / default
+            if factor >= 10:
+                warnings.warn(
+                    f"n_candidate_groups={self.n_candidate_groups} gives each relaxation "
+                    f"{asked} candidate groups where the default gives {default}: every step "
+                    f"costs roughly {_one_digit(factor)} times as much, and a relaxation that "
+                    "rounds to many groups starts a long search. Leave n_candidate_groups="
+                    "None (the default): the discrete search opens new groups where they pay.",
+                    EfficiencyWarning, stacklevel=6)
 
     def _plan_memory(self, model, X, y, splits, dtype, device):
         """Refuse, before any work, a fit that needs more than ``memory_budget`` even in its
@@ -431,7 +541,7 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
                 self.memory_budget, str) or self.memory_budget != "auto"
                 else f"memory_budget='auto' (half the memory available on {where})")
             raise MemoryError(
-                f"SharingDiscoverer(model={self.model!r}) on {m * d:,} shareable items "
+                f"SharingDiscoverer({_shown(self)}) on {m * d:,} shareable items "
                 f"({m} x {d}), {X.shape[0]:,} samples and {n_splits} "
                 f"split{'s' if n_splits > 1 else ''} needs at least "
                 f"{format_bytes(need.minimum)} ({need.describe()}), "
@@ -484,7 +594,7 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
     def get_feature_names_out(self, input_features=None):
         """Output names: ``sharingdiscoverer0, 1, ...`` (one per group or output)."""
         check_is_fitted(self)
-        n_out = self.n_groups_ if self.model == "mean" else self.coef_.shape[0]
+        n_out = self.n_groups_ if _model_in_use(self) == "mean" else self.coef_.shape[0]
         return np.asarray([f"sharingdiscoverer{i}" for i in range(n_out)], dtype=object)
 
     def score(self, X, y=None):
@@ -503,6 +613,8 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.target_tags.required = self.model != "mean"
+        # "auto" fits the means without a y: a y is optional
+        tags.target_tags.required = not (isinstance(self.model, str)
+                                         and self.model in ("mean", "auto"))
         tags.input_tags.sparse = False
         return tags

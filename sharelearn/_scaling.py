@@ -15,7 +15,9 @@ brought to one global scale before anything else, in float64 on the host:
 
 A per-column scale would rescale each column of ``W`` by a different factor and destroy the
 sharing, which is why there is only one. The fitted attributes are mapped back to the user's units
-with :class:`Units`.
+with :class:`Units`. Those must exist in float64: squared errors in the units of the targets
+(``validation_loss_``, ``score``) and the weights ``coef_ ~ y_scale / x_scale``. Data whose
+attributes would overflow are refused before the fit, with the magnitude and what to divide by.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ __all__ = ["Units", "standardize"]
 # Below this ratio of spread to offset fewer than about three significant digits of the data
 # survive the subtraction of the offset in float64.
 _PRECISION_FLOOR = 1e3 * np.finfo(np.float64).eps
+
+# The largest root mean square of targets (after their offset) whose squared errors stay finite
+# in float64 (up to 1.8e308) with room for errors 1e8 times the data's own spread.
+_LARGEST_TARGET_SCALE = 1e150
 
 
 @dataclass(frozen=True)
@@ -101,5 +107,26 @@ def standardize(X, Y, *, center_x, center_y):
         Xs, x_offset, x_scale = None, np.zeros(()), 1.0
     else:
         Xs, x_offset, x_scale = _standardize_array(X, center_x, "X")
-    Ys, y_offset, y_scale = _standardize_array(Y, center_y, "X" if X is None else "y")
+    y_name = "X" if X is None else "y"
+    Ys, y_offset, y_scale = _standardize_array(Y, center_y, y_name)
+    _check_representable(x_scale, y_scale, y_name, X is not None)
     return Xs, Ys, Units(x_offset, x_scale, y_offset, y_scale)
+
+
+def _check_representable(x_scale, y_scale, y_name, has_inputs):
+    """Refuse, before the fit, data whose fitted attributes overflow float64 in the user's
+    units: squared errors of the targets (``y_name``), and a linear map's weights."""
+    if y_scale > _LARGEST_TARGET_SCALE:
+        raise ValueError(
+            f"{y_name} is too large to report errors in its units: its root mean square "
+            f"(after its offset) is {y_scale:.1e}, above the 1e150 up to which squared errors "
+            f"in these units (validation_loss_, score) stay within float64. Divide {y_name} "
+            f"by a power of ten (e.g. 1e{int(np.floor(np.log10(y_scale)))}) before fitting: "
+            "the sharing found does not depend on its units.")
+    if has_inputs and not np.isfinite(y_scale / x_scale):
+        raise ValueError(
+            f"The weights of the linear map from X to y are too large for float64 in these "
+            f"units: y's root mean square is {y_scale:.1e} and X's {x_scale:.1e}, so the "
+            f"weights are about {y_scale:.1e} / {x_scale:.1e}. Bring X and y to closer "
+            "magnitudes (e.g. multiply X or divide y by a power of ten) before fitting: the "
+            "sharing found does not depend on their units.")

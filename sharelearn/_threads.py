@@ -11,9 +11,9 @@ machine shared with another job, the README's first discovery took 0.36 s on one
 from a size hint of the fit, set with :func:`torch.set_num_threads` and restored on exit, also
 when the fit raises. The choice, in order:
 
-1. an explicit ``n_threads``, honoured as given;
+1. an explicit ``n_threads``, honoured as given up to the cores this process may use;
 2. the environment variable ``SHARELEARN_NUM_THREADS`` (a positive integer), the same for
-   every fit of the process;
+   every fit of the process, with the same bound;
 3. otherwise one thread when the work is below :data:`PARALLEL_WORK`, else torch's current
    count. torch's current count is an upper bound of the automatic choice, so a user's
    ``OMP_NUM_THREADS`` (which torch reads at start-up) or ``torch.set_num_threads`` is never
@@ -21,17 +21,22 @@ when the fit raises. The choice, in order:
 
 numpy's BLAS threads (threadpoolctl) are left alone: the fits' numpy work is small, and capping
 it measured no difference.
+
+A count above the cores the process may use (:func:`usable_cores`) is lowered to them with a
+``UserWarning``: threads beyond the cores only wait for one, and torch starts every thread it
+is asked for (``n_threads=100000`` started tens of thousands before the system refused more).
 """
 
 from __future__ import annotations
 
 import numbers
 import os
+import warnings
 from contextlib import contextmanager
 
 import torch
 
-__all__ = ["PARALLEL_WORK", "choose_threads", "fit_threads"]
+__all__ = ["PARALLEL_WORK", "choose_threads", "fit_threads", "usable_cores"]
 
 #: Work (``n_items * n_inputs`` of a closed-form problem, or a network's parameter count) from
 #: which the automatic choice keeps torch's thread count instead of one thread. On this
@@ -49,6 +54,28 @@ def _check_n_threads(n_threads, name):
             or n_threads < 1):
         raise ValueError(f"{name} must be a positive integer or None, got {n_threads!r}.")
     return int(n_threads)
+
+
+def usable_cores():
+    """The number of CPU cores this process may run on (its affinity mask where the system
+    has one, else the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no affinity masks (macOS, Windows)
+        return max(1, os.cpu_count() or 1)
+
+
+def _within_cores(count, given, stacklevel):
+    """``count`` lowered to :func:`usable_cores`, with a warning that names ``given``."""
+    cores = usable_cores()
+    if count <= cores:
+        return count
+    warnings.warn(
+        f"{given} asks for {count} threads, but this process may use {cores} "
+        f"core{'s' if cores > 1 else ''}; running with {cores}. Threads beyond the cores "
+        f"only wait for one: pass at most {cores}, or None to let the fit choose.",
+        UserWarning, stacklevel=stacklevel + 1)
+    return cores
 
 
 def _env_threads():
@@ -74,8 +101,10 @@ def choose_threads(work, n_threads=None):
         A size hint of the fit: ``n_items * n_inputs`` of a closed-form problem (shareable
         weight entries times inputs), or the parameter count of a network.
     n_threads : int or None, default=None
-        An explicit count, returned as given. None chooses: ``SHARELEARN_NUM_THREADS`` when it
-        is set, else one thread below :data:`PARALLEL_WORK` and torch's current count from it.
+        An explicit count, returned as given up to :func:`usable_cores` (above them, lowered
+        to them with a ``UserWarning``). None chooses: ``SHARELEARN_NUM_THREADS`` when it is
+        set (bounded alike), else one thread below :data:`PARALLEL_WORK` and torch's current
+        count from it.
 
     Returns
     -------
@@ -86,16 +115,22 @@ def choose_threads(work, n_threads=None):
     >>> from sharelearn._threads import choose_threads
     >>> choose_threads(256 * 16)
     1
-    >>> choose_threads(256 * 16, n_threads=2)
-    2
+    >>> choose_threads(256 * 16, n_threads=1)
+    1
     """
+    return _choose(work, n_threads, stacklevel=3)
+
+
+def _choose(work, n_threads, stacklevel):
+    """:func:`choose_threads`, warning ``stacklevel`` frames above its caller."""
     if n_threads is not None:
-        return _check_n_threads(n_threads, "n_threads")
+        count = _check_n_threads(n_threads, "n_threads")
+        return _within_cores(count, f"n_threads={count}", stacklevel)
     if (not isinstance(work, numbers.Real) or isinstance(work, bool) or not work >= 0):
         raise ValueError(f"work must be a non-negative number, got {work!r}.")
     from_env = _env_threads()
     if from_env is not None:
-        return from_env
+        return _within_cores(from_env, f"{ENV_VAR}={from_env}", stacklevel)
     if work < PARALLEL_WORK:
         return 1
     return torch.get_num_threads()
@@ -105,7 +140,8 @@ def choose_threads(work, n_threads=None):
 def fit_threads(work, n_threads=None):
     """Run the enclosed code with torch's intra-op thread count chosen for a fit.
 
-    The count is :func:`choose_threads` ``(work, n_threads)``, set with
+    The count is :func:`choose_threads` ``(work, n_threads)`` (never above the usable
+    cores), set with
     :func:`torch.set_num_threads`; the count found on entry is restored on exit, also when the
     enclosed code raises. torch's count is global to the process: fits run at the same time in
     several Python threads share it.
@@ -139,7 +175,9 @@ def fit_threads(work, n_threads=None):
     >>> torch.get_num_threads() == before
     True
     """
-    chosen = choose_threads(work, n_threads)
+    # the warning of a count above the cores points at the caller of the caller of the
+    # ``with`` (a sharelearn fit: the user's call of ``fit``, past scikit-learn's wrapper)
+    chosen = _choose(work, n_threads, stacklevel=7)
     previous = torch.get_num_threads()
     if chosen != previous:
         torch.set_num_threads(chosen)

@@ -300,7 +300,8 @@ class SharingDisplay:
 
         check_is_fitted(estimator, "sharing_partition_")
         labels = np.asarray(estimator.sharing_partition_)
-        model = getattr(estimator, "model", None)
+        # the model fitted (model="auto" resolves to one of them)
+        model = getattr(estimator, "model_", getattr(estimator, "model", None))
         if model == "linear":
             shape = tuple(estimator.coef_.shape)
             row_label, column_label = "output", "input"

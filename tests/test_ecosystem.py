@@ -63,7 +63,9 @@ def test_sklearn_estimator_checks(estimator, check):
 def test_pipeline_scaler_discoverer_ridge():
     X, truth, means = make_shared_means(120, n_features=6, n_groups=2, random_state=0)
     y = X[:, truth == 1].mean(1) * 2 + 0.1 * np.random.default_rng(0).standard_normal(120)
-    pipe = make_pipeline(StandardScaler(with_mean=False), SharingDiscoverer(**FAST), Ridge())
+    # a Pipeline passes y to every step: the shared means are asked for by name
+    pipe = make_pipeline(StandardScaler(with_mean=False), SharingDiscoverer("mean", **FAST),
+                         Ridge())
     pipe.fit(X, y)
     assert pipe.predict(X).shape == (120,)
     assert pipe.score(X, y) > 0.5

@@ -1,5 +1,8 @@
 """The thread count of a fit: chosen, scoped to the fit, restored, overridable."""
 
+import os
+import warnings
+
 import pytest
 import torch
 
@@ -8,8 +11,10 @@ from sharelearn._threads import ENV_VAR, PARALLEL_WORK, choose_threads, fit_thre
 
 @pytest.fixture(autouse=True)
 def _two_threads_outside(monkeypatch):
-    """Every test starts from torch at 2 threads and no override, and leaves it as found."""
+    """Every test starts from torch at 2 threads and no override, on 4 usable cores whatever
+    the machine's, and leaves torch's count as found."""
     monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.setattr("sharelearn._threads.usable_cores", lambda: 4)
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     yield
@@ -89,3 +94,29 @@ def test_bad_environment_variable_is_a_clear_value_error(monkeypatch, bad):
     monkeypatch.setenv(ENV_VAR, bad)
     with pytest.raises(ValueError, match=f"{ENV_VAR} must be a positive integer, got"):
         choose_threads(10)
+
+
+@pytest.mark.parametrize("where", ["argument", "environment"])
+def test_a_count_above_the_cores_is_lowered_to_them_with_a_warning(monkeypatch, where):
+    # n_threads=100000 started 32,115 threads before the system refused more
+    if where == "environment":
+        monkeypatch.setenv(ENV_VAR, "100000")
+    n_threads = 100_000 if where == "argument" else None
+    with pytest.warns(UserWarning, match=r"asks for 100000 threads, but this process may use "
+                                         r"4 cores; running with 4\. .* pass at most 4"):
+        with fit_threads(10, n_threads=n_threads) as n:
+            assert n == 4 and torch.get_num_threads() == 4
+    assert torch.get_num_threads() == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the cores themselves are fine
+        assert choose_threads(10, n_threads=4) == 4
+
+
+def test_usable_cores_are_the_processes_own(monkeypatch):
+    from sharelearn import _threads
+
+    monkeypatch.undo()  # the real function, not the fixture's 4
+    cores = _threads.usable_cores()
+    expected = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                else os.cpu_count())
+    assert cores == expected >= 1

@@ -532,9 +532,13 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
         budget = resolve_budget(self.memory_budget, device)
         n_outputs = y.shape[1] if model.supervised and y.ndim == 2 else 1
         itemsize = torch.empty((), dtype=dtype).element_size()
-        need = model.memory_need(X.shape[0], X.shape[1], n_outputs, splits, itemsize)
+        m, d = model.layer_dims(X.shape[1], n_outputs)
+        # the start's groups: init="unshared" holds a column per item in the search's states
+        start = self._start_partition(m * d, (m, d))
+        groups = 1 if start is None else np.unique(start).size
+        need = model.memory_need(X.shape[0], X.shape[1], n_outputs, splits, itemsize,
+                                 start_groups=groups)
         if budget is not None and need.minimum > budget:
-            m, d = model.layer_dims(X.shape[1], n_outputs)
             n_splits = len(splits) if model.uses_splits and splits else 1
             where = "the device" if device.type == "cuda" else "this machine"
             given = (f"memory_budget={self.memory_budget!r}" if not isinstance(
@@ -547,7 +551,9 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
                 f"{format_bytes(need.minimum)} ({need.describe()}), "
                 f"more than {given} allows ({format_bytes(budget)}). Raise memory_budget if "
                 "the machine has the memory; dtype='float32' halves most of it, and fewer "
-                "splits (cv) or fewer inputs shrink it.")
+                "splits (cv) or fewer inputs shrink it."
+                + (f" init={self.init!r} starts the search from {groups:,} groups, a column "
+                   "of its states each: init='auto' starts from one." if groups > 2 else ""))
         model.plan_memory(need, budget)
 
     @property

@@ -1,4 +1,5 @@
-"""The memory budget of closed-form fits (sharelearn._memory, ClosedFormModel.memory_need)."""
+"""The memory budget of closed-form fits (sharelearn._memory, ClosedFormModel.memory_need,
+MemoryPlan): refusals before any work, and the blocks the search and the relaxation work in."""
 
 import numpy as np
 import pytest
@@ -6,9 +7,10 @@ import torch
 
 from sharelearn import SharingDiscoverer
 from sharelearn._memory import format_bytes, resolve_budget
-from sharelearn.datasets import make_convolution
-from sharelearn.models import LinearMap
+from sharelearn.datasets import make_convolution, make_shared_means
+from sharelearn.models import LinearMap, SharedMeans
 from sharelearn.models import closed_form as closed_form_module
+from sharelearn.search import moves as moves_module
 
 CPU = torch.device("cpu")
 
@@ -112,3 +114,168 @@ def test_the_screen_in_blocks_keeps_the_best_moves(build):
     torch.testing.assert_close(whole[items, targets], expected, rtol=0, atol=0)
     spare = objective.spare_ratings(st)
     torch.testing.assert_close(spare, whole[:, st.R - 1], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("value", [float("inf"), np.inf, "inf", " Infinity ", "1e400GB", "1e300GB"])
+def test_an_infinite_budget_sets_no_limit(value):
+    assert resolve_budget(value, CPU) is None
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("-inf"), "-inf", "nan GB"])
+def test_a_budget_that_is_not_a_positive_amount_is_refused(value):
+    with pytest.raises(ValueError, match="memory_budget must be 'auto', a positive number"):
+        resolve_budget(value, CPU)
+
+
+def test_a_budget_beyond_floats_is_read_as_it_is():
+    assert resolve_budget(10**400, CPU) == 10**400
+    assert format_bytes(10**400) == "inf GiB"
+
+
+def test_a_fit_with_an_infinite_budget_runs_without_a_limit():
+    X, Y, _, _ = make_convolution(40, input_shape=6, kernel_size=3, random_state=0)
+    limited = SharingDiscoverer(model="linear", random_state=0).fit(X, Y)
+    for budget in (float("inf"), "1e400GB"):
+        est = SharingDiscoverer(model="linear", memory_budget=budget, random_state=0).fit(X, Y)
+        assert est._model.memory_plan is None  # no limit: nothing is blocked
+        np.testing.assert_array_equal(est.sharing_partition_, limited.sharing_partition_)
+
+
+def _exact_systems(monkeypatch):
+    """Record the bytes of every batch of refitted normal equations the search's exact scores
+    form (the one-item moves' rank-2 updates and the merged systems), and the pairs of each
+    block of merges scored apart: ``(sizes, merge_blocks)``."""
+    sizes, merge_blocks = [], []
+    merge_block = moves_module._merge_changes
+
+    def spy_merge_block(objective, st, a, b):
+        merge_blocks.append(a.numel())
+        return merge_block(objective, st, a, b)
+
+    monkeypatch.setattr(moves_module, "_merge_changes", spy_merge_block)
+    rank2 = closed_form_module.ValidationObjective._rank2
+
+    def spy_rank2(*args):
+        out = rank2(*args)
+        sizes.append(out.numel() * out.element_size())
+        return out
+
+    data = closed_form_module.ValidationObjective._data
+
+    def spy_data(self, G, *args, **kwargs):
+        sizes.append(G.numel() * G.element_size())
+        return data(self, G, *args, **kwargs)
+
+    monkeypatch.setattr(closed_form_module.ValidationObjective, "_rank2",
+                        staticmethod(spy_rank2))
+    monkeypatch.setattr(closed_form_module.ValidationObjective, "_data", spy_data)
+    return sizes, merge_blocks
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.EfficiencyWarning")  # init="unshared"
+def test_the_unshared_start_scores_its_moves_in_blocks_within_the_budget(monkeypatch):
+    # issue 34: init="unshared" on a 5 x 5 circular map (625 items) formed the rank-2 update of
+    # 512 candidates at once, 512 x 5 x 626 x 626 numbers (8 GB), whatever the budget. Here a
+    # circular convolution of 7 inputs (49 items): 51 MB at once, and the budget lets eight
+    # candidates through.
+    X, Y, _, _ = make_convolution(60, input_shape=7, kernel_size=3, mode="circular",
+                                  random_state=0)
+    params = dict(model="linear", init="unshared", n_restarts=0, random_state=0)
+    free = SharingDiscoverer(memory_budget=float("inf"), **params).fit(X, Y)
+    need = LinearMap().memory_need(60, 7, 7, _splits(60), 8, start_groups=49)
+    budget = need.minimum + 7 * need.candidate * 50**2  # eight candidates at the start
+    sizes, _ = _exact_systems(monkeypatch)
+    tight = SharingDiscoverer(memory_budget=budget, **params).fit(X, Y)
+    assert max(sizes) <= budget - need.held(50)
+    assert max(sizes) < 512 * 5 * 50 * 50 * 8 / 32
+    np.testing.assert_array_equal(tight.sharing_partition_, free.sharing_partition_)
+    assert tight.objective_ == pytest.approx(free.objective_, rel=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.EfficiencyWarning")  # init="unshared"
+def test_merges_of_many_groups_are_scored_in_blocks_within_the_budget(monkeypatch):
+    # issue 34: the shared means of many distinct features reach tens of groups, and every pair
+    # was merged at once (at 60 groups, 1,770 pairs of 5 x 61 x 61 systems: 1 GB; at 700
+    # features, terabytes)
+    X, _, _ = make_shared_means(30, n_features=40, n_groups=40, spacing=4.0, random_state=0)
+    params = dict(model="mean", init="unshared", n_restarts=0, random_state=0)
+    free = SharingDiscoverer(memory_budget=float("inf"), **params).fit(X)
+    need = SharedMeans().memory_need(30, 40, 1, _splits(30), 8, start_groups=40)
+    budget = need.minimum + 20 * need.candidate * 41**2
+    sizes, merge_blocks = _exact_systems(monkeypatch)
+    tight = SharingDiscoverer(memory_budget=budget, **params).fit(X)
+    assert max(sizes) <= budget - need.held(41)
+    assert merge_blocks  # some rounds scored their merges in blocks, not all at once
+    assert free.n_groups_ > 20  # the merges were scored at many groups
+    np.testing.assert_array_equal(tight.sharing_partition_, free.sharing_partition_)
+    assert tight.objective_ == pytest.approx(free.objective_, rel=1e-12)
+
+
+def test_a_start_with_a_group_per_item_counts_its_states_and_their_systems():
+    base = LinearMap().memory_need(200, 25, 25, _splits(200), 8)
+    unshared = LinearMap().memory_need(200, 25, 25, _splits(200), 8, start_groups=625)
+    # two states' C S (F x P x R, training and validation) and G, Gv (F x R x R), and one
+    # candidate's systems, at R = 626 columns instead of 3
+    grown = unshared.parts["search states"] - base.parts["search states"]
+    assert grown >= 8 * 5 * (2 * 2 * 625 + 2 * 2 * 626) * (626 - 3)
+    assert unshared.parts["data"] == base.parts["data"]
+    assert unshared.minimum > 100 * base.minimum
+    # the screen and the candidates are then blocked around the states at 626 columns
+    budget = unshared.minimum
+    assert unshared.candidate_block(budget, 626, 512) == 1
+    assert unshared.candidate_block(budget + 10 * unshared.candidate * 626**2, 626, 512) == 11
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.EfficiencyWarning")  # 256 columns
+def test_a_relaxation_that_does_not_fit_is_refused_before_its_first_step(monkeypatch):
+    X, Y, _, _ = make_convolution(60, input_shape=(4, 4), kernel_size=3, mode="circular",
+                                  random_state=0)
+    need = LinearMap().memory_need(60, 16, 16, _splits(60), 8)
+    one = need.relaxation_bytes(1, 256)
+    steps = []
+    relaxed = LinearMap.relaxed_data_term
+    monkeypatch.setattr(LinearMap, "relaxed_data_term",
+                        lambda self, S: steps.append(S.shape) or relaxed(self, S))
+    est = SharingDiscoverer(model="linear", n_restarts=1, n_candidate_groups=256,
+                            memory_budget=need.minimum + one // 2, random_state=0)
+    with pytest.raises(MemoryError, match=r"Relaxing one restart with 256 candidate groups "
+                                          r"\(n_candidate_groups\) on 256 shareable items"):
+        est.fit(X, Y)
+    assert not steps and not hasattr(est, "sharing_partition_")
+
+
+def test_restarts_are_relaxed_in_batches_that_fit_the_budget():
+    model = LinearMap()
+    need = model.memory_need(60, 16, 16, _splits(60), 8)
+    model.n_items = need.n_items
+    model.plan_memory(need, None)
+    assert model.batch_size(4) == 2**20 // (256 * 4)  # no budget: the relaxation's own cap
+    held = need.parts["data"] + need.parts["statistics"]
+    model.plan_memory(need, held + 3 * need.relaxation_bytes(1, 4))
+    assert model.batch_size(4) == 3
+    model.plan_memory(need, held + need.relaxation_bytes(1, 4) // 2)
+    assert model.batch_size(4) == 1  # and relaxation() refuses it
+    with pytest.raises(MemoryError, match="set n_restarts=0"):
+        model.relaxation(torch.zeros(1, 256, 4))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.EfficiencyWarning")  # init="unshared"
+def test_a_start_that_does_not_fit_is_refused_before_any_work(monkeypatch):
+    # init="unshared" starts the search from a group per item: its states hold C S and the
+    # normal equations at P + 1 columns (F x P x (P + 1) and F x (P + 1)^2 numbers each)
+    X, Y, _, _ = make_convolution(60, input_shape=(4, 4), kernel_size=3, mode="circular",
+                                  random_state=0)
+    shared = LinearMap().memory_need(60, 16, 16, _splits(60), 8)
+    unshared = LinearMap().memory_need(60, 16, 16, _splits(60), 8, start_groups=256)
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the problem's statistics were built")
+
+    monkeypatch.setattr(closed_form_module, "TiedLinearGaussian", no_work)
+    budget = (shared.minimum + unshared.minimum) // 2
+    est = SharingDiscoverer(model="linear", init="unshared", memory_budget=budget,
+                            random_state=0)
+    with pytest.raises(MemoryError) as info:
+        est.fit(X, Y)
+    assert f"needs at least {format_bytes(unshared.minimum)}" in str(info.value)
+    assert not hasattr(est, "sharing_partition_")

@@ -1,6 +1,7 @@
 """The closed-form search (sharelearn.search, sharelearn.search.moves, sharelearn.search.starts)."""
 
 import numpy as np
+import pytest
 import torch
 from sklearn.model_selection import KFold
 
@@ -189,3 +190,66 @@ def test_rowwise_split_opens_a_group_of_one_entry_per_row(build):
     assert len(opened) == 1
     assert (layout == opened[0]).sum(1).max() == 1  # at most one entry per row
     assert partition_distance(new.labels, truth) < partition_distance(merged, truth)
+
+
+class _Blocks:
+    """A memory plan that lets ``n`` candidates be scored exactly at once."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __call__(self, n_columns):  # the screen: all items at once
+        return 2**62
+
+    def candidates(self, n_columns, n_candidates):
+        return min(self.n, n_candidates)
+
+
+def test_pairs_come_in_blocks_in_the_order_of_all_pairs():
+    from sharelearn.search.moves import _pair_blocks
+
+    for r, block in [(2, 1), (5, 3), (7, 100), (9, 1), (12, 7)]:
+        blocks = list(_pair_blocks(r, block, "cpu"))
+        assert max(a.numel() for a, _ in blocks) <= block
+        every = torch.triu_indices(r, r, offset=1)
+        torch.testing.assert_close(torch.cat([a for a, _ in blocks]), every[0], rtol=0, atol=0)
+        torch.testing.assert_close(torch.cat([b for _, b in blocks]), every[1], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("objective_kind", ["validation", "evidence"])
+@pytest.mark.parametrize("kind", ["linear", "mean"])
+def test_exact_scores_in_blocks_equal_the_scores_at_once(build, objective_kind, kind):
+    from sharelearn.search.moves import best_merge, exact_move_changes
+
+    problem, _ = (build.conv_problem(n_in=10, k=3, n=40, seed=1) if kind == "linear"
+                  else build.means_problem(K=14, r=4, n=30))
+    objective = build.hard_objective(problem, objective=objective_kind)
+    labels = np.random.default_rng(0).integers(0, 7, size=problem.n_items)
+    st = objective.state(labels)
+    items = torch.arange(problem.n_items)
+    targets = (st.lab_t + 1) % (st.R - 1)
+    whole = objective.exact_moves(st, items, targets)
+    change, pairs = objective.exact_merges(st)
+    at_once = best_merge(objective, st)
+    best = int(torch.argmin(change))
+    assert at_once == (float(change[best]), int(pairs[best, 0]), int(pairs[best, 1]))
+    objective.screen_block = _Blocks(4)
+    # the evidence fits its precisions until the whole batch has converged (tol 1e-7)
+    rtol = 0 if objective_kind == "validation" else 1e-6
+    torch.testing.assert_close(exact_move_changes(objective, st, items, targets), whole,
+                               rtol=rtol, atol=rtol)
+    blocked = best_merge(objective, st)
+    assert blocked[1:] == at_once[1:]
+    assert blocked[0] == pytest.approx(at_once[0], rel=1e-12, abs=rtol)
+
+
+def test_a_search_in_blocks_finds_what_the_search_at_once_finds(build):
+    problem, _ = build.conv_problem(n_in=5, k=3, n=40, seed=3)
+    objective = build.hard_objective(problem)
+    start = np.arange(problem.n_items)  # every item alone: merges and moves at many groups
+    found, value, _, _ = local_search(objective, start, closed_form_moves(resets=False))
+    objective.screen_block = _Blocks(10)
+    blocked, blocked_value, _, _ = local_search(objective, start,
+                                                closed_form_moves(resets=False))
+    np.testing.assert_array_equal(blocked, found)
+    assert blocked_value == pytest.approx(value, rel=1e-12)

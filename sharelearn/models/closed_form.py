@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 import torch
@@ -78,24 +77,43 @@ _MIN_SCREEN_BLOCK = 1024
 @dataclass
 class MemoryNeed:
     """What a closed-form fit holds at its peak (bytes, by part; see
-    :meth:`ClosedFormModel.memory_need`): ``parts`` at ``_MIN_COLUMNS`` columns, the screen
-    included with its smallest block of items, ``per_column`` more for each further column of
-    the states, and, for each item the screen rates at once, ``screen_item`` bytes plus
-    ``screen_item_column`` per column."""
+    :meth:`ClosedFormModel.memory_need`): ``parts`` with ``columns`` columns in the search
+    states (``_MIN_COLUMNS``, or the start's groups and the spare), the screen included with
+    its smallest block of items and the exact scoring with one candidate. Beyond ``columns``
+    the two states hold ``per_column`` more for each further column and ``per_column_squared``
+    for each further square of the columns (their ``F x R x R`` normal equations). For each
+    item the screen rates at once: ``screen_item`` bytes plus ``screen_item_column`` per
+    column; for each candidate (a one-item move or a merge) scored exactly at once:
+    ``candidate`` bytes per square of the columns (its refitted ``F x R x R`` systems); for
+    each restart relaxed at once: ``relaxation`` bytes per item and candidate group."""
 
     parts: dict
     per_column: int
     screen_item: int
     screen_item_column: int
     n_items: int
+    per_column_squared: int = 0
+    candidate: int = 0
+    relaxation: int = 0
+    columns: int = _MIN_COLUMNS
 
     def _screen_bytes(self, n_items, n_columns):
         return n_items * (self.screen_item + self.screen_item_column * n_columns)
 
     @property
     def minimum(self):
-        """Bytes at the fewest columns, with the smallest block of the screen."""
+        """Bytes at ``columns`` columns, with the smallest block of the screen and one
+        candidate scored at once."""
         return sum(self.parts.values())
+
+    def held(self, n_columns):
+        """Bytes held beside the screen's block and the candidates scored at once, with
+        ``n_columns`` columns in the states (never counted below ``columns``)."""
+        at = self.columns
+        smallest = min(self.n_items, _MIN_SCREEN_BLOCK)
+        more = max(n_columns, at)
+        return (self.minimum - self._screen_bytes(smallest, at) - self.candidate * at * at
+                + self.per_column * (more - at) + self.per_column_squared * (more**2 - at**2))
 
     def screen_block(self, budget, n_columns):
         """Items the screen may rate at once beside the rest at ``n_columns`` columns (all of
@@ -103,13 +121,72 @@ class MemoryNeed:
         if budget is None:
             return self.n_items
         smallest = min(self.n_items, _MIN_SCREEN_BLOCK)
-        rest = (self.minimum - self._screen_bytes(smallest, _MIN_COLUMNS)
-                + self.per_column * max(0, n_columns - _MIN_COLUMNS))
-        fits = (budget - rest) // (self.screen_item + self.screen_item_column * n_columns)
+        fits = ((budget - self.held(n_columns))
+                // (self.screen_item + self.screen_item_column * n_columns))
         return int(min(self.n_items, max(smallest, fits)))
+
+    def candidate_block(self, budget, n_columns, n_candidates):
+        """Of ``n_candidates``, how many the search may score exactly at once beside the rest
+        at ``n_columns`` columns (all without a budget), at least one."""
+        if budget is None:
+            return n_candidates
+        fits = (budget - self.held(n_columns)) // max(1, self.candidate * n_columns**2)
+        return int(min(n_candidates, max(1, fits)))
+
+    def relaxation_bytes(self, n_restarts, n_columns):
+        """Bytes of ``n_restarts`` restarts relaxed at once with ``n_columns`` candidate
+        groups."""
+        return self.relaxation * n_restarts * self.n_items * n_columns
+
+    def relaxation_batch(self, budget, n_columns):
+        """Restarts that may be relaxed at once with ``n_columns`` candidate groups beside the
+        data and their statistics (no states are held then); 0 when not even one fits."""
+        if budget is None:
+            return math.inf
+        room = budget - self.parts["data"] - self.parts["statistics"]
+        return max(0, room // max(1, self.relaxation_bytes(1, n_columns)))
 
     def describe(self):
         return ", ".join(f"{name} {format_bytes(b)}" for name, b in self.parts.items())
+
+
+class MemoryPlan:
+    """How a fit works within ``budget`` bytes, given its ``need`` (:class:`MemoryNeed`).
+
+    Called with a number of columns, it gives the items the search's screen rates at once (it
+    is the objectives' ``screen_block``); :meth:`candidates` gives the candidates the search
+    scores exactly at once (:func:`sharelearn.search.moves.exact_move_changes` and
+    :func:`~sharelearn.search.moves.best_merge`), :meth:`check_relaxation` refuses a relaxation
+    that does not fit."""
+
+    def __init__(self, need, budget):
+        self.need, self.budget = need, budget
+
+    def __call__(self, n_columns):
+        return self.need.screen_block(self.budget, n_columns)
+
+    def candidates(self, n_columns, n_candidates):
+        return self.need.candidate_block(self.budget, n_columns, n_candidates)
+
+    def relaxations(self, n_columns):
+        """Most restarts relaxed at once (0: not even one fits)."""
+        return self.need.relaxation_batch(self.budget, n_columns)
+
+    def check_relaxation(self, n_restarts, n_columns):
+        """A ``MemoryError`` before relaxing ``n_restarts`` restarts with ``n_columns``
+        candidate groups at once, when they do not fit."""
+        if self.relaxations(n_columns) >= n_restarts:
+            return
+        need = self.need
+        held = need.parts["data"] + need.parts["statistics"]
+        many = f"{n_restarts} restarts" if n_restarts > 1 else "one restart"
+        raise MemoryError(
+            f"Relaxing {many} with {n_columns} candidate groups (n_candidate_groups) on "
+            f"{need.n_items:,} shareable items needs "
+            f"{format_bytes(need.relaxation_bytes(n_restarts, n_columns))} beside "
+            f"{format_bytes(held)} of data and statistics, more than the memory budget allows "
+            f"({format_bytes(self.budget)}). Lower n_candidate_groups, set n_restarts=0 (the "
+            f"discrete search alone needs no relaxation), or raise memory_budget.")
 
 
 class SplitScale:
@@ -159,14 +236,18 @@ class ValidationObjective:
         return self.penalties.size_cost(sizes, self.problem.n_items)
 
     def output_errors(self, st):
-        """Validation mean squared error of every output (row of ``W``), mean over splits."""
+        """Validation mean squared error of every output (row of ``W``), mean over splits; the
+        training error where there is no validation part (the evidence)."""
         pb = self.problem
         F = st.psi.shape[0]
         W = st.psi.gather(1, st.lab_t[None].expand(F, -1))
         W = W.reshape(F, pb.n_outputs, pb.n_inputs)
-        sse = (pb.yy_va_out[:F] - 2 * (W * pb.B_va[:F].transpose(1, 2)).sum(-1)
-               + ((W @ pb.C_va[:F]) * W).sum(-1))
-        return (sse / pb.n_va[:F, None]).mean(0)
+        if float(pb.n_va[:F].min()) >= 1:
+            yy, B, C, n = pb.yy_va_out, pb.B_va, pb.C_va, pb.n_va
+        else:
+            yy, B, C, n = pb.yy_tr_out, pb.B_tr, pb.C_tr, pb.n_tr
+        sse = (yy[:F] - 2 * (W * B[:F].transpose(1, 2)).sum(-1) + ((W @ C[:F]) * W).sum(-1))
+        return (sse / n[:F, None]).mean(0)
 
     def penalty_term(self, sizes):
         return self.size_cost(sizes).sum(-1)
@@ -190,23 +271,27 @@ class ValidationObjective:
     def _summary(mse):
         return {"mse": mse}
 
-    def _data(self, G, c, Gv, cv, overwrite=False):
+    def _data(self, G, c, Gv, cv, overwrite=False, sse_offset=None):
         """Data term of (batched) hard quadratics, the shared values, and a fit summary (the
         validation MSE of each split). ``overwrite``: ``G`` was built for this call alone and
-        may be changed in place."""
+        may be changed in place. ``sse_offset``: added to each split's validation squared error
+        (the parts of the map fitted outside these quadratics)."""
         if self.diagonal:
             psi = diagonal_solve(torch.diagonal(G, dim1=-2, dim2=-1), c, self.problem.alpha)
         else:
             psi = ridge_solve(G, c, self.problem.alpha, overwrite=overwrite)
-        mse = self._mse(psi, Gv, cv)
+        mse = self._mse(psi, Gv, cv, sse_offset)
         return self.data_term(mse), psi, mse
 
-    def _mse(self, psi, Gv, cv):
+    def _mse(self, psi, Gv, cv, sse_offset=None):
         if self.diagonal:
             quad = (psi**2 * torch.diagonal(Gv, dim1=-2, dim2=-1)).sum(-1)
         else:
             quad = (psi[..., None, :] @ Gv @ psi[..., :, None])[..., 0, 0]
-        return (self.problem.yy_va - 2 * (psi * cv).sum(-1) + quad) / self.problem.norm_va
+        sse = self.problem.yy_va - 2 * (psi * cv).sum(-1) + quad
+        if sse_offset is not None:
+            sse = sse + sse_offset
+        return sse / self.problem.norm_va
 
     # -- one-item moves ----------------------------------------------------------------------
     def _screen_block(self, st, items):
@@ -408,7 +493,9 @@ class EvidenceObjective(ValidationObjective):
 
     scored_on_training = True  # the evidence has no validation part
 
-    def _data(self, G, c, Gv, cv, overwrite=False):
+    def _data(self, G, c, Gv, cv, overwrite=False, sse_offset=None):
+        if sse_offset is not None:
+            raise ValueError("the evidence has no validation error to offset")
         pb = self.problem
         G, c = G[..., 0, :, :], c[..., 0, :]
         yy, n_obs = pb.yy_tr[0], float(pb.n_tr[0]) * pb.n_outputs
@@ -481,16 +568,21 @@ class ClosedFormModel(SharingModel):
         feature)."""
         return n_outputs, n_features
 
-    def memory_need(self, n_samples, n_features, n_outputs, splits, itemsize):
+    def memory_need(self, n_samples, n_features, n_outputs, splits, itemsize, *,
+                    start_groups=None):
         """The bytes a fit on such data holds at its peak, by part, in its leanest way of working
         (:class:`MemoryNeed`), from the shapes alone: before any work.
 
         Counted: the data and their split statistics (``X^T X`` and ``X^T y`` per split part,
         the curvature of every entry), two search states (the current one and a candidate) with
-        ``C S`` for ``_MIN_COLUMNS`` columns, and the screen of one-item moves (six ``F x n``
-        arrays and ``n x R`` ratings for a block of ``n`` items, at least
-        ``_MIN_SCREEN_BLOCK``: larger blocks where the budget allows). Not counted: Python and
-        torch themselves, and the labels of the structured hypotheses (``8 P`` bytes each)."""
+        ``C S`` and the normal equations for ``_MIN_COLUMNS`` columns, or for the
+        ``start_groups`` groups of the start and the spare (``init="unshared"``: a column per
+        item), with one candidate scored exactly at once (``F x R x R`` systems), and the screen
+        of one-item moves (six ``F x n`` arrays and ``n x R`` ratings for a block of ``n`` items,
+        at least ``_MIN_SCREEN_BLOCK``: larger blocks where the budget allows). The relaxation,
+        which holds no search state, is priced apart (``MemoryNeed.relaxation``). Not counted:
+        Python and torch themselves, and the labels of the structured hypotheses (``8 P`` bytes
+        each)."""
         m, d = self.layer_dims(n_features, n_outputs)
         P = m * d
         if not self.uses_splits or splits is None:
@@ -504,16 +596,30 @@ class ClosedFormModel(SharingModel):
             stats += itemsize * F * (n_tr + n_va) * d
         per_column = itemsize * (F * (n_tr + n_va) * m if through_samples else 2 * F * P)
         per_state = itemsize * F * P + 16 * P  # a cached gradient, the labels twice
+        # G and Gv of each state: F x R x R each
+        per_square = itemsize * 2 * F
+        # A candidate scored exactly holds its refitted G and Gv and the solve's copy, and the
+        # evidence's eigendecompositions; measured: 3 (validation) and 5 (evidence, F = 1)
+        # times F R^2 numbers for the one-item moves, 4.2 and 6 to 8 for the merges.
+        candidate = itemsize * (4 * F + 4)
+        # A relaxed restart holds a few dozen P x r tensors (the logits, the selection, Adam's
+        # moments, the autograd graph of C S): measured 16 to 22 F P r numbers with validation
+        # splits and 47 to 73 P r with the evidence (linear map), 7 F and 29 P r for the shared
+        # means
+        relaxation = itemsize * ((64 + 16 * F) if d > 1 else (32 + 4 * F))
         # the screen: six F x n arrays and the n x R ratings for n items at once, and the
         # penalty change of leaving each item's group
         item, item_column = itemsize * 6 * F + 16, itemsize
         smallest = min(P, _MIN_SCREEN_BLOCK)
+        R = max(_MIN_COLUMNS, 1 + int(start_groups or 0))
         return MemoryNeed(
             parts={"data": n_samples * (d + m) * (8 + itemsize), "statistics": stats,
-                   "search states": 2 * (per_state + per_column * _MIN_COLUMNS),
-                   "screen": itemsize * P + smallest * (item + item_column * _MIN_COLUMNS)},
+                   "search states": (2 * (per_state + per_column * R + per_square * R * R)
+                                     + candidate * R * R),
+                   "screen": itemsize * P + smallest * (item + item_column * R)},
             per_column=2 * per_column, screen_item=item, screen_item_column=item_column,
-            n_items=P)
+            n_items=P, per_column_squared=2 * per_square, candidate=candidate,
+            relaxation=relaxation, columns=R)
 
     # -- the protocol --------------------------------------------------------------------------
     @property
@@ -541,10 +647,16 @@ class ClosedFormModel(SharingModel):
         return 3 if self.n_items * self.problem.n_inputs <= _AUTO_RESTART_BUDGET else 0
 
     def batch_size(self, n_columns):
-        """Most restarts relaxed together: a batch holds a few ``B x P x r`` tensors."""
-        return max(1, _RELAXATION_BUDGET // (self.n_items * n_columns))
+        """Most restarts relaxed together: a batch holds a few ``B x P x r`` tensors, within
+        the memory budget (at least one: :meth:`relaxation` refuses one that does not fit)."""
+        most = max(1, _RELAXATION_BUDGET // (self.n_items * n_columns))
+        plan = self.__dict__.get("memory_plan")
+        return most if plan is None else max(1, min(most, plan.relaxations(n_columns)))
 
     def relaxation(self, S0):
+        plan = self.__dict__.get("memory_plan")
+        if plan is not None:  # before the first step, which holds most of the relaxation
+            plan.check_relaxation(S0[..., 0, 0].numel(), S0.shape[-1])
         return self.relaxed_data_term  # stateless: S0 is not needed
 
     def relaxed_data_term(self, S):
@@ -568,8 +680,11 @@ class ClosedFormModel(SharingModel):
 
     def plan_memory(self, need, budget):
         """Work within ``budget`` bytes (None: no limit) given the fit's ``need``
-        (:meth:`memory_need`): the search's screen rates its moves in blocks of items that fit."""
-        self.screen_block = None if budget is None else partial(need.screen_block, budget)
+        (:meth:`memory_need`): the search's screen rates its moves in blocks of items that fit,
+        its exact scores are computed in blocks of candidates that fit, and the restarts are
+        relaxed in batches that fit (:class:`MemoryPlan`)."""
+        self.memory_plan = None if budget is None else MemoryPlan(need, budget)
+        self.screen_block = self.memory_plan
 
     def search_moves(self, max_iter):
         return closed_form_moves(max_iter=max_iter)

@@ -97,6 +97,7 @@ class TiedLinearGaussian:
                 self.X_parts.append(
                     columns.view(X.shape[1], len(splits), n_max).permute(1, 2, 0))
         # ||Y||^2 per output on the validation part (F x m), and in all (F)
+        self.yy_tr_out = self.yy_tr
         self.yy_tr = self.yy_tr.sum(-1)
         self.yy_va = self.yy_va_out.sum(-1)
         self.n_tr = torch.tensor([len(tr) for tr, _ in splits], dtype=X.dtype, device=X.device)

@@ -25,7 +25,10 @@ rows and columns, so the refit of a candidate costs one small ``r x r`` solve
 (:class:`sharelearn.models.closed_form.ValidationObjective`). Candidates for one-item moves are
 first screened with a one-entry quadratic model of the scored loss at fixed shared values
 (exact in the moved entry); the most promising ones are then scored exactly, and batches of them
-are accepted only after an exact recomputation confirms the gain.
+are accepted only after an exact recomputation confirms the gain. The exact scores refit ``F``
+systems of ``R x R`` per candidate, so with many groups they are computed in blocks of
+candidates that fit the fit's memory budget (:func:`exact_move_changes`, :func:`best_merge`):
+the same scores, without ever holding them all at once.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from . import Move, improves, local_search
 from .starts import one_dim_kmeans, untied_values
 
 __all__ = ["BestMerge", "OneItemMoves", "RowResolve", "RowwiseSplit", "SignedSplit", "Split",
-           "UntiedSplit", "closed_form_moves", "row_beam"]
+           "UntiedSplit", "best_merge", "closed_form_moves", "exact_move_changes", "row_beam"]
 
 # UntiedSplit fits a group's entries freely, one k x k system per output row (k: the row's
 # entries in the group). A group that fills most of every row of a wide layer (the zero group of
@@ -47,6 +50,95 @@ __all__ = ["BestMerge", "OneItemMoves", "RowResolve", "RowwiseSplit", "SignedSpl
 # operations and 1.5 GB per copy of its systems; groups costing more than this many are not
 # split by it (other moves still split them).
 _UNTIED_FIT_COST = 4e9
+
+
+def _candidate_block(objective, st, n):
+    """Of ``n`` candidates, how many may be scored exactly at once within the objective's
+    memory budget (all of them without one): each refits ``F`` systems of ``R x R``, and at
+    626 groups 512 one-item moves took 8 GB at once."""
+    plan = getattr(objective, "screen_block", None)  # a MemoryPlan, or None: no budget
+    fits = getattr(plan, "candidates", None)
+    return n if fits is None else fits(st.R, n)
+
+
+def exact_move_changes(objective, st, items, targets):
+    """``objective.exact_moves``: the exact change of the objective of moving each of ``items``
+    to its ``targets`` (each alone), scored in blocks of candidates that fit the memory
+    budget."""
+    n = items.numel()
+    block = _candidate_block(objective, st, n)
+    if block >= n:
+        return objective.exact_moves(st, items, targets)
+    return torch.cat([objective.exact_moves(st, items[a:a + block], targets[a:a + block])
+                      for a in range(0, n, block)])
+
+
+def _pair_blocks(r, block, device):
+    """The pairs ``(a, b)``, ``a < b < r``, in the order of ``torch.triu_indices``, in blocks of
+    at most ``block`` pairs (never all at once: ``r = 10,000`` groups have 50 million)."""
+    a, b = 0, 1
+    while a < r - 1:
+        firsts, seconds, count = [], [], 0
+        while a < r - 1 and count < block:
+            take = min(r - b, block - count)
+            firsts.append(torch.full((take,), a, dtype=torch.long))
+            seconds.append(torch.arange(b, b + take))
+            count, b = count + take, b + take
+            if b == r:
+                a, b = a + 1, a + 2
+        yield torch.cat(firsts).to(device), torch.cat(seconds).to(device)
+
+
+def _merge_changes(objective, st, a, b):
+    """Exact change of the objective of merging group ``b[q]`` into ``a[q]`` for every ``q``:
+    the merge adds row and column ``b`` of the normal equations to ``a`` and empties ``b``
+    (what ``objective.exact_merges`` forms as ``M G M^T``, here without the ``M``)."""
+    Q = a.numel()
+    q = torch.arange(Q, device=a.device)
+
+    def merged(G):  # (F, R, R) -> (Q, F, R, R)
+        out = G.expand(Q, *G.shape).clone()
+        out[q, :, a, :] += G[:, b, :].transpose(0, 1)
+        out[q, :, b, :] = 0
+        out[q, :, :, a] += out[q, :, :, b]
+        out[q, :, :, b] = 0
+        return out
+
+    def summed(c):  # (F, R) -> (Q, F, R)
+        out = c.expand(Q, *c.shape).clone()
+        out[q, :, a] += c[:, b].T
+        out[q, :, b] = 0
+        return out
+
+    sizes = st.sizes.expand(Q, -1).clone()
+    sizes[q, a] += st.sizes[b]
+    sizes[q, b] = 0
+    data, _, _ = objective._data(merged(st.G), summed(st.c), merged(st.Gv), summed(st.cv),
+                                 overwrite=True)
+    return data + objective.penalty_term(sizes) - st.value
+
+
+def best_merge(objective, st):
+    """The best merge of two non-empty groups, all pairs scored exactly: ``(change, a, b)``
+    (``a < b``), or None with fewer than two groups. The pairs are scored by
+    ``objective.exact_merges`` where they fit the memory budget at once, else in blocks that
+    fit (at 700 groups, 244,650 pairs of ``F x R x R`` systems: terabytes at once)."""
+    r = st.R - 1
+    if r < 2:
+        return None
+    n_pairs = r * (r - 1) // 2
+    block = _candidate_block(objective, st, n_pairs)
+    if block >= n_pairs:
+        change, pairs = objective.exact_merges(st)
+        best = int(torch.argmin(change))
+        return float(change[best]), int(pairs[best, 0]), int(pairs[best, 1])
+    best = None
+    for a, b in _pair_blocks(r, block, st.G.device):
+        change = _merge_changes(objective, st, a, b)
+        i = int(torch.argmin(change))
+        if best is None or float(change[i]) < best[0]:  # ties: the first pair, as at once
+            best = (float(change[i]), int(a[i]), int(b[i]))
+    return best
 
 
 class _Exact(Move):
@@ -75,7 +167,7 @@ class OneItemMoves(_Exact):
         tol = self.tol
         n_candidates = max(self.n_candidates, 2 * objective.problem.n_outputs)
         items, targets = objective.best_screened(st, n_candidates)
-        change = objective.exact_moves(st, items, targets)
+        change = exact_move_changes(objective, st, items, targets)
         order = torch.argsort(change)
         items, targets, change = items[order], targets[order], change[order]
         good = change < -tol * max(1.0, abs(st.value))
@@ -103,17 +195,16 @@ class OneItemMoves(_Exact):
 
 
 class BestMerge(_Exact):
-    """The best merge of two groups, all pairs scored exactly."""
+    """The best merge of two groups, all pairs scored exactly (:func:`best_merge`)."""
 
     def propose(self, objective, st):
         tol = self.tol
-        change, pairs = objective.exact_merges(st)
-        if change is None:
+        best = best_merge(objective, st)
+        if best is None:
             return None
-        best = int(torch.argmin(change))
-        if float(change[best]) >= -tol * max(1.0, abs(st.value)):
+        change, a, b = best
+        if change >= -tol * max(1.0, abs(st.value)):
             return None
-        a, b = (int(x) for x in pairs[best])
         lab = st.labels.copy()
         lab[lab == b] = a
         return objective.state(lab, near=st)

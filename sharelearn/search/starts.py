@@ -81,7 +81,7 @@ def input_correlation(problem, n_iter=30):
     of their variance, as for neighbouring pixels of natural images."""
     C = problem.C_tr.mean(0)
     scale = torch.diagonal(C).clamp_min(torch.finfo(C.dtype).tiny).rsqrt()
-    R = C * scale[:, None] * scale[None, :]
+    R = C.mul_(scale[:, None]).mul_(scale[None, :])  # in place: C is this call's own d x d
     v = torch.ones(R.shape[0], dtype=R.dtype, device=R.device)
     for _ in range(n_iter):
         v = R @ v
@@ -100,9 +100,9 @@ def ridge_clusters(problem, k=2, ridge=1e-2):
     """
     C = problem.C_tr.mean(0)
     B = problem.B_tr.mean(0)
-    lam = _ridge_amount(C, ridge)
-    eye = torch.eye(C.shape[0], dtype=C.dtype, device=C.device)
-    W = torch.linalg.solve(C + lam * eye, B).T.reshape(-1)
+    # the ridge on the diagonal in place: C is this call's own d x d, and no identity is formed
+    torch.diagonal(C).add_(_ridge_amount(C, ridge))
+    W = torch.linalg.solve(C, B).T.reshape(-1)
     return one_dim_kmeans(W.cpu().numpy(), k)
 
 

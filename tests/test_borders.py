@@ -186,3 +186,60 @@ def test_the_display_marks_the_departures():
     with pytest.raises(ValueError, match="departures must be a boolean mask"):
         SharingDisplay(est.sharing_partition_, W.shape, departures=np.zeros(3, dtype=bool))
     plt.close("all")
+
+
+
+def _circular_objective(build, W, shape, seed):
+    """The validation objective of patch data through the circular map ``W``, its state under
+    the circular 3 x 3 hypothesis (each block free), and that hypothesis as a family."""
+    from sharelearn.search.coarsening import SharingFamily
+
+    X, Y = _patch_data(W, shape, seed=seed)
+    objective = build.hard_objective(build.problem_of(X, Y))
+    blocks = shift_sharing(shape, 3, "circular")
+    family = SharingFamily({"circular": blocks}, exceptions=True)
+    return objective, objective.state(blocks), family
+
+
+def test_a_replaced_row_is_told_from_a_changed_entry(build):
+    from sharelearn.search.exceptions import replaced_rows
+
+    shape = (6, 6)
+    blocks = shift_sharing(shape, 3, "circular")
+    rng = np.random.default_rng(3)
+    values = np.zeros(blocks.max() + 1)
+    values[rng.choice(blocks.max() + 1, 9, replace=False)] = rng.standard_normal(9)
+    W = values[blocks].reshape(36, 36)
+    replaced, changed = W.copy(), W.copy()
+    replaced[4] = rng.standard_normal(36)
+    changed[4, 7] += 0.8 * values[values != 0].std()
+    objective, st, _ = _circular_objective(build, replaced, shape, seed=5)
+    np.testing.assert_array_equal(replaced_rows(objective, st, 4), [4])
+    # one entry off fits row 4 as badly, but moving that entry mends it: not a replaced row
+    objective, st, _ = _circular_objective(build, changed, shape, seed=5)
+    errors = objective.output_errors(st)
+    assert errors[4] > 10 * errors.median()
+    assert replaced_rows(objective, st, 4).size == 0
+
+
+def test_rows_set_apart_are_scored_as_the_partition_that_frees_them(build):
+    # a row left out of the blocks is fitted freely, entry by entry: a coarsening's data term
+    # equals the full objective's of the partition with that row's entries in groups of their
+    # own
+    from sharelearn.search.coarsening import HypothesisBlocks
+
+    shape = (6, 6)
+    W = np.random.default_rng(4).standard_normal((36, 36))
+    objective, _, family = _circular_objective(build, W, shape, seed=6)
+    apart = HypothesisBlocks(objective, family, 0, apart=[2, 30])
+    coarsening = np.arange(family.n_blocks(0)) % 5  # any coarsening of the blocks
+    labels = apart.free_rows(canonical_labels(coarsening[family.labels[0]]))
+    assert np.unique(labels.reshape(36, 36)[[2, 30]]).size == 72
+    full = objective.state(labels)
+    expected = full.value - float(objective.penalty_term(full.sizes))
+    G, c, Gv, cv, *_ = apart.quadratics(coarsening, 5)
+    got = float(apart._data(G[None], c[None], Gv[None], cv[None])[0][0])
+    assert got == pytest.approx(expected, rel=1e-9, abs=1e-6)
+    # and without the offset the free rows would be missing: the values differ
+    plain = float(objective._data(G[None], c[None], Gv[None], cv[None])[0][0])
+    assert abs(plain - expected) > 1.0

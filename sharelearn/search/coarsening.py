@@ -94,6 +94,10 @@ class SharingFamily:
         self.names = [name for name, _ in kept.values()]
         self.labels = [labels for _, labels in kept.values()]
         self.log_size = math.log(len(self.names)) if self.names else 0.0
+        self._index()
+
+    def _index(self):
+        """Each hypothesis's items sorted by block, and where each block starts."""
         self._order = [np.argsort(h, kind="stable") for h in self.labels]
         self._starts = [np.flatnonzero(np.r_[True, np.diff(h[o]) != 0])
                         for h, o in zip(self.labels, self._order, strict=True)]
@@ -201,6 +205,17 @@ def shortlist_on_rows(problem, family, n_keep, n_rows=_SHORTLIST_ROWS):
     return [int(h) for h in np.argsort(errors, kind="stable")[:n_keep]]
 
 
+def free_rows(labels, rows, n_inputs):
+    """``labels`` (of an ``m x n_inputs`` map) with every entry of the output rows ``rows`` in
+    a group of its own."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if not rows.size:
+        return labels
+    labels = np.array(labels).reshape(-1, n_inputs)
+    labels[rows] = labels.max() + 1 + np.arange(rows.size * n_inputs).reshape(-1, n_inputs)
+    return canonical_labels(labels.ravel())
+
+
 class HypothesisBlocks:
     """The normal equations of one hypothesis's blocks, for exact scoring of its coarsenings.
 
@@ -208,24 +223,63 @@ class HypothesisBlocks:
     every coarsening is then scored from ``K x K`` matrices alone, and the candidates of one
     round (every block moved, every pair of groups merged) from the current ``R x R`` ones by
     low-rank updates, ``O(R^2)`` each before the batched solve.
+
+    With ``apart`` (output rows), those rows are left out of the blocks and fitted freely, each
+    entry on its own: a free row meets no other row's entries, so its validation error is a
+    constant of the data term (``sse_offset``), and the coarsenings of the other rows are
+    scored exactly as the partitions that also free those rows (validation objective only; the
+    evidence's shared precisions couple every parameter).
     """
 
-    def __init__(self, objective, family, h):
+    def __init__(self, objective, family, h, apart=None):
         pb = objective.problem
         self.objective, self.family, self.h = objective, family, h
         K = family.n_blocks(h)
+        m, d, F = pb.n_outputs, pb.n_inputs, pb.n_splits
         lab = torch.as_tensor(family.labels[h], device=pb.device)
-        self.G, self.c = block_quadratics(pb.C_tr, pb.b_tr, lab, K, pb.n_outputs)
-        self.Gv, self.cv = block_quadratics(pb.C_va, pb.b_va, lab, K, pb.n_outputs)
+        b_tr, b_va = pb.b_tr, pb.b_va
+        self.apart = np.zeros(0, dtype=np.int64) if apart is None else np.asarray(apart)
+        self.sse_offset, self.yy_tr = None, pb.yy_tr[0]
+        if self.apart.size:
+            keep = torch.as_tensor(np.setdiff1d(np.arange(m), self.apart), device=pb.device)
+            m = keep.numel()
+            lab = lab.reshape(-1, d)[keep].reshape(-1)
+            b_tr = b_tr.reshape(F, -1, d)[:, keep].reshape(F, -1)
+            b_va = b_va.reshape(F, -1, d)[:, keep].reshape(F, -1)
+            self.sse_offset = self._free_rows_offset(pb, self.apart)
+            self.yy_tr = pb.yy_tr_out[0, keep].sum()
+        self.n_kept_rows = m
+        self.G, self.c = block_quadratics(pb.C_tr, b_tr, lab, K, m)
+        self.Gv, self.cv = block_quadratics(pb.C_va, b_va, lab, K, m)
         self.dtype, self.device = self.G.dtype, self.G.device
         self.sizes = torch.bincount(lab, minlength=K).to(self.dtype)
         self.penalties, self.n_blocks = objective.penalties, K
         self.naming = self.penalties.weight(CodeLength) * family.log_size
 
+    @staticmethod
+    def _free_rows_offset(pb, rows):
+        """Per split: the validation squared error of the output rows ``rows`` fitted freely
+        on the training part, less their validation ``||y||^2`` (which the problem's total
+        holds)."""
+        rows = torch.as_tensor(rows, device=pb.device)
+        B_tr, B_va = pb.B_tr[:, :, rows], pb.B_va[:, :, rows]  # (F, d, r)
+        W = ridge_solve(pb.C_tr[:, None], B_tr.transpose(1, 2), pb.alpha)  # (F, r, d)
+        sse = (-2 * (W * B_va.transpose(1, 2)).sum(-1)
+               + ((W @ pb.C_va) * W).sum(-1))  # (F, r), less ||y||^2
+        return sse.sum(-1)
+
+    def _data(self, G, c, Gv, cv, overwrite=False):
+        return self.objective._data(G, c, Gv, cv, overwrite=overwrite,
+                                    sse_offset=self.sse_offset)
+
+    def free_rows(self, labels):
+        """``labels`` with every entry of the rows set apart in a group of its own."""
+        return free_rows(labels, self.apart, self.objective.problem.n_inputs)
+
     @cached_property
     def fitted_values(self):
         """The blocks' own least-squares values (``K``), mean over the splits."""
-        _, psi, _ = self.objective._data(self.G.clone(), self.c, self.Gv, self.cv)
+        _, psi, _ = self._data(self.G.clone(), self.c, self.Gv, self.cv)
         return psi.reshape(-1, psi.shape[-1]).mean(0).cpu().numpy()
 
     @cached_property
@@ -237,8 +291,8 @@ class HypothesisBlocks:
         K = G.shape[0]
         ridge = pb.alpha + 1e-12 * (float(torch.diagonal(G).max()) + 1.0)
         inv = torch.linalg.inv(G + ridge * torch.eye(K, dtype=G.dtype, device=G.device))
-        rss = float(pb.yy_tr[0] - c @ (inv @ c))
-        dof = max(1.0, float(pb.n_tr[0]) * pb.n_outputs - K)
+        rss = float(self.yy_tr - c @ (inv @ c))
+        dof = max(1.0, float(pb.n_tr[0]) * self.n_kept_rows - K)
         var = torch.clamp(torch.diagonal(inv), min=0) * max(rss, 0.0) / dof
         return torch.sqrt(var).cpu().numpy()
 
@@ -269,7 +323,7 @@ class HypothesisBlocks:
         return torch.minimum(item, block)
 
     def _values(self, G, c, Gv, cv, sizes, counts):
-        data, _, _ = self.objective._data(G, c, Gv, cv, overwrite=True)
+        data, _, _ = self._data(G, c, Gv, cv, overwrite=True)
         return data + self._penalty(sizes, counts)
 
     def quadratics(self, a, R):
@@ -316,7 +370,7 @@ class HypothesisBlocks:
         F = G.shape[0]
         chunk = max(1, _CHUNK_ELEMENTS // (F * R * R))
         best = (math.inf, None)
-        _, psi, _ = self.objective._data(G.clone(), c, Gv, cv, overwrite=True)
+        _, psi, _ = self._data(G.clone(), c, Gv, cv, overwrite=True)
         psi = psi.reshape(-1, R).mean(0).cpu().numpy()
         bb, tt, gg, hh = self._targets(a, R, psi)
         # moves: block b from s = a[b] to t != s; G' = G + u m^T + m u^T + g_bb u u^T, u = e_t - e_s
@@ -432,7 +486,7 @@ def coarsening_search(blocks, starts, *, max_iter=1000, tol=1e-9):
 
 
 def coarsening_with_exceptions(objective, family, h, labels, value, *, max_iter=1000,
-                               max_rounds=4, tol=1e-9):
+                               max_rounds=4, tol=1e-9, free_rows=0):
     """The exceptions to a coarsening of hypothesis ``h``, and the coarsening refitted
     around them, in turn.
 
@@ -442,7 +496,8 @@ def coarsening_with_exceptions(objective, family, h, labels, value, *, max_iter=
     a block of their own in a refined hypothesis (up to ``_MAX_REFITTED_EXCEPTIONS``), whose
     coarsenings are searched exactly (:func:`coarsening_search`: taps split again, and
     exceptions join the group they belong to, such as the zeros); then the exceptions are
-    searched again, up to ``max_rounds`` times or until neither improves.
+    searched again, up to ``max_rounds`` times or until neither improves. ``free_rows``: up to
+    how many outlying output rows the first search tries as whole rows of exceptions.
 
     Returns
     -------
@@ -452,13 +507,14 @@ def coarsening_with_exceptions(objective, family, h, labels, value, *, max_iter=
     n_exceptions : int
     """
     best = (canonical_labels(labels), value, 0)
-    for _ in range(max_rounds):
-        found, found_value, n_exc, _ = exception_search(objective, family, h, best[0],
-                                                        max_iter=max_iter, tol=tol)
+    for round_ in range(max_rounds):
+        found, found_value, n_exc, _ = exception_search(
+            objective, family, h, best[0], max_iter=max_iter, tol=tol,
+            free_rows=free_rows if round_ == 0 else 0)
         if not improves(found_value, best[1], tol):
             break
         best = (found, found_value, n_exc)
-        if n_exc == 0 or n_exc > min(family.n_blocks(h), _MAX_REFITTED_EXCEPTIONS):
+        if n_exc == 0 or n_exc > _MAX_REFITTED_EXCEPTIONS:
             # many exceptions: a poor hypothesis for these data, whose refitted coarsenings
             # are costly to search (p4m under a reflect-border Gaussian filter: 125 exceptions
             # to 21 blocks, 30 s, and it still lost by 26,000 units; a random 64 x 64 map:

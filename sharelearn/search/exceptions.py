@@ -33,11 +33,16 @@ import torch
 
 from ..partition import canonical_labels
 from . import improves
+from .moves import exact_move_changes
 
 __all__ = ["exception_nats", "exception_search", "home_groups", "structured_value"]
 
 # best-rated moves checked exactly each round
 _N_CHECKED = 64
+#: An output whose error is this many times the median output's is a suspect replaced row.
+ROW_OUTLIER = 10.0
+# ... unless freeing this many of its entries mends it (changed entries, not a replaced row)
+_MENDING_ENTRIES = 3
 #: Units of the objective per nat of the exceptions' code (minus twice a log prior).
 EXCEPTION_WEIGHT = 2.0
 
@@ -160,7 +165,7 @@ def _best_rated(objective, st, code, n):
 
 def _data_changes(objective, st, items, targets):
     """Exact change of the data term of each move ``items[q] -> targets[q]`` (each alone)."""
-    change = objective.exact_moves(st, items, targets)
+    change = exact_move_changes(objective, st, items, targets)  # in blocks the budget allows
     sizes = st.sizes.expand(len(items), st.R).clone()
     ar = torch.arange(len(items), device=sizes.device)
     sizes[ar, st.lab_t[items]] -= 1
@@ -168,7 +173,80 @@ def _data_changes(objective, st, items, targets):
     return change - (objective.penalty_term(sizes) - float(objective.penalty_term(st.sizes)))
 
 
-def exception_search(objective, family, h, labels, *, max_iter=1000, tol=1e-9):
+def replaced_rows(objective, st, max_rows, n_entries=_MENDING_ENTRIES):
+    """Up to ``max_rows`` output rows of the state ``st`` that look replaced: they fit far
+    worse than the median output (``ROW_OUTLIER`` times its error), and still do with their
+    ``n_entries`` most telling entries freed.
+
+    The second condition tells a replaced row from a row with a changed entry or a few, which
+    also fits badly but is mended by moving those entries (each an exception of its own). On
+    the first split's training part, with ``g = C (w - w*)`` (``w`` the row's weights, ``w*``
+    its free fit), freeing the entries ``S`` gains ``g_S^T C_SS^-1 g_S`` of the whole row's
+    misfit ``(w - w*)^T C (w - w*)``; ``S`` grows greedily, one entry at a time (on photo
+    patches one entry's pixel correlates with the others, and alone it explained 97% of a
+    replaced row's misfit). What is left must exceed what freeing the row's ``d`` entries
+    gains from noise alone, ``ROW_OUTLIER d`` times the median output's error."""
+    pb = objective.problem
+    errors = objective.output_errors(st)
+    median = float(errors.median())
+    order = torch.argsort(-errors, stable=True)[:max_rows].tolist()
+    candidates = [o for o in order if float(errors[o]) > ROW_OUTLIER * median]
+    d = pb.n_inputs
+    C = pb.C_tr[0]
+    eye = torch.eye(d, dtype=C.dtype, device=C.device)
+    W = st.psi[0][st.lab_t].reshape(-1, d)
+    out = []
+    for o in candidates:
+        free = torch.linalg.solve(C + pb.alpha * eye, pb.B_tr[0][:, o])
+        delta = W[o] - free
+        left = float(delta @ C @ delta)
+        chosen = []
+        for _ in range(min(n_entries, d - 1)):
+            # the gradient and curvature of each entry with the chosen ones refitted
+            if chosen:
+                A = C[chosen][:, chosen] + pb.alpha * eye[:len(chosen), :len(chosen)]
+                shift = torch.linalg.solve(A, (delta @ C)[chosen])
+                g = delta @ C - C[:, chosen] @ shift
+                curv = torch.diagonal(C) - (C[:, chosen] * torch.linalg.solve(
+                    A, C[chosen]).T).sum(-1)
+            else:
+                g, curv = delta @ C, torch.diagonal(C)
+            gain = g**2 / torch.clamp(curv, min=1e-300)
+            gain[chosen] = -1.0
+            k = int(torch.argmax(gain))
+            left -= float(gain[k])
+            chosen.append(k)
+        if left > ROW_OUTLIER * d * median:
+            out.append(o)
+    return np.array(out, dtype=np.int64)
+
+
+def _free_outlier_rows(objective, pricer, st, value, max_rows, tol):
+    """Free whole output rows that look replaced (:func:`replaced_rows`): every entry of such a
+    row gets a group of its own, one row at a time while that improves the structured
+    objective.
+
+    A replaced output row departs on all its entries at once. Moved one by one, each entry
+    answers the same residual as the others, so no single move pays for its exception (a
+    circular convolution with one row replaced came back 40,000 units worse than the truth).
+    As one move the row is an ordinary list of exceptions, priced as any other; the one-item
+    rounds that follow merge back those of its entries that do follow the hypothesis. Returns
+    ``(state, value, rows freed)``."""
+    if max_rows <= 0:
+        return st, value, 0
+    d = objective.problem.n_inputs
+    freed = 0
+    for o in replaced_rows(objective, st, max_rows):
+        moved = st.labels.copy()
+        moved[o * d:(o + 1) * d] = int(st.labels.max()) + 1 + np.arange(d)
+        cand = objective.state(moved, near=st)
+        cand_value = pricer.total(cand)
+        if improves(cand_value, value, tol):
+            st, value, freed = cand, cand_value, freed + 1
+    return st, value, freed
+
+
+def exception_search(objective, family, h, labels, *, max_iter=1000, tol=1e-9, free_rows=0):
     """Exceptions to a coarsening of hypothesis ``h``: the items that the data move elsewhere.
 
     Parameters
@@ -183,6 +261,9 @@ def exception_search(objective, family, h, labels, *, max_iter=1000, tol=1e-9):
         The start: a coarsening of ``h`` (or one with exceptions already).
     max_iter : int
         Cap on accepting rounds.
+    free_rows : int
+        Up to how many outputs that fit far worse than the median output are tried as whole
+        rows of exceptions first (:func:`_free_outlier_rows`).
 
     Returns
     -------
@@ -198,7 +279,9 @@ def exception_search(objective, family, h, labels, *, max_iter=1000, tol=1e-9):
     st = objective.state(labels)
     value = pricer.total(st)
     n_rounds = 0
-    cap = max(family.n_blocks(h), objective.problem.n_outputs, objective.problem.n_inputs)
+    st, value, n_freed = _free_outlier_rows(objective, pricer, st, value, free_rows, tol)
+    cap = (max(family.n_blocks(h), objective.problem.n_outputs, objective.problem.n_inputs)
+           + n_freed * objective.problem.n_inputs)
     for n_rounds in range(max_iter):  # noqa: B007 - reported
         code = pricer.code_changes(st)
         rated, items, targets = _best_rated(objective, st, code, _N_CHECKED)

@@ -192,15 +192,44 @@ def _search(model, objective, labels, search, search_max_iter, gate=None, fixed_
     return labels, value, n_moves + 1, converged
 
 
-def _progress(iterable, total, verbose):
-    if not verbose:
-        return iterable
-    from tqdm.auto import tqdm
+class _Progress:
+    """One progress bar for a whole fit (``verbose``): each hypothesis's coarsenings, each
+    batch of relaxations, each start's item-wise search and each coarsening searched again is
+    one step, counted as soon as it is known to come; the text after the bar says what ran last
+    (a search's rounds) and the best objective so far."""
 
-    return tqdm(iterable, total=total, desc="sharelearn searches")
+    def __init__(self, verbose):
+        self.bar, self.best = None, None
+        if verbose:
+            from tqdm.auto import tqdm
+
+            # every step is shown: a fit has tens of steps, each one worth seeing
+            self.bar = tqdm(total=0, desc="sharelearn fit", unit="step", mininterval=0)
+
+    def expect(self, n):
+        if self.bar is not None and n:
+            self.bar.total += n
+            self.bar.refresh()
+
+    def step(self, what, value=None):
+        if self.bar is None:
+            return
+        if value is not None and (self.best is None or value < self.best):
+            self.best = value
+        best = "" if self.best is None else f"; best objective {self.best:.6g}"
+        self.bar.set_postfix_str(f"{what}{best}", refresh=False)
+        self.bar.update(1)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
 
 
-def _search_in_turn(model, objective, starts, search, search_max_iter, verbose, gates):
+def _rounds(n):
+    return f"{n} round" + ("" if n == 1 else "s")
+
+
+def _search_in_turn(model, objective, starts, search, search_max_iter, progress, gates):
     """The searches from ``starts`` (a dict: key -> labels) one after the other, last key first
     (the ``init`` start, unless a restart rounded to it). A start that is where an earlier
     search converged is not searched again: the search stops where no move of any kind
@@ -209,13 +238,15 @@ def _search_in_turn(model, objective, starts, search, search_max_iter, verbose, 
     there (``fixed_points``)."""
     keys = list(starts)
     found, ends, fixed_points = {}, {}, set()
-    for k in _progress(keys[::-1], len(keys), verbose):
+    for i, k in enumerate(keys[::-1]):
         if k in ends:
             found[k] = (*ends[k], 0, True)
+            progress.step(f"search {i + 1} of {len(keys)}: where an earlier one ended")
             continue
         found[k] = _search(model, objective, starts[k], search, search_max_iter, gates.get(k),
                            fixed_points)
-        labels, value, _, converged = found[k]
+        labels, value, n_moves, converged = found[k]
+        progress.step(f"search {i + 1} of {len(keys)}: {_rounds(n_moves)}", value)
         if converged:
             ends.setdefault(labels.tobytes(), (labels, value))
     return found
@@ -277,10 +308,12 @@ class _Hypotheses:
     def penalty_change(self, labels):
         return self.family.penalty_change(labels, self.penalties)
 
-    def search_coarsenings(self, max_iter):
+    def search_coarsenings(self, max_iter, progress=None):
         """The best coarsenings of the leading hypotheses, each with the exceptions the data
         pay for, before any item-wise search."""
         for h in self.ranked:
+            if progress is not None:
+                progress.step(f"coarsenings of {self.family.names[h]}")
             labels, value, _, _ = self._coarsening(h, _coarsening_starts(self.blocks[h]),
                                                    max_iter)
             self.best[h] = self._with_exceptions(h, labels, value, max_iter)
@@ -355,10 +388,11 @@ class _Hypotheses:
         return _STAY if self.explained else partial(self.family.penalty_change,
                                                     penalties=self.penalties)
 
-    def search_again(self, leader, max_iter):
+    def search_again(self, leader, max_iter, progress):
         """The leading hypotheses' coarsenings again, from their best so far and from the
         coarsening nearest to ``leader`` (the best partition of any start)."""
         family, out = self.family, []
+        progress.expect(len(self.ranked))
         for h in self.ranked:
             begin = [family.majority_blocks(h, self.best[h][0]),
                      family.majority_blocks(h, leader)]
@@ -373,6 +407,7 @@ class _Hypotheses:
             value = self.objective.state(labels).value + self.penalty_change(labels)
             out.append(StartResult(f"coarsening: {family.names[h]}", family.labels[h],
                                    labels, value, n_moves, converged))
+            progress.step(f"coarsenings of {family.names[h]} again", value)
         return out
 
 
@@ -418,7 +453,7 @@ class _RetrainedHypotheses(_Hypotheses):
     def _value(self, labels):
         return self.objective.state(labels).value + self.penalty_change(labels)
 
-    def search_coarsenings(self, max_iter):
+    def search_coarsenings(self, max_iter, progress=None):
         """Rank the hypotheses: screened when there are many, the best scored in full."""
         family = self.family
         order = list(range(len(family)))
@@ -448,7 +483,7 @@ class _RetrainedHypotheses(_Hypotheses):
         """Nothing: a network's hypotheses are ranked by retrains, not scored by blocks."""
         return []
 
-    def search_again(self, leader, max_iter):
+    def search_again(self, leader, max_iter, progress):
         """The model's search from each ranked hypothesis that did not lead (on the
         benchmark's digits teacher, the true 3 x 3 convolution ranked second once, behind a
         2-channel reading that it coarsens, and the search from the leader stopped one merge
@@ -456,14 +491,16 @@ class _RetrainedHypotheses(_Hypotheses):
         out = []
         if self.model is None:  # the hypotheses were not asked to start a search
             return out
-        for h in self.ranked:
-            if h == self.lead:
-                continue
+        others = [h for h in self.ranked if h != self.lead]
+        progress.expect(len(others))
+        for h in others:
             labels = self.family.labels[h]
             found, value, n_moves, converged = _search(self.model, self.objective, labels, True,
                                                        max_iter, self.gate())
             out.append(StartResult(f"hypothesis: {self.family.names[h]}", labels, found,
                                    value + self.penalty_change(found), n_moves, converged))
+            progress.step(f"search from {self.family.names[h]}: {_rounds(n_moves)}",
+                          out[-1].value)
         return out
 
 
@@ -529,6 +566,18 @@ def discover(model, penalties, seeds, *, n_relax, n_columns, search, search_max_
         The closed forms' structured hypotheses scored, best first (see ``_Hypotheses.table``);
         empty without hypotheses and for networks.
     """
+    progress = _Progress(verbose)
+    try:
+        return _discover(model, penalties, seeds, n_relax, n_columns, start, extra_starts,
+                         hypotheses, hypothesis_start, relax_if_explained, search,
+                         search_max_iter, exceptions, n_jobs, progress, relax_params)
+    finally:
+        progress.close()
+
+
+def _discover(model, penalties, seeds, n_relax, n_columns, start, extra_starts, hypotheses,
+              hypothesis_start, relax_if_explained, search, search_max_iter, exceptions, n_jobs,
+              progress, relax_params):
     objective = model.hard_objective(penalties)
     init = (model.shared_start(model.n_items) if start is None else canonical_labels(start))
     kind = _RetrainedHypotheses if hasattr(objective, "screen") else _Hypotheses
@@ -536,7 +585,8 @@ def discover(model, penalties, seeds, *, n_relax, n_columns, search, search_max_
            else None)
     if hyp is not None:
         if search:
-            hyp.search_coarsenings(search_max_iter)
+            progress.expect(len(getattr(hyp, "ranked", ())))
+            hyp.search_coarsenings(search_max_iter, progress)
         if hypothesis_start:
             hyp.choose_start(model, init)
         if hyp.explained and not relax_if_explained:
@@ -548,13 +598,18 @@ def discover(model, penalties, seeds, *, n_relax, n_columns, search, search_max_
     n_batches = max(min(workers, n_relax), -(-n_relax // max(1, batch_size))) if n_relax else 0
     batches = [list(b) for b in np.array_split(np.arange(n_relax), n_batches)] if n_relax else []
     relax_params = dict(relax_params, n_columns=n_columns)
+    progress.expect(len(batches))
     if workers == 1:
-        relaxed = [relax(model, penalties, [seeds[i] for i in b], **relax_params)
-                   for b in batches]
+        relaxed = []
+        for i, b in enumerate(batches):
+            relaxed.append(relax(model, penalties, [seeds[i] for i in b], **relax_params))
+            progress.step(f"relaxations, batch {i + 1} of {len(batches)}")
     else:
         relaxed = Parallel(n_jobs=n_jobs)(
             delayed(relax)(model, penalties, [seeds[i] for i in b], **relax_params)
             for b in batches)
+        for _ in batches:
+            progress.step("relaxations")
     relaxed = [r for batch in relaxed for r in batch]
 
     starts = [canonical_labels(soft.argmax(1)) for soft, _, _ in relaxed] + [init]
@@ -573,14 +628,19 @@ def discover(model, penalties, seeds, *, n_relax, n_columns, search, search_max_
         distinct.setdefault(labels.tobytes(), labels)
     gates = {} if lead is None else {starts[hyp_index].tobytes(): hyp.gate()}
     keys = list(distinct)
+    progress.expect(len(keys))
     if workers == 1:
-        found = _search_in_turn(model, objective, distinct, search, search_max_iter, verbose,
+        found = _search_in_turn(model, objective, distinct, search, search_max_iter, progress,
                                 gates)
     else:
         tasks = (delayed(_search)(model, objective, distinct[k], search, search_max_iter,
                                   gates.get(k)) for k in keys)
-        found = Parallel(n_jobs=n_jobs, return_as="generator")(tasks)
-        found = dict(zip(keys, _progress(found, len(keys), verbose), strict=True))
+        found = {}
+        for i, (k, result) in enumerate(zip(keys, Parallel(n_jobs=n_jobs,
+                                                          return_as="generator")(tasks),
+                                            strict=True)):
+            found[k] = result
+            progress.step(f"search {i + 1} of {len(keys)}: {_rounds(result[2])}", result[1])
 
     results = []
     for i, rounded in enumerate(starts):
@@ -588,7 +648,8 @@ def discover(model, penalties, seeds, *, n_relax, n_columns, search, search_max_
         kind = "relax" if i < n_relax else "init" if i == n_relax else "extra"
         if i == hyp_index:
             kind = f"hypothesis: {hyp.family.names[lead]}" + (
-                "; the data lie in its span: the only start" if hyp.explained else "")
+                "; the data lie in its span: no item-wise search from it" if hyp.explained
+                else "")
         if hyp is not None:
             value = value + hyp.penalty_change(labels)
         result = StartResult(kind, rounded, labels, float(value), n_moves, converged)
@@ -596,5 +657,6 @@ def discover(model, penalties, seeds, *, n_relax, n_columns, search, search_max_
             result.soft, result.curve, result.n_iter = relaxed[i]
         results.append(result)
     if search and hyp is not None:
-        results += hyp.search_again(min(results, key=lambda r: r.value).labels, search_max_iter)
+        results += hyp.search_again(min(results, key=lambda r: r.value).labels, search_max_iter,
+                                    progress)
     return objective, results, [] if hyp is None else hyp.table()

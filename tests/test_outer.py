@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from sharelearn import SharingDiscoverer
-from sharelearn.datasets import make_shared_means
+from sharelearn.datasets import make_convolution, make_shared_means
 from sharelearn.models import LinearMap, SharedMeans
 from sharelearn.outer import discover, relax
 from sharelearn.penalties import Penalties
@@ -73,3 +73,17 @@ def test_no_relaxation_steps_rounds_the_random_logits(build):
     X, _, _ = make_shared_means(60, n_features=4, n_groups=2, random_state=0)
     est = SharingDiscoverer(max_iter=0, random_state=0).fit(X)  # and a fit goes through
     assert est.loss_curve_.size == 0  # no relaxation ran
+
+
+def test_one_progress_bar_covers_the_whole_fit(capsys):
+    # issue 34: one bar per fit (coarsenings, relaxations, searches and their rounds), and the
+    # start a hypothesis explains is not called "the only start" when others follow it
+    X, Y, _, _ = make_convolution(120, input_shape=12, kernel_size=3, random_state=0)
+    SharingDiscoverer(model="linear", n_restarts=2, random_state=0, verbose=1).fit(X, Y)
+    out, err = capsys.readouterr()
+    assert "sharelearn fit" in err and "sharelearn searches" not in err
+    for stage in ("coarsenings of", "relaxations, batch", "search 1 of", "again"):
+        assert stage in err, stage
+    assert "round" in err and "best objective" in err
+    assert "the only start" not in out
+    assert out.count("] start ") >= 4

@@ -514,8 +514,9 @@ class ModuleModel(SharingModel):
             labels, (fitted, history, _), n_merged = nettrain.holdout_merges(
                 scorer, labels, refit, n_obs=self.n_obs, max_iter=self.max_search_iter)
             if self.verbose and n_merged:
-                print(f"[NetworkSharingDiscoverer] {n_merged} merge(s) of groups kept on the "
-                      f"hold-out: {int(labels.max()) + 1} groups")
+                n_groups = int(labels.max()) + 1
+                print(f"[{type(self).__name__}] {n_merged} merge(s) of groups kept on the "
+                      f"hold-out: {n_groups} group{'' if n_groups == 1 else 's'}")
         else:
             fitted, history, _ = refit(labels)
         by_evidence = {}

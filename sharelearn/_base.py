@@ -22,7 +22,7 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._threads import fit_threads
 from .outer import discover
@@ -94,6 +94,27 @@ def _check_split(pair, n_samples):
     return tuple(out)
 
 
+def validate_numbers(estimator, X="no_validation", y="no_validation", **kwargs):
+    """scikit-learn's ``validate_data``, whose error for text that is no number names the
+    array that holds it (numpy's own says only "could not convert string to float")."""
+    try:
+        return validate_data(estimator, X, y, **kwargs)
+    except ValueError as err:
+        if "could not convert" not in str(err):
+            raise
+        try:  # which array holds the text: X, or else y
+            check_array(X, dtype=np.float64, ensure_2d=False, allow_nd=True,
+                        ensure_all_finite=False, ensure_min_samples=0, ensure_min_features=0)
+            name = "y"
+        except ValueError:
+            name = "X"
+        advice = ("Encode text as numbers first (e.g. with sklearn.preprocessing."
+                  "OrdinalEncoder)." if name == "X" else "Class labels are targets of "
+                  "NetworkSharingClassifier.")
+        raise ValueError(f"{name} must hold numbers for {type(estimator).__name__}: {err}. "
+                         f"{advice}") from None
+
+
 def _work_hint(X, y):
     """A size hint of a fit for the thread choice: inputs squared times outputs (the cost of a
     closed-form problem's statistics), from the shapes alone, before any validation."""
@@ -102,6 +123,22 @@ def _work_hint(X, y):
         return int(np.prod(shape[1:])) if shape is not None and len(shape) > 1 else 1
 
     return float(trailing(X)) ** 2 * trailing(y)
+
+
+class _Integer(Interval):
+    """An interval of ints that refuses ``True`` and ``False``, which Python counts as the ints
+    1 and 0 (``n_candidate_groups=True`` ran as 1)."""
+
+    def is_satisfied_by(self, val):
+        return not isinstance(val, bool) and super().is_satisfied_by(val)
+
+
+def _without_bools(constraints):
+    """``constraints`` with every interval of ints made an :class:`_Integer`."""
+    return {name: [_Integer(c.type, c.left, c.right, closed=c.closed)
+                   if isinstance(c, Interval) and c.type is numbers.Integral else c
+                   for c in options]
+            for name, options in constraints.items()}
 
 
 def _resolve_device(device):
@@ -123,7 +160,7 @@ class BaseDiscoverer(BaseEstimator):
     validating the data, and the prediction methods.
     """
 
-    _parameter_constraints = {
+    _parameter_constraints = _without_bools({
         "n_candidate_groups": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "nuclear": [Interval(numbers.Real, 0, None, closed="left")],
         "nuclear_kind": [StrOptions({"nuclear", "column"})],
@@ -142,11 +179,13 @@ class BaseDiscoverer(BaseEstimator):
         "device": [StrOptions({"cpu", "cuda", "auto"})],
         "dtype": [StrOptions({"float64", "float32"})],
         "reference": ["array-like", "sparse matrix", str, None],
-        "n_jobs": [numbers.Integral, None],
+        # joblib's convention: -1 all cores, -2 all but one, ...; 0 means nothing
+        "n_jobs": [Interval(numbers.Integral, None, -1, closed="right"),
+                   Interval(numbers.Integral, 1, None, closed="left"), None],
         "n_threads": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
-    }
+    })
 
     # What a fit leaves besides its public ``*_`` attributes; a new fit removes all of it first.
     _PRIVATE_FIT_STATE = ("_y_1d", "_evidence_terms", "_log_evidence_value",

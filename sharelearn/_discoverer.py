@@ -12,9 +12,9 @@ import torch
 from sklearn.base import TransformerMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted
 
-from ._base import BaseDiscoverer
+from ._base import BaseDiscoverer, validate_numbers
 from ._memory import format_bytes, resolve_budget
 from .models import CLOSED_FORM_MODELS, NETWORK_MODELS, closed_form_model
 from .models.closed_form import log_evidence
@@ -463,11 +463,11 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
             if y is None:
                 raise ValueError(f"SharingDiscoverer(model={self.model!r}) requires y to be "
                                  "passed, but the target y is None: call fit(X, y).")
-            X, y = validate_data(self, X, y, multi_output=True, dtype=np.float64)
+            X, y = validate_numbers(self, X, y, multi_output=True, dtype=np.float64)
             y = self._validate_targets(y, _shown(self))
             self._y_1d = y.ndim == 1
         else:
-            X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
+            X = validate_numbers(self, X, dtype=np.float64, ensure_min_samples=2)
             self._y_1d = False
         _warn_if_standardised_per_feature(X, name)
         rng = check_random_state(self.random_state)
@@ -578,7 +578,7 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
         back. For ``model="linear"`` the output is ``X @ coef_.T + intercept_``.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float64)
+        X = validate_numbers(self, X, reset=False, dtype=np.float64)
         return self._model.transform(self, X)
 
     @_for_models(_is_model("mean"), _MEAN_ONLY)
@@ -614,7 +614,7 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
         by_reference = self._score_reference()
         if by_reference is not None:
             return by_reference
-        X = validate_data(self, X, reset=False, dtype=np.float64)
+        X = validate_numbers(self, X, reset=False, dtype=np.float64)
         return self._model.score(self, X, y)
 
     def __sklearn_tags__(self):

@@ -13,9 +13,10 @@ from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
-from ._base import BaseDiscoverer
+from ._base import BaseDiscoverer, _without_bools, validate_numbers
+from ._scaling import check_network_targets
 from .hypergrad import SOLVERS
 from .laplace import HESSIAN_STRUCTURES
 from .models import network_model
@@ -24,22 +25,6 @@ from .networks import tie_parameters
 from .partition import labels_to_selection
 
 __all__ = ["NetworkSharingClassifier", "NetworkSharingDiscoverer"]
-
-
-class _Integer(Interval):
-    """An interval of ints that refuses ``True`` and ``False``, which Python counts as the ints
-    1 and 0 (``n_candidate_groups=True`` ran as 1)."""
-
-    def is_satisfied_by(self, val):
-        return not isinstance(val, bool) and super().is_satisfied_by(val)
-
-
-def _without_bools(constraints):
-    """``constraints`` with every interval of ints made an :class:`_Integer`."""
-    return {name: [_Integer(c.type, c.left, c.right, closed=c.closed)
-                   if isinstance(c, Interval) and c.type is numbers.Integral else c
-                   for c in options]
-            for name, options in constraints.items()}
 
 
 class NetworkSharingDiscoverer(BaseDiscoverer):
@@ -383,11 +368,11 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
             X = model.token_array(X)
         kwargs = dict(reset=reset, dtype=numeric, allow_nd=not sequence)
         if y is None:
-            X = validate_data(self, X, **kwargs)
+            X = validate_numbers(self, X, **kwargs)
         else:
             regression = not is_classifier(self)
-            X, y = validate_data(self, X, y, multi_output=regression, y_numeric=regression,
-                                 **kwargs)
+            X, y = validate_numbers(self, X, y, multi_output=regression,
+                                    y_numeric=regression, **kwargs)
         X = model.check_inputs(X, None if reset else self)
         return X if y is None else (X, y)
 
@@ -418,7 +403,9 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
         class codes for stratified splits (None for a regressor)."""
         y = self._validate_targets(y, "a network")
         self._y_1d = y.ndim == 1
-        return (y.reshape(-1, 1) if self._y_1d else y), None
+        Y = y.reshape(-1, 1) if self._y_1d else y
+        check_network_targets(Y)
+        return Y, None
 
     def _module_splits(self, n_samples, rng, classes=None):
         """(train, validation, early-stopping) indices; only the first cv split is used. With

@@ -17,7 +17,9 @@ A per-column scale would rescale each column of ``W`` by a different factor and 
 sharing, which is why there is only one. The fitted attributes are mapped back to the user's units
 with :class:`Units`. Those must exist in float64: squared errors in the units of the targets
 (``validation_loss_``, ``score``) and the weights ``coef_ ~ y_scale / x_scale``. Data whose
-attributes would overflow are refused before the fit, with the magnitude and what to divide by.
+attributes would overflow, or whose weights would underflow to (nearly) nothing, are refused
+before the fit, with the magnitude and what to divide or multiply by; weights in float64's
+subnormal range, which keep fewer digits, fit with a warning.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Units", "standardize"]
+__all__ = ["Units", "check_network_targets", "standardize"]
 
 # Below this ratio of spread to offset fewer than about three significant digits of the data
 # survive the subtraction of the offset in float64.
@@ -36,6 +38,11 @@ _PRECISION_FLOOR = 1e3 * np.finfo(np.float64).eps
 # The largest root mean square of targets (after their offset) whose squared errors stay finite
 # in float64 (up to 1.8e308) with room for errors 1e8 times the data's own spread.
 _LARGEST_TARGET_SCALE = 1e150
+
+# Below float64's smallest normal number (2.2e-308) the weights of a linear map are subnormal
+# and keep fewer significant digits the smaller they are; below this factor from internal
+# weights to the user's units they keep about two, or none (coef_ all zeros).
+_SMALLEST_WEIGHT_SCALE = 100 * float(np.finfo(np.float64).smallest_subnormal)
 
 
 @dataclass(frozen=True)
@@ -84,7 +91,7 @@ def _standardize_array(A, center, name):
             f"The spread of {name} is {scale / largest_offset:.1e} times its offset: fewer than "
             "three significant digits of the data remain after removing the offset, so the "
             f"discovered sharing may be wrong. Subtract the offset from {name} before fitting.",
-            UserWarning, stacklevel=7)
+            UserWarning, stacklevel=9)
     if scale == 0.0:  # constant data: nothing to scale
         scale = 1.0
     return centred / scale, offset, scale
@@ -115,7 +122,8 @@ def standardize(X, Y, *, center_x, center_y):
 
 def _check_representable(x_scale, y_scale, y_name, has_inputs):
     """Refuse, before the fit, data whose fitted attributes overflow float64 in the user's
-    units: squared errors of the targets (``y_name``), and a linear map's weights."""
+    units (squared errors of the targets ``y_name``, a linear map's weights) or whose weights
+    underflow it; warn where the weights are subnormal."""
     if y_scale > _LARGEST_TARGET_SCALE:
         raise ValueError(
             f"{y_name} is too large to report errors in its units: its root mean square "
@@ -123,10 +131,57 @@ def _check_representable(x_scale, y_scale, y_name, has_inputs):
             f"in these units (validation_loss_, score) stay within float64. Divide {y_name} "
             f"by a power of ten (e.g. 1e{int(np.floor(np.log10(y_scale)))}) before fitting: "
             "the sharing found does not depend on its units.")
-    if has_inputs and not np.isfinite(y_scale / x_scale):
+    if not has_inputs:
+        return
+    weight_scale = y_scale / x_scale
+    if not np.isfinite(weight_scale):
         raise ValueError(
             f"The weights of the linear map from X to y are too large for float64 in these "
             f"units: y's root mean square is {y_scale:.1e} and X's {x_scale:.1e}, so the "
             f"weights are about {y_scale:.1e} / {x_scale:.1e}. Bring X and y to closer "
             "magnitudes (e.g. multiply X or divide y by a power of ten) before fitting: the "
             "sharing found does not depend on their units.")
+    if weight_scale < _SMALLEST_WEIGHT_SCALE:
+        raise ValueError(
+            f"The weights of the linear map from X to y are too small for float64 in these "
+            f"units: y's root mean square is {y_scale:.1e} and X's {x_scale:.1e}, so the "
+            f"weights are about {y_scale:.1e} / {x_scale:.1e}, below the 5e-322 under which "
+            "float64 keeps at most two of their digits (coef_ would be zeros, and predict the "
+            "intercept alone). Bring X and y to closer magnitudes (e.g. divide X or multiply y "
+            "by a power of ten) before fitting: the sharing found does not depend on their "
+            "units.")
+    tiny = float(np.finfo(np.float64).tiny)
+    if weight_scale < tiny:
+        digits = int(np.log10(weight_scale / float(np.finfo(np.float64).smallest_subnormal)))
+        warnings.warn(
+            f"The weights of the linear map from X to y are about {weight_scale:.1e}, below "
+            f"float64's normal range ({tiny:.1e}): coef_ keeps only about {digits} significant "
+            "digits, and predict as many. Bring X and y to closer magnitudes (e.g. divide X or "
+            "multiply y by a power of ten) before fitting.", UserWarning, stacklevel=9)
+
+
+def check_network_targets(Y):
+    """Refuse targets of a network (``n_samples x n_outputs``, float64) whose standardisation
+    float64 cannot compute: the network is trained on each output divided by its standard
+    deviation, whose square overflows above a spread of about 1e154 (the predictions were
+    infinite) and underflows to 0 below about 1e-154 (the targets were left unscaled, and the
+    predictions were of the network's own magnitude)."""
+    lowest = 1 / _LARGEST_TARGET_SCALE
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below
+        offset = Y.mean(0)
+        spreads = [_rms(Y[:, j] - offset[j]) if np.isfinite(offset[j]) else np.inf
+                   for j in range(Y.shape[1])]
+    for j, spread in enumerate(spreads):
+        if spread == 0 or lowest <= spread <= _LARGEST_TARGET_SCALE:
+            continue
+        where = f" (output {j})" if Y.shape[1] > 1 else ""
+        large = spread > 1
+        power = (300 if not np.isfinite(spread) else int(np.floor(np.log10(spread)))
+                 if large else -int(np.floor(np.log10(spread))))
+        shown = f"{spread:.1e}" if np.isfinite(spread) else "beyond float64"
+        raise ValueError(
+            f"y's spread (root mean square about its mean){where} is {shown}, outside the "
+            "range from 1e-150 to 1e150 in which a network's targets are standardised in "
+            f"float64 (their variance would {'overflow' if large else 'underflow to 0'}). "
+            f"Before fitting, {'divide' if large else 'multiply'} y by a power of ten (e.g. "
+            f"1e{power}), and scale the predictions back.")

@@ -224,7 +224,7 @@ def test_verbose_prints_progress_and_default_is_silent(capsys):
     SharingDiscoverer(verbose=1, **FAST).fit(X)
     captured = capsys.readouterr()
     assert "[SharingDiscoverer] start 0 (relax): objective" in captured.out
-    assert "sharelearn searches" in captured.err  # the progress bar
+    assert "sharelearn fit" in captured.err  # the progress bar
     Xs, ys, _ = make_sum_of_numbers(60, length=3, random_state=0)
     NetworkSharingDiscoverer("sequence", verbose=1, **SEQUENCE_FAST).fit(Xs, ys)
     captured = capsys.readouterr()

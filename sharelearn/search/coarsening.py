@@ -307,7 +307,7 @@ class HypothesisBlocks:
         starts = [canonical_labels(one_dim_kmeans(values, k))
                   for k in range(2, min(K, max_groups) + 1)]
         order = np.argsort(values, kind="stable")
-        err = self.value_errors[order]
+        err = self.value_errors[order].astype(np.float64)  # float32's floor would round to 0
         apart = np.diff(values[order]) / np.maximum(np.hypot(err[1:], err[:-1]), 1e-300)
         for z in gaps:
             groups = np.empty(K, dtype=np.int64)

@@ -13,17 +13,25 @@ from sharelearn import SharingDiscoverer, partition_distance
 from sharelearn.datasets import make_convolution
 
 X, Y, truth, W = make_convolution(150, input_shape=12, kernel_size=3, random_state=0)
-disc = SharingDiscoverer(model="linear", random_state=0).fit(X, Y)
+disc = SharingDiscoverer(random_state=0).fit(X, Y)  # Y is given: model="auto" fits a linear map
 
+print("model fitted:", disc.model_)
 print("groups found:", disc.n_groups_)
 print("shared values:", disc.shared_values_.round(3))
 print("partition distance to the truth:", partition_distance(disc.sharing_partition_, truth))
 print(disc.sharing_partition_.reshape(W.shape))
 
 # %%
-# The discovered scheme drawn on the weight matrix, one colour per group with its shared value,
-# beside the truth (coloured by the group it is matched with) and the soft selection of the
-# winning relaxation (each row an item, each column a candidate group).
+# What was found, in the field's words, and its symmetry group: the map is a valid
+# convolution, whose group is trivial (a shift would move the kernel off the ends).
+print("structure:", disc.structure_)
+print("symmetry:", disc.symmetry_group_.name)
+
+# %%
+# The discovered scheme drawn on the weight matrix, one colour per group with its shared value;
+# beside it the kernel it reads as (each tap in its group's colour, with its value and group),
+# the truth (coloured by the group it is matched with) and, when a relaxation ran, its soft
+# selection (each row an item, each column a candidate group).
 from sharelearn.plotting import SharingDisplay  # noqa: E402 (a cell of its own in the gallery)
 
 display = SharingDisplay.from_estimator(disc, reference=truth)

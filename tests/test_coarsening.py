@@ -223,7 +223,7 @@ def test_relaxations_asked_for_still_run_when_a_hypothesis_explains_the_data(cap
     X, Y, truth, _ = make_convolution(150, input_shape=12, kernel_size=3, random_state=0)
     auto = SharingDiscoverer(model="linear", random_state=0, verbose=1).fit(X, Y)
     # verbose output says why the fit has a single start
-    assert "valid 3 kernel, 12 -> 10; the data lie in its span: the only start" in (
+    assert "valid 3 kernel, 12 -> 10; the data lie in its span: no item-wise search from it" in (
         capsys.readouterr().out)
     asked = SharingDiscoverer(model="linear", n_restarts=2, random_state=0).fit(X, Y)
     # auto: the hypothesis's start and its two coarsening searches; asked: two relaxations more

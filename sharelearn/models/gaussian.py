@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import torch
 
+from ..evidence import noise_floor_fraction
+
 # block_quadratics stacks copies of X^T X for several output rows up to this many entries
 _SMALL_CHUNK = 2**12
 # hard_statistics moves the rows of C for at most this many (item, row) pairs at once (with 5
@@ -116,9 +118,12 @@ class TiedLinearGaussian:
         # Number of scalar training observations per split: the unit in which one extra free
         # parameter costs about one (see ``sharelearn.models.closed_form.ValidationObjective``).
         self.n_obs_train = float(self.n_tr.mean()) * self.n_outputs
-        # Keeps log(MSE) finite on noise-free data and when the quadratic form cancels in low
-        # precision: a relative floor above the dtype's resolution, far below any real noise.
-        rel = max(1e-12, 100 * torch.finfo(X.dtype).eps)
+        # Noise-free data leave a validation MSE of rounding errors, which differ between
+        # sharings that all explain the data: scored as they are, N log MSE fits the rounding
+        # (a convolution's taps split for a better rounding, whatever the penalties). The
+        # floor is the evidence's noise floor, far above that rounding: every exact sharing
+        # then scores the same data term, and the penalties choose the coarsest.
+        rel = noise_floor_fraction(X.dtype)
         self.mse_floor = rel * float((self.yy_va / self.norm_va).mean()) + 1e-30
 
     def _split_statistics(self, X, Y, tr, va):
@@ -433,10 +438,18 @@ class ProductsThroughSamples(HardProducts):
 
 
 def _jitter(diag):
-    """A relative jitter above the dtype's resolution (so float32 stays solvable too), from the
-    diagonal of each system; it keeps the value of an empty group at 0."""
-    rel = max(1e-10, 100 * torch.finfo(diag.dtype).eps)
-    return rel * (diag.mean(-1, keepdim=True).abs() + 1)
+    """A jitter for each entry of the diagonals ``diag`` of a batch of systems: a fraction above
+    the dtype's resolution of the entry itself (so float32 stays solvable too), and the
+    resolution of the systems' mean entry, which keeps the value of an empty group at 0.
+
+    Relative to each entry, not to their mean: a jitter of the mean entry shrank the value of
+    a small group by the size of a large one (the zeros of a convolution hold most items), and
+    on noise-free data that shrinkage was fitted as misfit (``TiedLinearGaussian.mse_floor``).
+    """
+    eps = torch.finfo(diag.dtype).eps
+    rel = max(1e-10, 100 * eps)
+    size = diag.abs()
+    return rel * size + eps * (size.mean(-1, keepdim=True) + 1)
 
 
 def diagonal_solve(g, c, alpha):

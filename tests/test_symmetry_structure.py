@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 
+from sharelearn.datasets import make_convolution
 from sharelearn.partition import canonical_labels
 from sharelearn.symmetry import (
     SharingStructure,
@@ -268,3 +269,16 @@ def test_zero_padded_laplacian_keeps_d4_and_says_it_is_a_convolution():
     assert text.startswith("D_4: ")
     assert "3 x 3 kernel on a 10 x 10 image, same size with zero padding" in text
     assert group.structure().kernel_symmetry.startswith("symmetric under D_4")
+
+
+@pytest.mark.parametrize("k", [5, 7])
+def test_a_circular_kernel_at_offsets_from_zero_is_a_convolution(k):
+    # make_convolution's circular maps put the kernel at offsets 0..k-1: a centred kernel of
+    # 2k - 1 taps, which for k >= 5 was beyond the readings tried ("leaves 64 of the 4096
+    # entries unexplained")
+    _, _, truth, _ = make_convolution(20, input_shape=64, kernel_size=k, mode="circular",
+                                      random_state=0)
+    s = describe_sharing(truth, (64, 64))
+    assert s.kind == "convolution" and s.kernel_shape == (k,)
+    assert s.border == "circular" and s.n_exceptions == 0
+    assert s.kernel_offsets == ((0, k - 1),)

@@ -643,7 +643,12 @@ def describe_sharing(labels, shape, grids=None):
         tried = _candidates(n_out, grid)
         if n_out == n_in:
             k_max = (min(MAX_KERNEL, grid[0]), min(MAX_KERNEL, grid[1]))
-            tried += [_Reading(grid, grid, k_max, "same", mode) for mode in _MODES]
+            # on a torus a kernel at offsets 0..k-1 (make_convolution's circular maps) is a
+            # centred one of 2k - 1 taps, half of them zero: room for it up to MAX_KERNEL taps
+            # (never the whole torus: a kernel as large as the grid describes any circulant)
+            k_wrap = tuple(max(k, min(2 * MAX_KERNEL - 1, g - 1)) for k, g in zip(k_max, grid))
+            tried += [_Reading(grid, grid, k_wrap if mode == "wrap" else k_max, "same", mode)
+                      for mode in _MODES]
         for reading in tried:
             n_wrong = reader.fit(reading)[0]
             if best is not None and n_wrong > best[0][0]:

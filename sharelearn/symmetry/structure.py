@@ -646,7 +646,8 @@ def describe_sharing(labels, shape, grids=None):
             # on a torus a kernel at offsets 0..k-1 (make_convolution's circular maps) is a
             # centred one of 2k - 1 taps, half of them zero: room for it up to MAX_KERNEL taps
             # (never the whole torus: a kernel as large as the grid describes any circulant)
-            k_wrap = tuple(max(k, min(2 * MAX_KERNEL - 1, g - 1)) for k, g in zip(k_max, grid))
+            k_wrap = tuple(max(k, min(2 * MAX_KERNEL - 1, g - 1))
+                           for k, g in zip(k_max, grid, strict=True))
             tried += [_Reading(grid, grid, k_wrap if mode == "wrap" else k_max, "same", mode)
                       for mode in _MODES]
         for reading in tried:

@@ -776,7 +776,7 @@ def _write_partition(disc, path, shape, model, *, symmetry, structure, kernel, g
         fh.write("\n")
 
 
-def _write_figure(disc, path, shape, default_shape):
+def _write_figure(disc, path, shape, default_shape, structure=None):
     import matplotlib
 
     matplotlib.use("Agg")  # a file, never a window
@@ -785,7 +785,8 @@ def _write_figure(disc, path, shape, default_shape):
     from .plotting import SharingDisplay
 
     if shape == default_shape:
-        display = SharingDisplay.from_estimator(disc, show_soft=False)
+        # the structure read on the grid asked for (--layer-shape), if any
+        display = SharingDisplay.from_estimator(disc, show_soft=False, structure=structure)
     else:
         display = SharingDisplay.from_partition(disc.sharing_partition_, shape,
                                                 values=disc.shared_values_, name="discovered")
@@ -857,7 +858,8 @@ def _run_discover(parser, args):
                              structure=structure, kernel=kernel, grid=grid)
             print(f"partition written to {args.output_partition}")
         if args.output_figure is not None:
-            _write_figure(disc, args.output_figure, shape, default_shape)
+            _write_figure(disc, args.output_figure, shape, default_shape,
+                          structure=structure if grid is not None else None)
             print(f"figure written to {args.output_figure}")
     except OSError as exc:  # the folder went away or the disk filled during the fit
         failure = f"could not write the result: {exc}; the partition is printed above"

@@ -461,3 +461,26 @@ def test_a_layer_shape_that_fits_neither_says_both_choices(capsys, data):
     usage_error(capsys, [data["dir"] / "conv.npz", "--layer-shape", "4x4"],
                 "has 16 cells but the model has 30 shareable items",
                 "or the 6 inputs' grid")
+
+
+def test_the_figure_draws_the_structure_read_on_the_grid_asked_for(capsys, tmp_path,
+                                                                    monkeypatch):
+    from sharelearn import plotting
+
+    X, Y, _, _ = make_convolution(120, input_shape=(4, 4), kernel_size=3, mode="valid",
+                                  random_state=2)
+    np.savez(tmp_path / "v44.npz", X=X, Y=Y)
+    drawn = {}
+    original = plotting.SharingDisplay.from_estimator.__func__
+
+    def spy(cls, estimator, **kwargs):
+        drawn["structure"] = kwargs.get("structure")
+        return original(cls, estimator, **kwargs)
+
+    monkeypatch.setattr(plotting.SharingDisplay, "from_estimator", classmethod(spy))
+    _discover(capsys, [tmp_path / "v44.npz", "--layer-shape", "4x4",
+                       "--output-figure", tmp_path / "v44.png"])
+    assert (tmp_path / "v44.png").exists()
+    structure = drawn["structure"]
+    assert structure is not None and structure.grid == (4, 4)
+    assert structure.kernel_shape == (3, 3)

@@ -220,3 +220,12 @@ def test_ctrl_c_propagates_from_any_stage_and_leaves_the_estimator_as_it_was():
             fresh.fit(X, y)
         assert _unfitted(fresh) and not hasattr(fresh, "_module_state")
     Interrupting.calls.update(n=0, stop=None)
+
+
+def test_an_embedding_too_wide_for_memory_names_its_parameter():
+    X = np.random.default_rng(0).integers(0, 5, (20, 3))
+    y = X.sum(1).astype(float)
+    est = NetworkSharingDiscoverer("sequence", module__embedding_dim=10**12, max_iter=1,
+                                   random_state=0)
+    with pytest.raises(ValueError, match=r"module__embedding_dim=1000000000000"):
+        est.fit(X, y)

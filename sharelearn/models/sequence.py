@@ -144,9 +144,11 @@ class SequenceModel(ModuleModel):
             raise ValueError(
                 f"The embedding of token ids 0..{n_tokens - 1} would have {n_tokens:,} rows "
                 f"of {dim} values, and a fit about {format_bytes(need)}, "
-                f"more than half the memory available ({format_bytes(available)}). Token ids "
-                "index the embedding's rows: relabel them to 0..n-1, e.g. "
-                "np.unique(X, return_inverse=True)[1].reshape(X.shape).")
+                f"more than half the memory available ({format_bytes(available)}). "
+                + (f"Lower module__embedding_dim={dim}, or relabel the token ids to 0..n-1"
+                   if "embedding_dim" in kwargs else "Token ids index the embedding's rows: "
+                   "relabel them to 0..n-1")
+                + ", e.g. np.unique(X, return_inverse=True)[1].reshape(X.shape).")
 
     def build(self, X, n_outputs, seed):
         kwargs = self.module_kwargs

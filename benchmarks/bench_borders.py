@@ -171,8 +171,8 @@ def all_cases():
 
 QUICK = {f"{op} {m} 8x8 images" for op in ("gaussian", "sobel") for m in MODES} | {
     "torch zeros 8x8 images", "np.convolve same 64 images", "valid+1 valid 8x8 images",
-    "valid+5 valid 8x8 images", "circular+1 circular 8x8 images",
-    "circular+5 circular 8x8 images"}
+    "valid+5 valid 8x8 images", "valid+20 valid 8x8 images", "dead input valid 8x8 images",
+    "circular+1 circular 8x8 images", "circular+5 circular 8x8 images"}
 
 
 def select_cases(quick, text):

@@ -15,7 +15,11 @@ partitions). The precisions are chosen by type-II maximum likelihood with MacKay
 updates on the eigenvalues of ``G``; by the envelope theorem the gradient of the optimised evidence
 with respect to the selection matrix is its partial gradient at the optimum, so the updates run
 without autograd. With an intercept the data are centred first (the intercept has a flat prior
-and is profiled out; this changes the evidence by the same amount for every partition).
+and is profiled out; this changes the evidence by the same amount for every partition). The shared
+means have no intercept but one common level of all features, which lies in the span of every
+sharing's design: it is integrated out under a flat prior (:func:`integrate_level`), so that the
+evidence is the same wherever the data's origin lies and a sharing pays the prior for the contrasts
+between its groups only.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ import math
 
 import torch
 
-__all__ = ["fit_precisions", "neg2_log_evidence", "noise_floor", "noise_floor_fraction"]
+__all__ = ["fit_precisions", "integrate_level", "neg2_log_evidence", "noise_floor",
+           "noise_floor_fraction"]
 
 
 def _eig(G):
@@ -82,6 +87,35 @@ def fit_precisions(G, c, yy, n_obs, *, n_iter=100, tol=1e-7):
             if done:
                 break
     return alpha, beta
+
+
+def integrate_level(G, c, yy, n_obs):
+    """The statistics of the evidence with the targets' common level integrated out under a flat
+    prior, for the shared means (a design whose one input is the constant 1, so that each
+    group's design column sums to its entry of ``G``'s diagonal).
+
+    The model is ``x = mu + psi_g + noise`` with ``psi ~ N(0, alpha^-1 I)`` and ``mu`` free: the
+    evidence of the targets' contrasts, whose design columns and targets are centred by their
+    grand mean: ``G - v v^T / N``, ``c - v sum(y) / N``, ``yy - sum(y)^2 / N`` with ``v =
+    diag(G)``, and ``N - 1`` observations. It is the same whatever offset the data have, and a
+    sharing of ``k`` groups pays the prior for its ``k - 1`` contrasts only. Centring the data
+    and keeping the zero-mean prior instead charged one group too many (the centred level sits
+    at 0, where the prior puts it for free: one group paid nothing, two paid for both), and
+    merged groups the data told apart (:mod:`tests.test_evidence`).
+
+    Returns ``(G, c, yy, n_obs, level)``; ``level(m)`` is the level's estimate given the
+    groups' values ``m`` (added to them, it gives the fitted means).
+    """
+    v = torch.diagonal(G, dim1=-2, dim2=-1)
+    total = c.sum(-1)  # every observation lies in one group
+    G = G - v[..., :, None] * v[..., None, :] / n_obs
+    c = c - v * (total / n_obs)[..., None]
+    yy = yy - total**2 / n_obs
+
+    def level(m):
+        return ((total - (v * m).sum(-1)) / n_obs)[..., None]
+
+    return G, c, yy, n_obs - 1, level
 
 
 def stable_cholesky(H):

@@ -48,6 +48,29 @@ def test_relaxed_objective_equals_search_objective_at_hard_partitions(build, mak
         assert soft == pytest.approx(objective.state(labels).value, rel=1e-10)
 
 
+def test_shared_means_evidence_is_one_objective_whatever_the_data_offset(build):
+    # the shared means' evidence integrates their common level out: relaxation and search agree
+    # at hard partitions, and neither changes when every feature moves by one offset
+    from sharelearn.models import SharedMeans
+    from sharelearn.penalties import Penalties
+
+    Xd, X = build.means_problem(K=5, r=2, n=30, seed=1, return_data=True)
+    values = []
+    for shift in (0.0, 40.0):
+        problem = build.problem_of(Xd, X + shift, fit_intercept=False)
+        model = SharedMeans.on_problem(problem, objective="evidence")
+        objective = model.hard_objective(Penalties.from_params())
+        row = []
+        for labels in ([0, 0, 0, 0, 0], [0, 0, 1, 1, 0], [0, 1, 2, 1, 0]):
+            labels = canonical_labels(np.array(labels))
+            hard = objective.state(labels).value
+            soft = model.relaxed_data_term(build.one_hot(labels, labels.max() + 2)).item()
+            assert soft == pytest.approx(hard, rel=1e-10)
+            row.append(hard)
+        values.append(row)
+    np.testing.assert_allclose(values[1], values[0], rtol=1e-9)
+
+
 def test_soft_rows_cost_fit_in_the_expected_loss_relaxation(build):
     # Half-way between two groups with different values is worse than either hard choice.
     problem, truth = build.means_problem(K=2, r=2, n=200)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .._memory import format_bytes
-from ..evidence import fit_precisions, neg2_log_evidence
+from ..evidence import fit_precisions, integrate_level, neg2_log_evidence
 from ..partition import canonical_labels
 from ..penalties import data_term
 from ..search import SearchState
@@ -489,18 +489,30 @@ class EvidenceObjective(ValidationObjective):
     eigendecomposition each), so candidates are scored exactly. Scoring them at the current
     state's precisions instead is a valid bound but a useless one: from the fully shared start the
     noise precision is tiny, and no single move looks profitable before it is re-fitted.
+
+    ``free_level``: the targets' common level is integrated out under a flat prior
+    (:func:`~sharelearn.evidence.integrate_level`; the shared means).
     """
 
     scored_on_training = True  # the evidence has no validation part
+
+    def __init__(self, problem, penalties, screen_block=None, *, free_level=False):
+        super().__init__(problem, penalties, screen_block)
+        self.free_level = free_level
 
     def _data(self, G, c, Gv, cv, overwrite=False, sse_offset=None):
         if sse_offset is not None:
             raise ValueError("the evidence has no validation error to offset")
         pb = self.problem
         G, c = G[..., 0, :, :], c[..., 0, :]
-        yy, n_obs = pb.yy_tr[0], float(pb.n_tr[0]) * pb.n_outputs
-        alpha, beta = fit_precisions(G, c, yy.expand(G.shape[:-2]), n_obs)
+        yy, n_obs = pb.yy_tr[0].expand(G.shape[:-2]), float(pb.n_tr[0]) * pb.n_outputs
+        level = None
+        if self.free_level:
+            G, c, yy, n_obs, level = integrate_level(G, c, yy, n_obs)
+        alpha, beta = fit_precisions(G, c, yy, n_obs)
         value, psi = neg2_log_evidence(G, c, yy, n_obs, alpha, beta, return_mean=True)
+        if level is not None:  # the groups' fitted values: their contrasts plus the level
+            psi = psi + level(psi)
         return value, psi[..., None, :], (alpha, beta)
 
     @staticmethod
@@ -514,9 +526,10 @@ class EvidenceObjective(ValidationObjective):
 
 
 def log_evidence(terms):
-    """Log marginal likelihood, as a density of the targets in the user's units, from the
-    terms a closed-form refit keeps: ``(G, c, yy, n_obs, log y_scale)``, with the precisions
-    at their type-II maximum likelihood."""
+    """Log marginal likelihood, as a density of the targets in the user's units (of their
+    contrasts for the shared means, whose common level is integrated out), from the terms a
+    closed-form refit keeps: ``(G, c, yy, n_obs, log y_scale)``, with the precisions at their
+    type-II maximum likelihood."""
     *stats, log_scale = terms
     G, c, yy, n_obs = (torch.as_tensor(t, dtype=torch.float64) for t in stats)
     alpha, beta = fit_precisions(G, c, yy, float(n_obs))
@@ -623,6 +636,15 @@ class ClosedFormModel(SharingModel):
 
     # -- the protocol --------------------------------------------------------------------------
     @property
+    def free_level(self):
+        """Whether the evidence integrates the targets' common level out under a flat prior
+        (:func:`~sharelearn.evidence.integrate_level`): for the shared means, whose design is one
+        constant input and whose features share one offset. Their evidence is then the same
+        whatever that offset (the data's origin, or the grand mean they are centred by), and a
+        sharing pays the prior for its groups' contrasts, not for the level too."""
+        return getattr(self, "name", None) == "mean"
+
+    @property
     def uses_splits(self):
         """Whether the objective needs train/validation splits (the evidence uses all data)."""
         return self.objective != "evidence"
@@ -670,13 +692,18 @@ class ClosedFormModel(SharingModel):
             G, c = G[..., 0, :, :], c[..., 0, :]
             yy = problem.yy_tr[0].expand(G.shape[:-2])
             n_obs = float(problem.n_tr[0]) * problem.n_outputs
-            alpha, beta = fit_precisions(G.detach(), c.detach(), yy, n_obs)
+            if self.free_level:
+                G, c, yy, n_obs, _ = integrate_level(G, c, yy, n_obs)
+            alpha, beta = fit_precisions(G.detach(), c.detach(), yy.detach(), n_obs)
             return neg2_log_evidence(G, c, yy, n_obs, alpha, beta)
         return data_term(problem.n_obs_train, problem.validation_mse(S), problem.mse_floor)
 
     def hard_objective(self, penalties):
-        kind = EvidenceObjective if self.objective == "evidence" else ValidationObjective
-        return kind(self.problem, penalties, screen_block=self.__dict__.get("screen_block"))
+        screen_block = self.__dict__.get("screen_block")
+        if self.objective == "evidence":
+            return EvidenceObjective(self.problem, penalties, screen_block=screen_block,
+                                     free_level=self.free_level)
+        return ValidationObjective(self.problem, penalties, screen_block=screen_block)
 
     def plan_memory(self, need, budget):
         """Work within ``budget`` bytes (None: no limit) given the fit's ``need``
@@ -704,9 +731,12 @@ class ClosedFormModel(SharingModel):
         else:  # the evidence's problem holds all the data already
             full = self.problem
         stats = full.hard_statistics(labels, n_groups)
-        terms = tuple(np.asarray(t.detach().cpu(), dtype=np.float64) for t in (
-            stats["G"][0], stats["c"][0], full.yy_tr[0], full.n_tr[0] * full.n_outputs)) + (
-            np.log(self.units.y_scale),)
+        evidence = (stats["G"][0], stats["c"][0], full.yy_tr[0],
+                    float(full.n_tr[0]) * full.n_outputs)
+        if self.free_level:
+            evidence = integrate_level(*evidence)[:4]
+        terms = tuple(np.asarray(torch.as_tensor(t).detach().cpu(), dtype=np.float64)
+                      for t in evidence) + (np.log(self.units.y_scale),)
         psi = ridge_solve(stats["G"][0], stats["c"][0], self.alpha)
         psi = psi.cpu().numpy().astype(np.float64)
         W = psi[labels].reshape(Y.shape[1], Xd.shape[1])

@@ -49,8 +49,7 @@ __all__ = ["StartResult", "discover", "relax"]
 _MAX_BLOCKS_FROM_HYPOTHESIS = 40
 # hypotheses (the best-scoring ones) whose coarsenings are searched
 _N_HYPOTHESES_SEARCHED = 2
-# outlying output rows of the leading hypothesis's coarsening tried as whole rows of exceptions
-# (a replaced output row; search/exceptions.py)
+# output rows that look replaced, set apart before the hypotheses are ranked (at most)
 _FREE_ROWS = 4
 # initialisations of the networks' first ranking of their hypotheses (_RetrainedHypotheses):
 # with 500 digits, 4 ranked the true 3 x 3 sharing 4th to 7th on some seeds (the retrains of
@@ -356,12 +355,6 @@ class _Hypotheses:
             labels, value, _, _ = self._coarsening(h, _coarsening_starts(self.blocks[h]),
                                                    max_iter)
             self.best[h] = self._with_exceptions(h, labels, value, max_iter)
-        if self.family.with_exceptions and self.ranked:
-            # the lead alone is also tried with whole outlying rows freed: a poorer hypothesis
-            # has many rows that fit badly, and freeing them is costly and wins nothing
-            lead = min(self.ranked, key=lambda h: (self.best[h][1], h))
-            self.best[lead] = self._with_exceptions(lead, *self.best[lead], max_iter,
-                                                    rows_to_free=_FREE_ROWS)
 
     def _some_hypothesis_explains(self):
         """Whether the data lie in the span of a leading hypothesis (``model.explains``): then
@@ -385,17 +378,15 @@ class _Hypotheses:
             value = structured_value(self.objective, self.family, h, labels)[0]
         return labels, value, n_moves, converged
 
-    def _with_exceptions(self, h, labels, value, max_iter, rows_to_free=0):
+    def _with_exceptions(self, h, labels, value, max_iter):
         """``(labels, value)`` of a coarsening of hypothesis ``h`` with the exceptions the data
-        pay for (:func:`~sharelearn.search.coarsening.coarsening_with_exceptions`; up to
-        ``rows_to_free`` outlying output rows tried as whole rows of exceptions)."""
+        pay for (:func:`~sharelearn.search.coarsening.coarsening_with_exceptions`)."""
         if not self.family.with_exceptions:
             return labels, value
         if self._some_hypothesis_explains():
             return labels, value
         found, found_value, _ = coarsening_with_exceptions(self.objective, self.family, h,
-                                                           labels, value, max_iter=max_iter,
-                                                           free_rows=rows_to_free)
+                                                           labels, value, max_iter=max_iter)
         return (found, found_value) if found_value < value else (labels, value)
 
     def choose_start(self, model, init):

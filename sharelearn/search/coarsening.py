@@ -486,7 +486,7 @@ def coarsening_search(blocks, starts, *, max_iter=1000, tol=1e-9):
 
 
 def coarsening_with_exceptions(objective, family, h, labels, value, *, max_iter=1000,
-                               max_rounds=4, tol=1e-9, free_rows=0):
+                               max_rounds=4, tol=1e-9):
     """The exceptions to a coarsening of hypothesis ``h``, and the coarsening refitted
     around them, in turn.
 
@@ -496,8 +496,7 @@ def coarsening_with_exceptions(objective, family, h, labels, value, *, max_iter=
     a block of their own in a refined hypothesis (up to ``_MAX_REFITTED_EXCEPTIONS``), whose
     coarsenings are searched exactly (:func:`coarsening_search`: taps split again, and
     exceptions join the group they belong to, such as the zeros); then the exceptions are
-    searched again, up to ``max_rounds`` times or until neither improves. ``free_rows``: up to
-    how many outlying output rows the first search tries as whole rows of exceptions.
+    searched again, up to ``max_rounds`` times or until neither improves.
 
     Returns
     -------
@@ -507,10 +506,9 @@ def coarsening_with_exceptions(objective, family, h, labels, value, *, max_iter=
     n_exceptions : int
     """
     best = (canonical_labels(labels), value, 0)
-    for round_ in range(max_rounds):
-        found, found_value, n_exc, _ = exception_search(
-            objective, family, h, best[0], max_iter=max_iter, tol=tol,
-            free_rows=free_rows if round_ == 0 else 0)
+    for _ in range(max_rounds):
+        found, found_value, n_exc, _ = exception_search(objective, family, h, best[0],
+                                                        max_iter=max_iter, tol=tol)
         if not improves(found_value, best[1], tol):
             break
         best = (found, found_value, n_exc)

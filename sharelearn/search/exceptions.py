@@ -222,32 +222,7 @@ def replaced_rows(objective, st, max_rows, n_entries=_MENDING_ENTRIES):
     return np.array(out, dtype=np.int64)
 
 
-def _free_outlier_rows(objective, pricer, st, value, max_rows, tol):
-    """Free whole output rows that look replaced (:func:`replaced_rows`): every entry of such a
-    row gets a group of its own, one row at a time while that improves the structured
-    objective.
-
-    A replaced output row departs on all its entries at once. Moved one by one, each entry
-    answers the same residual as the others, so no single move pays for its exception (a
-    circular convolution with one row replaced came back 40,000 units worse than the truth).
-    As one move the row is an ordinary list of exceptions, priced as any other; the one-item
-    rounds that follow merge back those of its entries that do follow the hypothesis. Returns
-    ``(state, value, rows freed)``."""
-    if max_rows <= 0:
-        return st, value, 0
-    d = objective.problem.n_inputs
-    freed = 0
-    for o in replaced_rows(objective, st, max_rows):
-        moved = st.labels.copy()
-        moved[o * d:(o + 1) * d] = int(st.labels.max()) + 1 + np.arange(d)
-        cand = objective.state(moved, near=st)
-        cand_value = pricer.total(cand)
-        if improves(cand_value, value, tol):
-            st, value, freed = cand, cand_value, freed + 1
-    return st, value, freed
-
-
-def exception_search(objective, family, h, labels, *, max_iter=1000, tol=1e-9, free_rows=0):
+def exception_search(objective, family, h, labels, *, max_iter=1000, tol=1e-9):
     """Exceptions to a coarsening of hypothesis ``h``: the items that the data move elsewhere.
 
     Parameters
@@ -262,9 +237,6 @@ def exception_search(objective, family, h, labels, *, max_iter=1000, tol=1e-9, f
         The start: a coarsening of ``h`` (or one with exceptions already).
     max_iter : int
         Cap on accepting rounds.
-    free_rows : int
-        Up to how many outputs that fit far worse than the median output are tried as whole
-        rows of exceptions first (:func:`_free_outlier_rows`).
 
     Returns
     -------
@@ -280,9 +252,10 @@ def exception_search(objective, family, h, labels, *, max_iter=1000, tol=1e-9, f
     st = objective.state(labels)
     value = pricer.total(st)
     n_rounds = 0
-    st, value, n_freed = _free_outlier_rows(objective, pricer, st, value, free_rows, tol)
-    cap = (max(family.n_blocks(h), objective.problem.n_outputs, objective.problem.n_inputs)
-           + n_freed * objective.problem.n_inputs)
+    m, d = objective.problem.n_outputs, objective.problem.n_inputs
+    # rows freed whole (set apart as replaced before the ranking) do not count against the cap
+    free = (pricer._homes(labels)[1] != labels).reshape(m, d).all(1)
+    cap = max(family.n_blocks(h), m, d) + int(free.sum()) * d
     for n_rounds in range(max_iter):  # noqa: B007 - reported
         code = pricer.code_changes(st)
         rated, items, targets = _best_rated(objective, st, code, _N_CHECKED)

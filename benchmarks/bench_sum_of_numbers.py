@@ -51,7 +51,8 @@ from sharelearn import NetworkSharingDiscoverer
 from sharelearn.datasets import make_sum_of_numbers
 from sharelearn.models import network_model
 from sharelearn.models.module import _REFIT_LR_FACTOR
-from sharelearn.nettrain import RetrainScorer, refit_best
+from sharelearn.networks.objective import NetworkValidationObjective
+from sharelearn.networks.refit import refit_best
 from sharelearn.penalties import Penalties
 
 N_SAMPLES = 500
@@ -80,11 +81,11 @@ def _baseline_mae(est, X, y, labels, X_test, y_test, seed):
     templates = [model.build(X, 1, BASELINE_SEED + 10 * seed + i)
                  for i in range(est.search_inits)]
     penalties = Penalties.from_params(nuclear=est.nuclear, code_length=est.code_length)
-    scorer = RetrainScorer(templates, est._module_share_,
-                           (Xt[train], Yt[train], Xt[val], Yt[val]), steps=est.search_steps,
-                           lr=est.inner_learning_rate, loss=est.loss,
-                           weight_decay=est.weight_decay, n_obs=len(train), penalties=penalties,
-                           dtype=torch.float32, device="cpu")
+    scorer = NetworkValidationObjective(
+        templates, est._module_share_, (Xt[train], Yt[train], Xt[val], Yt[val]),
+        steps=est.search_steps, lr=est.inner_learning_rate, loss=est.loss,
+        weight_decay=est.weight_decay, n_obs=len(train), penalties=penalties,
+        dtype=torch.float32, device="cpu")
     fit = np.concatenate([train, val])
     module, _, _ = refit_best(scorer.trained_modules(labels), X=Xt[fit], y=Yt[fit],
                               X_stop=Xt[stop], y_stop=Yt[stop],

@@ -16,27 +16,28 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._base import BaseDiscoverer, validate_numbers
 from ._memory import format_bytes, resolve_budget
-from .models import CLOSED_FORM_MODELS, NETWORK_MODELS, closed_form_model
+from .models import CLOSED_FORM_MODELS, closed_form_model
 from .models.closed_form import log_evidence
 
 __all__ = ["SharingDiscoverer"]
 
-_MODELS = ("auto", "mean", "linear")
+
+def _model_type(name):
+    """The closed-form model type that ``model=name`` names, ``"auto"`` for ``"auto"`` (either
+    may follow), or None (not a closed form)."""
+    if isinstance(name, str) and name == "auto":
+        return name
+    return CLOSED_FORM_MODELS.get(name) if isinstance(name, str) else None
 
 
-def _model_in_use(est):
-    """The closed-form model a method of ``est`` answers for: the fitted one (``model_``) once
-    fitted, else the ``model`` parameter (``"auto"`` before a fit: either may follow)."""
-    fitted = est.__dict__.get("model_")
-    return fitted if fitted is not None else est.model
-
-
-def _is_model(name):
-    """Method available only for one model (``hasattr`` reflects it); before a fit with
-    ``model="auto"`` it may be either, so the method is there."""
+def _if_supervised(supervised):
+    """Method available only for the models that do (or do not) predict a target, by the
+    fitted model (``model_``) once fitted, else the ``model`` parameter (``hasattr`` reflects
+    it); before a fit with ``model="auto"`` it may be either, so the method is there."""
     def check(est):
-        model = _model_in_use(est)
-        return model == name or (isinstance(model, str) and model == "auto")
+        fitted = est.__dict__.get("model_")
+        kind = _model_type(fitted if fitted is not None else est.model)
+        return kind == "auto" or (kind is not None and kind.supervised == supervised)
     return check
 
 
@@ -90,7 +91,7 @@ def _warn_if_standardised_per_feature(X, model):
         if not (np.all(np.abs(std - 1) <= tol)
                 or np.all(np.abs(X.std(0, ddof=1) - 1) <= tol)):
             return
-    if model == "mean":
+    if not model.supervised:  # feature means
         why = ("centring each feature makes every mean 0, so there is nothing left to share, "
                "and scaling each feature by its own spread changes which means are equal")
     else:
@@ -99,7 +100,7 @@ def _warn_if_standardised_per_feature(X, model):
                "had equal spreads already)")
     warnings.warn(
         f"Every feature of X has mean 0 and standard deviation 1: X looks standardised per "
-        f"feature (e.g. by StandardScaler). For model={model!r}, {why}. Fit on the raw "
+        f"feature (e.g. by StandardScaler). For model={model.name!r}, {why}. Fit on the raw "
         "features, or scale all of them by one number; the fit removes offsets and one global "
         "scale by itself.", UserWarning, stacklevel=6)
 
@@ -370,7 +371,10 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
 
     _parameter_constraints = {
         **BaseDiscoverer._parameter_constraints,
-        "model": [str, type, object],  # checked by sharelearn.models.closed_form_model
+        # a name, or a torch module class or instance; the name is checked by
+        # closed_form_model, whose message lists the closed forms and points a network (a
+        # registry name, a module) at NetworkSharingDiscoverer
+        "model": [str, type, torch.nn.Module],
         "objective": [StrOptions({"validation", "evidence"})],
         "alpha": [Interval(numbers.Real, 0, None, closed="left")],
         "fit_intercept": ["boolean"],
@@ -435,29 +439,9 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
         self._check_unexpected_kwargs()
         return self._fit_all_or_nothing(X, y)
 
-    def _closed_form_model(self, y):
-        """The model to fit and its name: ``model``, or for ``"auto"`` the linear map when
-        ``y`` is given and the shared means without."""
-        name = self.model
-        if isinstance(name, str) and name == "auto":
-            name = "mean" if y is None else "linear"
-            if self.verbose:
-                print("[SharingDiscoverer] model='auto': "
-                      + ("y given, fitting the linear map y = W x + b (model='linear')"
-                         if y is not None else
-                         "no y, fitting the shared feature means (model='mean')"))
-            return name, CLOSED_FORM_MODELS[name].from_estimator(self)
-        network = ((isinstance(name, str) and name in NETWORK_MODELS)
-                   or isinstance(name, torch.nn.Module)
-                   or (isinstance(name, type) and issubclass(name, torch.nn.Module)))
-        if not network and not (isinstance(name, str) and name in CLOSED_FORM_MODELS):
-            raise ValueError(f"The 'model' parameter of SharingDiscoverer must be one of "
-                             f"{list(_MODELS)}, got {name!r}.")
-        return name, closed_form_model(self)  # the closed-form model, or a network's advice
-
     def _fit(self, X, y):
-        name, model = self._closed_form_model(y)
-        self.model_ = name
+        model = closed_form_model(self, y)
+        self.model_ = model.name
         dtype, device = self._torch_setup()
         if model.supervised:
             if y is None:
@@ -469,7 +453,7 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
         else:
             X = validate_numbers(self, X, dtype=np.float64, ensure_min_samples=2)
             self._y_1d = False
-        _warn_if_standardised_per_feature(X, name)
+        _warn_if_standardised_per_feature(X, model)
         rng = check_random_state(self.random_state)
         if model.uses_splits:
             splits = self._splits(X.shape[0], rng, min_train=model.min_train)
@@ -483,13 +467,13 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
         self._reference_labels = self._partition_param("reference", n_items, shape)
         start = self._start_partition(n_items, shape)
         n_restarts = model.auto_restarts() if self.n_restarts == "auto" else self.n_restarts
-        self._warn_costly_settings(name, model, start, n_restarts)
+        self._warn_costly_settings(model, start, n_restarts)
         seeds = rng.randint(2**31, size=n_restarts + 1)
         extra = model.extra_starts(self._init_is_auto(), n_restarts)
         self._run(model, seeds=seeds, n_restarts=n_restarts, start=start, extra_starts=extra,
                   hypotheses=model.hypotheses(), hypothesis_start=self._init_is_auto())
 
-    def _warn_costly_settings(self, name, model, start, n_restarts):
+    def _warn_costly_settings(self, model, start, n_restarts):
         """An EfficiencyWarning, as for the weak penalties, where a setting multiplies the work
         of the default's by 10 or more: a start with many groups, or far more candidate groups
         than the default."""
@@ -498,14 +482,11 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
         n_groups = np.unique(start).size
         if self.local_search and n_groups > 1:
             # The search merges a pair of groups per round and rates every pair each round.
-            # Fitted to the times of init="unshared" over the default's: a linear map (a
-            # convolution's, 48 / 80 / 224 entries) took 19 / 42 / 500 times as long, shared
-            # means (80 / 200 / 400 features) 2 / 7 / 120 times.
-            factor = (n_groups / 10) ** 2 if name == "linear" else (n_groups / 70) ** 3
+            factor = model.start_cost_factor(n_groups)
             if factor >= 10:
                 shown = repr(self.init) if isinstance(self.init, str) else "a partition"
                 whole = " (one per item)" if n_groups == model.n_items else ""
-                also = (" and from the convolutions the layer admits" if name == "linear"
+                also = (" and from the convolutions the layer admits" if model.supervised
                         else "")
                 warnings.warn(
                     f"init={shown} starts the discrete search from {n_groups} groups{whole}, "
@@ -581,7 +562,7 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
         X = validate_numbers(self, X, reset=False, dtype=np.float64)
         return self._model.transform(self, X)
 
-    @_for_models(_is_model("mean"), _MEAN_ONLY)
+    @_for_models(_if_supervised(False), _MEAN_ONLY)
     def inverse_transform(self, X):
         """Broadcast group values back to the features (``model="mean"`` only)."""
         check_is_fitted(self)
@@ -590,7 +571,7 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
             raise ValueError(f"X must have shape (n_samples, {self.n_groups_}), got {X.shape}.")
         return X[:, self.sharing_partition_]
 
-    @_for_models(_is_model("linear"), _NO_PREDICT)
+    @_for_models(_if_supervised(True), _NO_PREDICT)
     def predict(self, X):
         """Output of the tied linear map (``model="linear"``)."""
         check_is_fitted(self)
@@ -600,7 +581,7 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
     def get_feature_names_out(self, input_features=None):
         """Output names: ``sharingdiscoverer0, 1, ...`` (one per group or output)."""
         check_is_fitted(self)
-        n_out = self.n_groups_ if _model_in_use(self) == "mean" else self.coef_.shape[0]
+        n_out = self.coef_.shape[0] if self._model.supervised else self.n_groups_
         return np.asarray([f"sharingdiscoverer{i}" for i in range(n_out)], dtype=object)
 
     def score(self, X, y=None):
@@ -620,7 +601,8 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         # "auto" fits the means without a y: a y is optional
-        tags.target_tags.required = not (isinstance(self.model, str)
-                                         and self.model in ("mean", "auto"))
+        kind = _model_type(self.model)
+        tags.target_tags.required = not (kind == "auto"
+                                         or (kind is not None and not kind.supervised))
         tags.input_tags.sparse = False
         return tags

@@ -18,10 +18,9 @@ from sklearn.utils.validation import check_is_fitted
 from ._base import BaseDiscoverer, _without_bools, validate_numbers
 from ._scaling import check_network_targets
 from .hypergrad import SOLVERS
-from .laplace import HESSIAN_STRUCTURES
-from .models import network_model
-from .models.sequence import SequenceModel
+from .models import NETWORK_MODELS, network_model
 from .networks import tie_parameters
+from .networks.laplace import HESSIAN_STRUCTURES
 from .partition import labels_to_selection
 
 __all__ = ["NetworkSharingClassifier", "NetworkSharingDiscoverer"]
@@ -36,8 +35,9 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
     (the penalties of :class:`SharingDiscoverer`). The network is trained by gradient descent:
     the relaxation's hypergradient comes from implicit differentiation
     (:mod:`sharelearn.hypergrad`), the discrete search scores partitions by short retrains of
-    the hard-shared network (:mod:`sharelearn.nettrain`, :mod:`sharelearn.search.network`),
-    and the chosen network is refitted with skorch. Targets are standardised per output.
+    the hard-shared network (:mod:`sharelearn.networks.objective`,
+    :mod:`sharelearn.search.network`), and the chosen network is refitted with skorch. Targets
+    are standardised per output.
 
     **Entry-level sharing of a dense layer** (``share={"layer.weight": None}`` on one matrix of
     more than 64 entries, thousands in practice) is searched differently, so that a round does
@@ -101,7 +101,7 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
     local_search : bool, default=True
         Polish each rounded partition by the search of :mod:`sharelearn.search.network`
         (merges, splits along the items' gradients, one-item moves), then, with a hold-out
-        (``validation_fraction``), the check of :func:`sharelearn.nettrain.holdout_merges`,
+        (``validation_fraction``), the check of :func:`sharelearn.networks.refit.holdout_merges`,
         which keeps the best merge of two groups of the chosen partition if the refits score it
         no worse on the hold-out. Entry-level sharing is polished by linearised proposals
         instead (:mod:`sharelearn.search.linearised`), without the hold-out check.
@@ -128,7 +128,7 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
     search_steps : int or "auto", default="auto"
         Full-batch Adam steps (step size decaying linearly to 0) of each short retrain that
         scores a partition in the discrete search (a proxy for the outer objective; see
-        :mod:`sharelearn.nettrain`). ``"auto"``: 200, or 1,000 for entry-level sharing.
+        :mod:`sharelearn.networks.objective`). ``"auto"``: 200, or 1,000 for entry-level sharing.
     search_inits : int or "auto", default="auto"
         Initialisations each partition is retrained from in the search; its score is the best
         of them (they are trained together, as one batch, where ``torch.func.vmap`` can batch
@@ -166,7 +166,7 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
         marginal likelihood of the network trained on all the fitting samples (no validation
         split; ``cv`` is not used), over the shared values, with the generalised Gauss-Newton
         curvature and the prior and noise precisions fitted by type-II maximum likelihood
-        (:mod:`sharelearn.laplace`). It needs ``loss="mse"`` (or the classifier). With
+        (:mod:`sharelearn.networks.laplace`). It needs ``loss="mse"`` (or the classifier). With
         ``n_restarts="auto"`` only the search runs; relaxations of the evidence (``n_restarts``
         of 1 or more) need ``loss="mse"`` and the full curvature. The hold-out check of merges
         is skipped. The final refit trains the shared values under the prior that the evidence
@@ -363,10 +363,8 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
         float64; then the model's own checks."""
         numeric = [np.float64, np.float32, np.int64, np.int32, np.int16, np.int8, np.uint8,
                    np.uint16, np.uint32, np.uint64, np.bool_]
-        sequence = isinstance(model, SequenceModel)
-        if sequence:
-            X = model.token_array(X)
-        kwargs = dict(reset=reset, dtype=numeric, allow_nd=not sequence)
+        X = model.raw_inputs(X)
+        kwargs = dict(reset=reset, dtype=numeric, allow_nd=not model.integer_inputs)
         if y is None:
             X = validate_numbers(self, X, **kwargs)
         else:
@@ -499,7 +497,8 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
         tags.target_tags.required = True
         tags.target_tags.multi_output = True  # y may have several columns (n_outputs)
         tags.input_tags.sparse = False
-        if isinstance(self.module, str) and self.module == "sequence":
+        kind = NETWORK_MODELS.get(self.module) if isinstance(self.module, str) else None
+        if kind is not None and kind.integer_inputs:
             # token ids: the estimator checks then draw non-negative integer X
             tags.input_tags.categorical = True
             tags.input_tags.positive_only = True

@@ -14,17 +14,19 @@ when the fit raises. The choice, in order:
 1. an explicit ``n_threads``, honoured as given up to the cores this process may use;
 2. the environment variable ``SHARELEARN_NUM_THREADS`` (a positive integer), the same for
    every fit of the process, with the same bound;
-3. otherwise one thread when the work is below :data:`PARALLEL_WORK`, else torch's current
-   count. torch's current count is an upper bound of the automatic choice, so a user's
-   ``OMP_NUM_THREADS`` (which torch reads at start-up) or ``torch.set_num_threads`` is never
-   exceeded, and a fit nested in another fit's scope keeps the outer choice.
+3. otherwise one thread when the work is below ``parallel_work`` (:data:`PARALLEL_WORK` by
+   default), else torch's current count. torch's current count is an upper bound of the
+   automatic choice, so a user's ``OMP_NUM_THREADS`` (which torch reads at start-up) or
+   ``torch.set_num_threads`` is never exceeded, and a fit nested in another fit's scope keeps
+   the outer choice.
 
 numpy's BLAS threads (threadpoolctl) are left alone: the fits' numpy work is small, and capping
 it measured no difference.
 
-A count above the cores the process may use (:func:`usable_cores`) is lowered to them with a
-``UserWarning``: threads beyond the cores only wait for one, and torch starts every thread it
-is asked for (``n_threads=100000`` started tens of thousands before the system refused more).
+A count above the cores the process may use (``cores``: :func:`usable_cores` by default) is
+lowered to them with a ``UserWarning``: threads beyond the cores only wait for one, and torch
+starts every thread it is asked for (``n_threads=100000`` started tens of thousands before the
+system refused more).
 """
 
 from __future__ import annotations
@@ -65,9 +67,10 @@ def usable_cores():
         return max(1, os.cpu_count() or 1)
 
 
-def _within_cores(count, given, stacklevel):
-    """``count`` lowered to :func:`usable_cores`, with a warning that names ``given``."""
-    cores = usable_cores()
+def _within_cores(count, given, stacklevel, cores=None):
+    """``count`` lowered to ``cores`` (None: :func:`usable_cores`), with a warning that names
+    ``given``."""
+    cores = usable_cores() if cores is None else cores
     if count <= cores:
         return count
     warnings.warn(
@@ -92,7 +95,7 @@ def _env_threads():
     return count
 
 
-def choose_threads(work, n_threads=None):
+def choose_threads(work, n_threads=None, *, cores=None, parallel_work=PARALLEL_WORK):
     """The intra-op thread count for a fit of size ``work``.
 
     Parameters
@@ -101,10 +104,13 @@ def choose_threads(work, n_threads=None):
         A size hint of the fit: ``n_items * n_inputs`` of a closed-form problem (shareable
         weight entries times inputs), or the parameter count of a network.
     n_threads : int or None, default=None
-        An explicit count, returned as given up to :func:`usable_cores` (above them, lowered
-        to them with a ``UserWarning``). None chooses: ``SHARELEARN_NUM_THREADS`` when it is
-        set (bounded alike), else one thread below :data:`PARALLEL_WORK` and torch's current
-        count from it.
+        An explicit count, returned as given up to ``cores`` (above them, lowered to them with
+        a ``UserWarning``). None chooses: ``SHARELEARN_NUM_THREADS`` when it is set (bounded
+        alike), else one thread below ``parallel_work`` and torch's current count from it.
+    cores : int or None, default=None
+        The cores a count may use; None: :func:`usable_cores`, those this process may run on.
+    parallel_work : float, default=PARALLEL_WORK
+        The work from which the automatic choice keeps torch's current count.
 
     Returns
     -------
@@ -118,30 +124,30 @@ def choose_threads(work, n_threads=None):
     >>> choose_threads(256 * 16, n_threads=1)
     1
     """
-    return _choose(work, n_threads, stacklevel=3)
+    return _choose(work, n_threads, stacklevel=3, cores=cores, parallel_work=parallel_work)
 
 
-def _choose(work, n_threads, stacklevel):
+def _choose(work, n_threads, stacklevel, cores=None, parallel_work=PARALLEL_WORK):
     """:func:`choose_threads`, warning ``stacklevel`` frames above its caller."""
     if n_threads is not None:
         count = _check_n_threads(n_threads, "n_threads")
-        return _within_cores(count, f"n_threads={count}", stacklevel)
+        return _within_cores(count, f"n_threads={count}", stacklevel, cores)
     if (not isinstance(work, numbers.Real) or isinstance(work, bool) or not work >= 0):
         raise ValueError(f"work must be a non-negative number, got {work!r}.")
     from_env = _env_threads()
     if from_env is not None:
-        return _within_cores(from_env, f"{ENV_VAR}={from_env}", stacklevel)
-    if work < PARALLEL_WORK:
+        return _within_cores(from_env, f"{ENV_VAR}={from_env}", stacklevel, cores)
+    if work < parallel_work:
         return 1
     return torch.get_num_threads()
 
 
 @contextmanager
-def fit_threads(work, n_threads=None):
+def fit_threads(work, n_threads=None, *, cores=None, parallel_work=PARALLEL_WORK):
     """Run the enclosed code with torch's intra-op thread count chosen for a fit.
 
-    The count is :func:`choose_threads` ``(work, n_threads)`` (never above the usable
-    cores), set with
+    The count is :func:`choose_threads` ``(work, n_threads, cores=cores,
+    parallel_work=parallel_work)`` (never above the usable cores), set with
     :func:`torch.set_num_threads`; the count found on entry is restored on exit, also when the
     enclosed code raises. torch's count is global to the process: fits run at the same time in
     several Python threads share it.
@@ -152,6 +158,8 @@ def fit_threads(work, n_threads=None):
         The fit's size hint, see :func:`choose_threads`.
     n_threads : int or None, default=None
         An explicit count; None chooses.
+    cores, parallel_work :
+        See :func:`choose_threads`.
 
     Yields
     ------
@@ -177,7 +185,7 @@ def fit_threads(work, n_threads=None):
     """
     # the warning of a count above the cores points at the caller of the caller of the
     # ``with`` (a sharelearn fit: the user's call of ``fit``, past scikit-learn's wrapper)
-    chosen = _choose(work, n_threads, stacklevel=7)
+    chosen = _choose(work, n_threads, stacklevel=7, cores=cores, parallel_work=parallel_work)
     previous = torch.get_num_threads()
     if chosen != previous:
         torch.set_num_threads(chosen)

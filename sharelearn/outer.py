@@ -19,7 +19,6 @@ run in parallel, once per distinct rounded partition (restarts that round alike 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
@@ -28,18 +27,18 @@ from joblib import Parallel, delayed, effective_n_jobs
 
 from . import relaxation
 from .partition import canonical_labels
-from .search import local_search
+from .search import STAY as _STAY  # (the name _Hypotheses.gate reads)
+from .search import StartResult, gated_search
 from .search.coarsening import (
     HypothesisBlocks,
     SharingFamily,
     coarsening_search,
     coarsening_with_exceptions,
     free_rows,
-    shortlist_on_rows,
 )
 from .search.exceptions import home_groups, replaced_rows, structured_value
 
-__all__ = ["StartResult", "discover", "relax"]
+__all__ = ["StartResult", "discover", "relax", "search_surrogate"]
 
 # The coarsening search starts from a hypothesis's own partition only up to this many blocks
 # (a 6 x 6 torus's 36 translations): each round scores O(K R) candidates of R x R, and from K
@@ -51,21 +50,6 @@ _MAX_BLOCKS_FROM_HYPOTHESIS = 40
 _N_HYPOTHESES_SEARCHED = 2
 # output rows that look replaced, set apart before the hypotheses are ranked (at most)
 _FREE_ROWS = 4
-# initialisations of the networks' first ranking of their hypotheses (_RetrainedHypotheses):
-# with 500 digits, 4 ranked the true 3 x 3 sharing 4th to 7th on some seeds (the retrains of
-# a tied network stall in local minima; its screen value was -467 against a full score of
-# -1,449), and the fits ended in search failures; 8 ranked it first on every seed tried, within
-# 3% of its full score (benchmarks/bench_image_network.py)
-_SCREEN_INITS = 8
-# and the fraction of the training samples they train on (at least _SCREEN_MIN_ROWS): the
-# full number of steps on fewer samples converges where fewer steps on all of them do not (a
-# quarter of the steps ranked the true 3 x 3 sharing of a digits teacher 4th, at -1,499 units
-# against its full score of -4,387, behind readings with more groups that fit sooner)
-_SCREEN_ROWS = 0.25
-_SCREEN_MIN_ROWS = 200
-# networks' hypotheses scored in full after the screen (its ranking is noisy: the true sharing
-# came second of 44 on that teacher)
-_N_NETWORK_HYPOTHESES = 2
 
 
 def _coarsening_starts(blocks):
@@ -131,66 +115,6 @@ def relax(model, penalties, seeds, *, n_columns, max_iter, learning_rate, temper
     return [(soft[i], np.asarray(stop.curves[i]), int(n_iter[i])) for i in range(B)]
 
 
-@dataclass
-class StartResult:
-    """Where one start of a fit ended.
-
-    ``kind`` is ``"relax"`` (a relaxation restart), ``"init"`` (the user's ``init``, the fully
-    shared partition by default), ``"extra"`` (a model's extra start), ``"hypothesis: <name>"``
-    (the best coarsening of the leading hypothesis; ``"; the data lie in its span: the only
-    start"`` is appended when the model's test says so) or ``"coarsening: <name>"`` (a
-    hypothesis's coarsening searched again after the others); ``rounded`` the
-    partition the search began from, ``labels`` and ``value`` where it ended; ``soft``,
-    ``curve`` and ``n_iter`` describe the relaxation (``None``, empty and 0 for the others);
-    ``n_moves`` counts accepted search rounds; ``converged`` is False when the search stopped
-    at its cap.
-    """
-
-    kind: str
-    rounded: np.ndarray
-    labels: np.ndarray
-    value: float
-    n_moves: int
-    converged: bool
-    soft: np.ndarray = None
-    curve: np.ndarray = field(default_factory=lambda: np.empty(0))
-    n_iter: int = 0
-
-
-# The gate of a start that the item-wise search leaves as it is (see _search).
-_STAY = "stay"
-
-
-def _search(model, objective, labels, search, search_max_iter, gate=None, fixed_points=None):
-    """The item-wise search from ``labels``. With ``gate=_STAY`` there is none (the start is a
-    coarsening of a hypothesis that explains the data: what moves single items fits noise).
-    With any other ``gate`` (the objective change of a
-    partition's block-wise penalties, :meth:`~sharelearn.search.coarsening.SharingFamily.
-    penalty_change`), the start coarsens a hypothesis: the search leaves it only if its first
-    accepted step improves the objective *with* the gate, i.e. pays for leaving the structure
-    (after that step the partition coarsens nothing and the objectives agree). Otherwise the
-    start is returned as it is; with weak penalties the item-wise search would otherwise wander
-    through noise from there. ``fixed_points``: see :func:`~sharelearn.search.local_search`
-    (searches of one fit share them)."""
-    if not search or gate is _STAY:
-        return labels, objective.state(labels).value, 0, True
-    if gate is None:
-        return local_search(objective, labels, model.search_moves(search_max_iter),
-                            max_iter=search_max_iter, fixed_points=fixed_points)
-    first, value, n_moves, _ = local_search(objective, labels,
-                                            model.search_moves(search_max_iter), max_iter=1,
-                                            fixed_points=fixed_points)
-    start_value = objective.state(labels).value
-    if n_moves == 0 or value + gate(first) >= start_value + gate(labels):
-        return labels, start_value, 0, True
-    if search_max_iter == 1:
-        return first, value, 1, False
-    labels, value, n_moves, converged = local_search(
-        objective, first, model.search_moves(search_max_iter), max_iter=search_max_iter - 1,
-        fixed_points=fixed_points)
-    return labels, value, n_moves + 1, converged
-
-
 class _Progress:
     """One progress bar for a whole fit (``verbose``): each hypothesis's coarsenings, each
     batch of relaxations, each start's item-wise search and each coarsening searched again is
@@ -242,8 +166,8 @@ def _search_in_turn(model, objective, starts, search, search_max_iter, progress,
             found[k] = (*ends[k], 0, True)
             progress.step(f"search {i + 1} of {len(keys)}: where an earlier one ended")
             continue
-        found[k] = _search(model, objective, starts[k], search, search_max_iter, gates.get(k),
-                           fixed_points)
+        found[k] = gated_search(model, objective, starts[k], search, search_max_iter,
+                                gates.get(k), fixed_points)
         labels, value, n_moves, converged = found[k]
         progress.step(f"search {i + 1} of {len(keys)}: {_rounds(n_moves)}", value)
         if converged:
@@ -261,7 +185,8 @@ class _Hypotheses:
         self._explained_by_one = None  # whether a leading hypothesis explains the data
         self.family = family = SharingFamily(hypotheses, exceptions=exceptions)
         # on large layers, only the hypotheses that fit a subset of the rows best are built
-        shortlist = shortlist_on_rows(objective.problem, family, _N_HYPOTHESES_SEARCHED)
+        shortlist = (None if objective.shortlist is None else
+                     objective.shortlist(objective.problem, family, _N_HYPOTHESES_SEARCHED))
         built = range(len(family)) if shortlist is None else shortlist
         # the hypotheses' blocks, with outlying output rows set apart (below)
         self._build(built)
@@ -356,6 +281,10 @@ class _Hypotheses:
                                                    max_iter)
             self.best[h] = self._with_exceptions(h, labels, value, max_iter)
 
+    # the step every ranking strategy takes before the searches (a network's:
+    # sharelearn.networks.hypotheses.RetrainedHypotheses.rank)
+    rank = search_coarsenings
+
     def _some_hypothesis_explains(self):
         """Whether the data lie in the span of a leading hypothesis (``model.explains``): then
         nothing departs from it that the data tell from noise, and no exception is searched
@@ -414,7 +343,7 @@ class _Hypotheses:
             self.replaces = self.explained or model.hypothesis_replaces_start()
 
     def gate(self):
-        """The gate of the lead's item-wise search (see :func:`_search`)."""
+        """The gate of the lead's item-wise search (see :func:`~sharelearn.search.gated_search`)."""
         return _STAY if self.explained else partial(self.family.penalty_change,
                                                     penalties=self.penalties)
 
@@ -454,84 +383,6 @@ class _Hypotheses:
                          "exceptions": int(self.family.exceptions(h, labels).sum()),
                          "objective": float(value), "searched": h in self.best})
         return sorted(rows, key=lambda r: r["objective"])
-
-
-class _RetrainedHypotheses(_Hypotheses):
-    """The structured hypotheses of a network's fit: scored by retraining the network tied by
-    each (a network has no block equations), and the best one replaces ``init`` as the start if
-    it scores better (a network tied by a poor partition is a poor point to linearise at).
-
-    As for a closed form, a partition that coarsens a hypothesis is charged the block-wise
-    penalties (:meth:`~sharelearn.search.coarsening.SharingFamily.penalty_change`): the code
-    length of naming the group of each of 2,304 entries is about 3,300 units for a 3 x 3
-    convolution, which no data term of a few thousand samples outweighs. Many hypotheses (a
-    dense layer read as 1 or 2 channels of every image shape) are first ranked by retrains from
-    ``_SCREEN_INITS`` initialisations on ``_SCREEN_ROWS`` of the training samples
-    (``objective.screen``), and only the ``_N_NETWORK_HYPOTHESES`` best are scored in full: a
-    tied network's retrain sometimes stalls in a poor local minimum (3 x 3 tying of a 64 -> 36
-    -> 1 network: 2 to 9 of 16 initialisations reached the noise floor), so the full score
-    takes the best of many initialisations, which is too costly for every hypothesis. The best
-    leads the search; the model's search also runs from the others (:meth:`search_again`).
-    """
-
-    def __init__(self, objective, hypotheses, penalties, exceptions=False, explains=None):
-        self.objective, self.penalties = objective, penalties
-        self.family = SharingFamily(hypotheses)
-        self.lead, self.explained, self.replaces = None, False, False
-        self.best, self.model = {}, None
-
-    def _value(self, labels):
-        return self.objective.state(labels).value + self.penalty_change(labels)
-
-    def search_coarsenings(self, max_iter, progress=None):
-        """Rank the hypotheses: screened when there are many, the best scored in full."""
-        family = self.family
-        order = list(range(len(family)))
-        if len(order) > _N_NETWORK_HYPOTHESES:
-            n_train = self.objective.data[0].shape[0]
-            screened = self.objective.screen(
-                family.labels, _SCREEN_INITS, self.objective.steps,
-                n_rows=max(min(n_train, _SCREEN_MIN_ROWS), int(_SCREEN_ROWS * n_train)))
-            screened = [v + self.penalty_change(family.labels[h])
-                        for h, v in enumerate(screened)]
-            order = sorted(order, key=lambda h: (screened[h], h))[:_N_NETWORK_HYPOTHESES]
-        self.objective.prefetch([family.labels[h] for h in order])
-        for h in order:  # their scores decide the start: from the reserve initialisations too
-            self.objective.score_more(family.labels[h])
-        self.ranked = order
-        self.best = {h: (family.labels[h], self._value(family.labels[h])) for h in order}
-
-    def choose_start(self, model, init):
-        if not self.best:
-            self.search_coarsenings(None)
-        lead = min(self.ranked, key=lambda h: (self.best[h][1], h))
-        if self.best[lead][1] < self._value(init):
-            self.lead, self.replaces = lead, True
-        self.model = model
-
-    def table(self):
-        """Nothing: a network's hypotheses are ranked by retrains, not scored by blocks."""
-        return []
-
-    def search_again(self, leader, max_iter, progress):
-        """The model's search from each ranked hypothesis that did not lead (on the
-        benchmark's digits teacher, the true 3 x 3 convolution ranked second once, behind a
-        2-channel reading that it coarsens, and the search from the leader stopped one merge
-        away from it)."""
-        out = []
-        if self.model is None:  # the hypotheses were not asked to start a search
-            return out
-        others = [h for h in self.ranked if h != self.lead]
-        progress.expect(len(others))
-        for h in others:
-            labels = self.family.labels[h]
-            found, value, n_moves, converged = _search(self.model, self.objective, labels, True,
-                                                       max_iter, self.gate())
-            out.append(StartResult(f"hypothesis: {self.family.names[h]}", labels, found,
-                                   value + self.penalty_change(found), n_moves, converged))
-            progress.step(f"search from {self.family.names[h]}: {_rounds(n_moves)}",
-                          out[-1].value)
-        return out
 
 
 def discover(model, penalties, seeds, *, n_relax, n_columns, search, search_max_iter, start=None,
@@ -605,18 +456,36 @@ def discover(model, penalties, seeds, *, n_relax, n_columns, search, search_max_
         progress.close()
 
 
+def search_surrogate(model, penalties, start, *, hypotheses, max_iter):
+    """The best partition that this loop's search finds for ``model`` (a prepared closed form)
+    from ``start``, with its ``hypotheses`` (no exceptions) and no relaxation.
+
+    Handed to every model the loop searches (``model.search_surrogate``): a move that proposes
+    from a surrogate of its model (a network's local linear model,
+    :class:`~sharelearn.search.linearised.LinearisedProposal`) searches the surrogate through it,
+    so that no model or move imports the loop."""
+    _, results, _ = discover(model, penalties, [0], n_relax=0, n_columns=2, start=start,
+                             hypotheses=hypotheses, search=True, search_max_iter=max_iter,
+                             exceptions=False)
+    return min(results, key=lambda r: r.value).labels
+
+
 def _discover(model, penalties, seeds, n_relax, n_columns, start, extra_starts, hypotheses,
               hypothesis_start, relax_if_explained, search, search_max_iter, exceptions, n_jobs,
               progress, relax_params):
+    model.search_surrogate = search_surrogate
     objective = model.hard_objective(penalties)
     init = (model.shared_start(model.n_items) if start is None else canonical_labels(start))
-    kind = _RetrainedHypotheses if hasattr(objective, "screen") else _Hypotheses
-    hyp = (kind(objective, hypotheses, penalties, exceptions, model.explains) if hypotheses
-           else None)
+    hyp = None
+    if hypotheses:
+        # the objective's own way of ranking them (a network's retrains), else their blocks
+        hyp = objective.hypothesis_ranking(hypotheses, penalties, exceptions=exceptions,
+                                           explains=model.explains) or _Hypotheses(
+            objective, hypotheses, penalties, exceptions, model.explains)
     if hyp is not None:
         if search:
-            progress.expect(len(getattr(hyp, "ranked", ())))
-            hyp.search_coarsenings(search_max_iter, progress)
+            progress.expect(len(hyp.ranked))
+            hyp.rank(search_max_iter, progress)
         if hypothesis_start:
             hyp.choose_start(model, init)
         if hyp.explained and not relax_if_explained:
@@ -663,8 +532,8 @@ def _discover(model, penalties, seeds, n_relax, n_columns, start, extra_starts, 
         found = _search_in_turn(model, objective, distinct, search, search_max_iter, progress,
                                 gates)
     else:
-        tasks = (delayed(_search)(model, objective, distinct[k], search, search_max_iter,
-                                  gates.get(k)) for k in keys)
+        tasks = (delayed(gated_search)(model, objective, distinct[k], search, search_max_iter,
+                                       gates.get(k)) for k in keys)
         found = {}
         for i, (k, result) in enumerate(zip(keys, Parallel(n_jobs=n_jobs,
                                                           return_as="generator")(tasks),

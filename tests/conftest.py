@@ -14,6 +14,12 @@ from sharelearn.models import LinearMap
 from sharelearn.models.gaussian import TiedLinearGaussian
 from sharelearn.penalties import Penalties
 
+# The tests' own tensor work (outside the fits, which choose their thread count) runs on one
+# thread, as the fits do (sharelearn._threads): with torch's default of a thread per core, every
+# small operation waits for a core another process holds (on a shared 2-core machine a softmax
+# of 24 numbers took 5 ms instead of 10 us). Tests of the thread count set their own.
+torch.set_num_threads(1)
+
 
 def _to_sympy(generators, shape):
     """The generated group on n_out + n_in points (outputs first), via sympy."""
@@ -92,8 +98,8 @@ def sequence_scorer(length, variant, seed, **kw):
     """A retrain scorer of the sum-of-numbers network (two initialisations, 120 training and
     180 validation rows) and the true partition."""
     from sharelearn.datasets import make_sum_of_numbers
-    from sharelearn.nettrain import RetrainScorer
     from sharelearn.networks import SEQUENCE_SHARE, SequenceNetwork
+    from sharelearn.networks.objective import NetworkValidationObjective
 
     X, y, truth = make_sum_of_numbers(300, length=length, variant=variant, random_state=seed)
     Xt, Yt = torch.as_tensor(X), torch.as_tensor((y - y.mean()) / y.std(), dtype=torch.float32)
@@ -105,7 +111,7 @@ def sequence_scorer(length, variant, seed, **kw):
     kw = dict(dict(steps=100, lr=0.01, loss="l1", weight_decay=0.0, n_obs=120,
                    penalties=Penalties.from_params(nuclear=2.0, code_length=2.0),
                    dtype=torch.float32, device="cpu"), **kw)
-    return RetrainScorer(inits, SEQUENCE_SHARE, data, **kw), truth
+    return NetworkValidationObjective(inits, SEQUENCE_SHARE, data, **kw), truth
 
 
 class Builders:
@@ -124,3 +130,37 @@ class Builders:
 @pytest.fixture
 def build():
     return Builders
+
+
+# -- the fast lane ------------------------------------------------------------------------------
+# ``python -m pytest -m "not slow"`` leaves out the tests marked ``slow``. Most are marked where
+# they are defined; these are marked here: cases of a parametrized test whose other cases are
+# fast, doctests, and tests of files that do not import pytest (node ids, or their beginnings).
+SLOW_CASES = (
+    # the gallery's examples but the two quickest (the README's quick start, the shared means)
+    "tests/test_examples.py::test_example_runs[plot_dense_to_convolution.py]",
+    "tests/test_examples.py::test_example_runs[plot_rotation_equivariance.py]",
+    "tests/test_examples.py::test_example_runs[plot_sum_of_numbers.py]",
+    "tests/test_examples.py::test_example_runs[plot_custom_module.py]",
+    "tests/test_examples.py::test_example_runs[plot_preprocessing.py]",
+    "tests/test_examples.py::test_example_runs[plot_grid_search.py]",
+    "tests/test_examples.py::test_example_runs[plot_shift_1d_2d.py]",
+    "tests/test_examples.py::test_example_runs[plot_symmetry_naming.py]",
+    "tests/test_examples.py::test_example_runs[plot_gaussian_sweeps.py]",
+    # the one case of refused arguments that takes a second (an image larger than the sample)
+    "tests/test_datasets.py::test_realistic_inputs_bad_arguments[kwargs3-",
+    # scikit-learn's checks of the network estimators (those of SharingDiscoverer stay fast)
+    "tests/test_ecosystem.py::test_sklearn_estimator_checks[NetworkSharing",
+    "tests/test_models_closed_form.py::"
+    "test_expected_loss_equals_the_average_over_every_hard_assignment[linear]",
+    "tests/test_outer.py::test_restarts_relaxed_together_match_each_relaxed_alone",
+    "tests/test_search_network.py::test_search_leaves_the_shared_partition_by_a_gradient_split",
+    # the network estimators' docstring examples
+    "sharelearn/_network.py::sharelearn._network.NetworkSharing",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.nodeid.startswith(SLOW_CASES):
+            item.add_marker(pytest.mark.slow)

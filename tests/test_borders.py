@@ -64,6 +64,7 @@ def test_border_hypotheses_are_refined_by_every_boundary_mode():
     (lambda x: ndimage.gaussian_filter(x, 1, truncate=1), "gaussian, reflect"),  # was PD 3,524
     (lambda x: ndimage.sobel(x, axis=0, mode="constant"), "sobel, zero padding"),  # was 995
 ])
+@pytest.mark.slow
 def test_scipy_filters_in_their_boundary_modes_are_recovered(filter_, name):
     W = _map_of(filter_, (10, 10))
     truth = _groups_of(W)
@@ -74,6 +75,7 @@ def test_scipy_filters_in_their_boundary_modes_are_recovered(filter_, name):
     assert est.structure_.kernel_shape == (3, 3)
 
 
+@pytest.mark.slow
 def test_reflect_borders_are_named_and_their_departures_marked():
     W = _map_of(lambda x: ndimage.gaussian_filter(x, 1, truncate=1), (10, 10))
     X, Y = _patch_data(W, (10, 10))
@@ -110,6 +112,7 @@ def test_one_entry_off_a_convolution_is_an_exception():
     assert row.exceptions == 1 and row.groups == truth.max() + 1
 
 
+@pytest.mark.slow
 def test_a_dead_input_is_found():
     # a column of zeros: each tap loses one entry to the zeros' group (was PD 71 and 177)
     W, _ = _valid_convolution(seed=1)
@@ -134,6 +137,7 @@ def test_noise_is_not_turned_into_exceptions():
     assert table.exceptions.max() == 0
 
 
+@pytest.mark.slow
 def test_the_hypothesis_table_ranks_and_says_when_nothing_explains():
     W = _map_of(lambda x: ndimage.laplace(x), (8, 8))
     X, Y = _patch_data(W, (8, 8))
@@ -168,6 +172,7 @@ def test_exception_code_is_the_exact_count():
     assert np.all(np.diff(costs) > 0)
 
 
+@pytest.mark.slow
 def test_the_display_marks_the_departures():
     matplotlib = pytest.importorskip("matplotlib")
     matplotlib.use("Agg")

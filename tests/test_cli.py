@@ -202,6 +202,7 @@ def test_discover_reports_the_estimators_value_error_as_a_usage_error(capsys, fi
 
 # -- discover end to end --------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_discover_that_needs_more_memory_than_its_budget_says_how_much(files):
     proc = run("discover", files["conv.npz"], "--memory-budget", "1KiB", "--quiet")
     assert proc.returncode == 1
@@ -212,6 +213,7 @@ def test_discover_that_needs_more_memory_than_its_budget_says_how_much(files):
     assert_usage_error(bad, "discover", "memory_budget must be 'auto'")
 
 
+@pytest.mark.slow
 def test_discover_linear_map_from_npz_writes_json_and_png(files):
     out_json, out_png = files["dir"] / "conv.json", files["dir"] / "conv.png"
     proc = run("discover", files["conv.npz"], "--output-partition", out_json,
@@ -239,6 +241,7 @@ def test_discover_linear_map_from_npz_writes_json_and_png(files):
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_discover_means_from_npy_with_evidence_and_layer_shape(files):
     out_npy = files["dir"] / "means_part.npy"
     proc = run("discover", files["means.npy"], "--layer-shape", "2,3", "--objective",
@@ -255,6 +258,7 @@ def test_discover_means_from_npy_with_evidence_and_layer_shape(files):
     assert f"Discovered sharing: {labels.max() + 1} group" in out
 
 
+@pytest.mark.slow
 def test_discover_csv_with_header_and_separate_targets(capsys, files):
     d = files["dir"]
     X = np.load(files["conv_X.npy"])

@@ -145,6 +145,7 @@ def test_threads_beyond_the_cores_are_lowered_with_a_note(capsys, monkeypatch, d
                 command=command)
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_fit_is_one_line_and_status_130(tmp_path, data):
     """A real SIGINT, sent from inside the fit: no traceback, nothing written, 130."""
     out = tmp_path / "part.json"
@@ -420,6 +421,7 @@ def _kernel_rows(out):
     return lines[start], np.array(rows)
 
 
+@pytest.mark.slow
 def test_a_large_map_prints_its_kernel_instead_of_nothing(capsys, tmp_path):
     X, Y, truth, W = make_convolution(100, input_shape=(7, 7), kernel_size=3, mode="circular",
                                       random_state=0)
@@ -463,6 +465,7 @@ def test_a_layer_shape_that_fits_neither_says_both_choices(capsys, data):
                 "or the 6 inputs' grid")
 
 
+@pytest.mark.slow
 def test_the_figure_draws_the_structure_read_on_the_grid_asked_for(capsys, tmp_path,
                                                                     monkeypatch):
     from sharelearn import plotting

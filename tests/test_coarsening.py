@@ -14,7 +14,12 @@ from sharelearn import SharingDiscoverer, partition_distance
 from sharelearn.datasets import make_convolution
 from sharelearn.models import LinearMap
 from sharelearn.penalties import Penalties
-from sharelearn.search.coarsening import HypothesisBlocks, SharingFamily, coarsening_search
+from sharelearn.search.coarsening import (
+    HypothesisBlocks,
+    SharingFamily,
+    Shortlist,
+    coarsening_search,
+)
 from sharelearn.symmetry import shift_hypotheses, shift_sharing
 
 from .conftest import PENALTIES
@@ -78,6 +83,7 @@ def test_family_recognises_coarsenings_and_charges_them_by_blocks():
 
 
 @pytest.mark.parametrize("objective", ["validation", "evidence"])
+@pytest.mark.slow
 def test_block_scoring_is_exact(objective):
     X, Y, _, _ = make_convolution(120, input_shape=(6, 6), kernel_size=(3, 3), kernel="random",
                                   random_state=0)
@@ -128,6 +134,7 @@ def test_close_taps_resolvable_by_the_data_are_not_merged():
     assert partition_distance(est.sharing_partition_, truth) == 0
 
 
+@pytest.mark.slow
 def test_correlated_image_patches_do_not_defeat_the_search():
     # 3 x 3 on 8 x 8 patches of the sample photographs, n = 300, seed 1: the search from the
     # shared start ended 4,900 units above the truth (23 groups)
@@ -219,6 +226,7 @@ def test_penalty_settings_do_not_run_away_on_independent_inputs(nuclear, code_le
     assert est.n_search_moves_ == 0 and est.loss_curve_.size == 0  # no relaxation ran
 
 
+@pytest.mark.slow
 def test_relaxations_asked_for_still_run_when_a_hypothesis_explains_the_data(capsys):
     X, Y, truth, _ = make_convolution(150, input_shape=12, kernel_size=3, random_state=0)
     auto = SharingDiscoverer(model="linear", random_state=0, verbose=1).fit(X, Y)
@@ -233,6 +241,7 @@ def test_relaxations_asked_for_still_run_when_a_hypothesis_explains_the_data(cap
         assert partition_distance(est.sharing_partition_, truth) == 0
 
 
+@pytest.mark.slow
 def test_data_outside_every_hypothesis_still_search_the_shared_start():
     # A map on 12 inputs tied by a random 4-group partition. The valid 3-kernel hypothesis's
     # best coarsening scores better than the shared partition (-94 against about -300), but the
@@ -297,6 +306,7 @@ def _five_standard_errors_apart(group, side, window, seed):
     # neighbouring values are z standard errors apart need none of that.
     ("D_4", 7, 3, "D_4"),
 ])
+@pytest.mark.slow
 def test_image_symmetries_are_resolved_at_five_standard_errors(group, side, window, name):
     pytest.importorskip("igraph")
     X, Y, truth = _five_standard_errors_apart(group, side, window, seed=0)
@@ -305,33 +315,43 @@ def test_image_symmetries_are_resolved_at_five_standard_errors(group, side, wind
     assert est.symmetry_group_.name == name
 
 
+class RecordedShortlist(Shortlist):
+    """A shortlist that keeps every answer it gives."""
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.answers = []
+
+    def __call__(self, problem, family, n_keep):
+        self.answers.append(super().__call__(problem, family, n_keep))
+        return self.answers[-1]
+
+
 def test_large_layers_rank_hypotheses_on_a_shortlist_of_rows(monkeypatch):
     """Above the cost threshold the hypotheses are first ranked on a few rows; the ones kept are
     those the full ranking leads with, and the fit gives the same partition and objective."""
-    import sharelearn.outer as outer
-    import sharelearn.search.coarsening as coarsening
+    from sharelearn.models import CLOSED_FORM_MODELS
 
     X, Y, truth = make_convolution(300, input_shape=(8, 8), kernel_size=(3, 3),
                                    kernel="random", inputs="images", relative_noise=True,
                                    random_state=1)[:3]
     whole = SharingDiscoverer(model="linear", random_state=0).fit(X, Y)
-    shortlists = []
+    recorded = RecordedShortlist(cost=0.0, n_rows=8)  # every layer counts as large
 
-    def recorded(*args, **kwargs):
-        shortlists.append(coarsening.shortlist_on_rows(*args, **kwargs))
-        return shortlists[-1]
+    class Shortlisted(LinearMap):
+        shortlist = recorded  # the model type's hard objectives rank the hypotheses with it
 
-    monkeypatch.setattr(coarsening, "_SHORTLIST_COST", 0.0)
-    monkeypatch.setattr(coarsening, "_SHORTLIST_ROWS", 8)
-    monkeypatch.setattr(outer, "shortlist_on_rows", recorded)
+    monkeypatch.setitem(CLOSED_FORM_MODELS, "linear", Shortlisted)
     fitted = SharingDiscoverer(model="linear", random_state=0).fit(X, Y)
-    assert shortlists and all(len(s) == 2 for s in shortlists)  # 2 of the 8 hypotheses built
+    answers = recorded.answers
+    assert answers and all(len(s) == 2 for s in answers)  # 2 of the 8 hypotheses built
     np.testing.assert_array_equal(fitted.sharing_partition_, whole.sharing_partition_)
     assert fitted.objective_ == pytest.approx(whole.objective_, rel=1e-12)
     assert partition_distance(fitted.sharing_partition_, truth) == 0
-    # below the threshold nothing is shortlisted
-    monkeypatch.setattr(coarsening, "_SHORTLIST_COST", math.inf)
+    # below the threshold nothing is shortlisted, and by default a layer of this size is below
     problem = type("Problem", (), {"n_outputs": 36, "n_inputs": 64, "n_splits": 5,
                                    "n_va": torch.ones(5)})()
     family = SharingFamily(shift_hypotheses((36, 64)))
-    assert coarsening.shortlist_on_rows(problem, family, 2) is None
+    assert Shortlist(cost=math.inf)(problem, family, 2) is None
+    assert Shortlist()(problem, family, 2) is None
+    assert LinearMap.shortlist is None  # the hard objectives build Shortlist()

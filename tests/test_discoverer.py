@@ -97,6 +97,7 @@ def test_same_random_state_same_partition_different_cv_seeds_allowed(conv_data):
     np.testing.assert_array_equal(a.loss_curve_, b.loss_curve_)
 
 
+@pytest.mark.slow
 def test_parallel_restarts_equal_serial(means_data):
     X, _, _ = means_data
     serial = SharingDiscoverer(model="mean", random_state=3, n_restarts=2, max_iter=20).fit(X)
@@ -242,6 +243,7 @@ def test_named_references_for_valid_shift_and_means():
 
 
 # -- degenerate data, bad splits and settings: the package's own errors, never torch's ---------
+@pytest.mark.slow
 def test_evidence_on_degenerate_linear_problems_fits():
     X, Y, _, _ = make_convolution(40, input_shape=5, kernel_size=2, random_state=0)
     W = np.arange(8.0).reshape(2, 4)
@@ -258,6 +260,7 @@ def test_evidence_on_degenerate_linear_problems_fits():
     np.testing.assert_allclose(disc.coef_, W, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_targets_are_validated_like_X(conv_data):
     import scipy.sparse as sp
 

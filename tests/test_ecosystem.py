@@ -97,6 +97,7 @@ def test_grid_search_by_partition_distance_reference_param_and_scorer():
     assert by_param.cv_results_["mean_test_score"].min() < 0
 
 
+@pytest.mark.slow
 def test_grid_search_by_heldout_loss_and_cross_validate():
     X, Y, truth, _ = make_convolution(90, input_shape=4, kernel_size=2, random_state=0)
     est = SharingDiscoverer(model="linear", **FAST)
@@ -122,6 +123,7 @@ def test_clone_and_get_params():
     assert twin.get_params() == params and twin is not net
 
 
+@pytest.mark.slow
 def test_grid_search_of_a_network_by_partition_distance():
     X, y, truth = make_sum_of_numbers(60, length=3, random_state=0)
     est = NetworkSharingDiscoverer("sequence", reference=truth, **SEQUENCE_FAST)
@@ -133,6 +135,7 @@ def test_grid_search_of_a_network_by_partition_distance():
         search.best_params_["module__hidden"]
 
 
+@pytest.mark.slow
 def test_parallel_grid_search_equals_serial():
     X, truth, _ = make_shared_means(60, n_features=4, n_groups=2, random_state=1)
     grid = {"nuclear": [0.0, 2.0], "entropy": [0.0, 0.1]}
@@ -145,6 +148,7 @@ def test_parallel_grid_search_equals_serial():
                                   parallel.best_estimator_.sharing_partition_)
 
 
+@pytest.mark.slow
 def test_grid_search_on_a_dask_local_cluster_equals_serial():
     distributed = pytest.importorskip("dask.distributed")
     X, truth, _ = make_shared_means(60, n_features=4, n_groups=2, random_state=1)

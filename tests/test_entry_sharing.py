@@ -9,11 +9,11 @@ from sklearn.utils._param_validation import InvalidParameterError
 from torch import nn
 
 from sharelearn import NetworkSharingDiscoverer, partition_distance
-from sharelearn.nettrain import RetrainScorer
 from sharelearn.networks import TiedNetworkProblem, TiedParameter
+from sharelearn.networks.objective import NetworkValidationObjective, local_linear_model
 from sharelearn.partition import labels_to_selection
 from sharelearn.penalties import Penalties
-from sharelearn.search.linearised import LinearisedProposal, local_linear_model
+from sharelearn.search.linearised import LinearisedProposal
 from sharelearn.symmetry import convolution_reading, shift_hypotheses, shift_sharing
 
 SHARE = {"dense.weight": None}
@@ -100,12 +100,13 @@ def _scorer(n_inits=3, steps=30, n_reserve=0):
         torch.manual_seed(seed)
         templates.append(Student().double())
     data = (Xt[:80], yt[:80], Xt[80:], yt[80:])
-    return RetrainScorer(templates[:n_inits], SHARE, data, steps=steps, lr=0.03, loss="mse",
-                         weight_decay=1e-6, n_obs=80, penalties=Penalties([]),
-                         dtype=torch.float64, device="cpu",
-                         reserve=templates[n_inits:]), truth
+    return NetworkValidationObjective(
+        templates[:n_inits], SHARE, data, steps=steps, lr=0.03, loss="mse", weight_decay=1e-6,
+        n_obs=80, penalties=Penalties([]), dtype=torch.float64, device="cpu",
+        reserve=templates[n_inits:]), truth
 
 
+@pytest.mark.slow
 def test_batched_retrains_follow_each_initialisation_serial_path():
     scorer, truth = _scorer()
     S = torch.tensor(labels_to_selection(truth, sparse=False), dtype=torch.float64)
@@ -119,16 +120,17 @@ def test_batched_retrains_follow_each_initialisation_serial_path():
     assert len({round(v, 9) for v, _, _ in batched}) == 3
 
 
-def test_screen_with_every_initialisation_and_step_equals_the_full_score():
+def test_quick_scores_with_every_initialisation_and_step_equal_the_full_score():
     scorer, truth = _scorer()
     shared = np.zeros_like(truth)
-    screened = scorer.screen([truth, shared], n_inits=3, steps=scorer.steps)
-    assert screened == pytest.approx([scorer(truth), scorer(shared)], rel=1e-12)
+    quick = scorer.quick_scores([truth, shared], n_inits=3, steps=scorer.steps)
+    assert quick == pytest.approx([scorer(truth), scorer(shared)], rel=1e-12)
     assert scorer.steps == 30  # restored
-    cheap = scorer.screen([truth], n_inits=1, steps=5)
-    assert cheap[0] != pytest.approx(screened[0])
+    cheap = scorer.quick_scores([truth], n_inits=1, steps=5)
+    assert cheap[0] != pytest.approx(quick[0])
 
 
+@pytest.mark.slow
 def test_warm_start_maps_the_parent_retrain_onto_the_child_by_group_means():
     scorer, truth = _scorer()
     S, w, problem = scorer.best_run(truth)
@@ -151,6 +153,7 @@ def test_warm_start_maps_the_parent_retrain_onto_the_child_by_group_means():
                                   problem.load(w, S).out.weight.detach())
 
 
+@pytest.mark.slow
 def test_score_from_a_parent_adds_a_warm_retrain_and_score_more_the_reserve():
     scorer, truth = _scorer(n_inits=2, n_reserve=2)
     shared = np.zeros_like(truth)
@@ -195,20 +198,22 @@ def test_local_linear_model_of_a_linear_network_is_the_data():
     assert none is None
 
 
+@pytest.mark.slow
 def test_a_proposal_is_kept_only_if_its_retrain_improves():
     scorer, truth = _scorer()
     shared = np.zeros_like(truth)
     state = scorer.state(shared)
-    good = LinearisedProposal(lambda J, t, s, labels: truth, loss="mse", validation=True)
+    good = LinearisedProposal(lambda J, t, s, labels: truth)
     new = good.propose(scorer, state)
     assert new is not None and partition_distance(new.labels, truth) == 0
     assert new.value == pytest.approx(scorer(truth))
-    bad = LinearisedProposal(lambda J, t, s, labels: shared, loss="mse", validation=True)
+    bad = LinearisedProposal(lambda J, t, s, labels: shared)
     assert bad.propose(scorer, scorer.state(truth)) is None
 
 
 # -- the estimator ------------------------------------------------------------------------------
 @pytest.mark.parametrize("objective", ["validation", "evidence"])
+@pytest.mark.slow
 def test_small_teacher_convolution_is_recovered_from_a_dense_layer(objective):
     """6 x 6 images, a 2 x 2 convolution read in a dense 36 -> 25 layer (900 entries)."""
     X, y, truth = _teacher(0)
@@ -225,6 +230,7 @@ def test_small_teacher_convolution_is_recovered_from_a_dense_layer(objective):
     assert relative_mse < 0.1
 
 
+@pytest.mark.slow
 def test_entry_level_defaults_resolve_per_kind_of_sharing():
     X, y, _ = _teacher(0, n=60)
     est = NetworkSharingDiscoverer(Student, share=SHARE, loss="mse", max_epochs=2,

@@ -3,7 +3,9 @@ data, a misspelt keyword fails alike on every path, huge data and thread counts 
 bounded with a clear message, costly settings warn, and scikit-learn's checks pass with the
 defaults users get."""
 
+import os
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.utils.estimator_checks import check_transformer_n_iter, parametrize_with_checks
 
 from sharelearn import NetworkSharingDiscoverer, SharingDiscoverer, partition_distance
+from sharelearn._threads import usable_cores
 from sharelearn.datasets import make_convolution, make_shared_means, make_sum_of_numbers
 
 
@@ -156,13 +159,35 @@ def test_huge_inputs_fit_without_numpy_overflow_warnings(conv):
 
 
 # -- item 9: threads ---------------------------------------------------------------------------
-def test_a_fit_asked_for_too_many_threads_warns_and_runs_on_the_cores(monkeypatch, means):
-    monkeypatch.setattr("sharelearn._threads.usable_cores", lambda: 1)
+@contextmanager
+def _on_one_core():
+    """This thread restricted to one of its cores where the system has affinity masks (Linux),
+    so that a fit asking for more runs on one thread whatever the machine; restored after."""
+    if not hasattr(os, "sched_setaffinity"):
+        yield
+        return
+    mask = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(mask)})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, mask)
+
+
+def test_a_fit_asked_for_too_many_threads_warns_and_runs_on_the_cores(means):
     before = torch.get_num_threads()
-    with pytest.warns(UserWarning, match="n_threads=100000 asks for 100000 threads") as record:
-        SharingDiscoverer(n_threads=100_000, n_restarts=1, random_state=0).fit(means[0])
-    assert record[0].filename == __file__  # it points at the call of fit
-    assert torch.get_num_threads() == before
+    torch.set_num_threads(2)  # the caller's count, which the fit restores
+    try:
+        with _on_one_core():
+            cores = usable_cores()
+            with pytest.warns(UserWarning, match=rf"n_threads=100000 asks for 100000 threads, "
+                                                 rf"but this process may use {cores} cores?; "
+                                                 rf"running with {cores}\.") as record:
+                SharingDiscoverer(n_threads=100_000, n_restarts=1, random_state=0).fit(means[0])
+        assert record[0].filename == __file__  # it points at the call of fit
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 # -- item 10: the hold-out before the inner split ----------------------------------------------
@@ -183,6 +208,7 @@ def test_a_split_of_too_few_samples_says_what_to_do(means):
 
 
 # -- item 14: costly settings ------------------------------------------------------------------
+@pytest.mark.slow
 def test_an_unshared_start_on_a_large_map_warns_with_its_cost():
     X, Y, _, _ = make_convolution(60, input_shape=10, kernel_size=3, random_state=0)  # 80 items
     with pytest.warns(EfficiencyWarning, match=r"init='unshared' starts the discrete search "
@@ -223,5 +249,6 @@ def test_n_iter_counts_the_search_when_no_relaxation_runs(conv):
 
 @parametrize_with_checks([SharingDiscoverer(), SharingDiscoverer(model="linear"),
                           SharingDiscoverer(model="mean")])
+@pytest.mark.slow
 def test_sklearn_checks_with_the_defaults_users_get(estimator, check):
     check(estimator)

@@ -1,5 +1,5 @@
-"""The Laplace evidence of tied networks (sharelearn.laplace) and objective="evidence" for module
-models: exact on linear networks, the GGN and the precisions checked against independent
+"""The Laplace evidence of tied networks (sharelearn.networks.laplace) and objective="evidence"
+for module models: exact on linear networks, the GGN and the precisions checked against independent
 computations, and the estimators' use of it."""
 
 import numpy as np
@@ -10,14 +10,10 @@ from sklearn.base import is_classifier
 from sklearn.utils._param_validation import InvalidParameterError
 from torch import nn
 
-from sharelearn import (
-    NetworkSharingClassifier,
-    NetworkSharingDiscoverer,
-    SharingDiscoverer,
-    laplace,
-)
+from sharelearn import NetworkSharingClassifier, NetworkSharingDiscoverer, SharingDiscoverer
 from sharelearn.datasets import make_sum_of_numbers
-from sharelearn.networks import TiedNetworkProblem
+from sharelearn.models import SequenceModel
+from sharelearn.networks import TiedNetworkProblem, laplace
 from sharelearn.partition import labels_to_selection
 
 SMALL = dict(module__embedding_dim=16, module__hidden=8, search_steps=100, max_epochs=200,
@@ -97,6 +93,31 @@ def test_ggn_of_a_softmax_regression_is_its_hessian():
     np.testing.assert_allclose(diag.numpy(), np.diag(hessian.numpy()), rtol=1e-10)
 
 
+def test_a_curvature_structure_is_a_class_that_the_statistics_and_evidence_use():
+    # a structure given as an instance (as a new one would be) serves as its name does; one
+    # that keeps only the first value's curvature shows that nothing else decides the shape
+    class FirstOnly(laplace.DiagonalCurvature):
+        name = "first"
+
+        def gaussian_term(self, Jf):
+            term = super().gaussian_term(Jf)
+            return torch.cat([term[:1], torch.zeros_like(term[1:])])
+
+    rng = np.random.default_rng(3)
+    X, Y = rng.standard_normal((30, 3)), rng.standard_normal((30, 2))
+    problem, w, S, Xt, Yt = _linear_problem(np.array([0, 1, 1, 0, 2, 2]), X, Y)
+    by_name = laplace.ggn_statistics(problem, w, S, Xt, Yt, loss="mse", structure="diag")
+    by_class = laplace.ggn_statistics(problem, w, S, Xt, Yt, loss="mse",
+                                      structure=laplace.CURVATURES["diag"])
+    torch.testing.assert_close(by_class["G"], by_name["G"], rtol=0, atol=0)
+    first = laplace.ggn_statistics(problem, w, S, Xt, Yt, loss="mse", structure=FirstOnly())
+    assert first["G"][0] == by_name["G"][0] and not first["G"][1:].any()
+    psi_sq = float(by_name["psi"] @ by_name["psi"])
+    args = (by_name["G"], by_name["c"], by_name["yy"], by_name["sse"], psi_sq, by_name["n_obs"])
+    assert laplace.gaussian_evidence(*args, laplace.DiagonalCurvature()) == \
+        laplace.gaussian_evidence(*args, "diag")
+
+
 @pytest.mark.parametrize("loss, structure", [("mse", "diag"), ("cross_entropy", "full"),
                                              ("cross_entropy", "diag")])
 def test_fitted_precisions_maximise_the_laplace_value(loss, structure):
@@ -140,6 +161,7 @@ def test_fitted_precisions_maximise_the_laplace_value(loss, structure):
 
 @pytest.mark.parametrize("variant, truth", [("alternating", [0, 1, 0, 1]),
                                             ("shared", [0, 0, 0, 0])])
+@pytest.mark.slow
 def test_evidence_recovers_the_sum_of_numbers_sharing(variant, truth):
     X, y, reference = make_sum_of_numbers(400, length=4, variant=variant, random_state=0)
     est = NetworkSharingDiscoverer("sequence", objective="evidence", loss="mse",
@@ -149,6 +171,7 @@ def test_evidence_recovers_the_sum_of_numbers_sharing(variant, truth):
     assert np.isfinite(est.log_evidence_)
 
 
+@pytest.mark.slow
 def test_the_evidence_refit_reaches_the_posterior_mode_under_the_fitted_prior():
     # a linear network: the refit's decay must land on the ridge solution with the evidence's
     # own ratio alpha / beta, visibly apart from the least-squares fit on so few samples
@@ -173,19 +196,19 @@ def test_the_evidence_refit_reaches_the_posterior_mode_under_the_fitted_prior():
     np.testing.assert_allclose(net.predict(X), mode, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_the_evidence_refit_keeps_the_best_start_on_the_hold_out(monkeypatch):
     # the search's retrains (fine-tuned) and the initialisations (at the full step size) are
     # both refitted under the fitted prior; the one best on the hold-out is the estimator's
-    from sharelearn import nettrain
-
-    calls, refit_best = [], nettrain.refit_best
+    calls, refit_best = [], SequenceModel.refit_best
 
     def recording(modules, **kwargs):
         out = refit_best(modules, **kwargs)
         calls.append((kwargs["lr"], kwargs["decay"], out))
         return out
 
-    monkeypatch.setattr(nettrain, "refit_best", recording)
+    # the model's refit is an attribute of the model type: a recording one is injected there
+    monkeypatch.setattr(SequenceModel, "refit_best", staticmethod(recording))
     X, y, reference = make_sum_of_numbers(200, length=4, variant="alternating", random_state=0)
     est = NetworkSharingDiscoverer("sequence", objective="evidence", loss="mse",
                                    init=[0, 1, 0, 1], local_search=False, random_state=0,
@@ -203,6 +226,7 @@ def test_the_evidence_refit_keeps_the_best_start_on_the_hold_out(monkeypatch):
         np.testing.assert_array_equal(est._module_state[name], tensor.detach().cpu().numpy())
 
 
+@pytest.mark.slow
 def test_classifier_evidence_recovers_the_sharing_of_terciles():
     X, s, reference = make_sum_of_numbers(400, length=4, variant="alternating", random_state=1)
     y = np.digitize(s, np.quantile(s, [1 / 3, 2 / 3]))
@@ -234,7 +258,7 @@ def test_a_full_curvature_too_large_says_how_much_it_needs(monkeypatch):
         laplace.check_curvature_memory("full", 10**5, budget=2**30)
     # through the estimator, before any training: the sequence network's 4 items of 136
     # values need 4 x 136 = 544 values at the finest partition
-    monkeypatch.setattr(laplace, "memory_budget", lambda: 2**20)
+    monkeypatch.setattr(SequenceModel, "curvature_budget", 2**20)
     X, y, _ = make_sum_of_numbers(60, length=4, random_state=0)
     est = NetworkSharingDiscoverer("sequence", objective="evidence", loss="mse",
                                    hessian_structure="full", **SMALL)
@@ -273,6 +297,7 @@ def test_soft_evidence_at_a_hard_selection_is_the_hard_partitions_evidence():
     assert float(laplace.soft_gaussian_evidence(J, target, S)) == pytest.approx(hard, rel=1e-9)
 
 
+@pytest.mark.slow
 def test_relaxations_of_the_evidence_run_where_the_curvature_is_full():
     X, y, reference = make_sum_of_numbers(400, length=4, variant="alternating", random_state=1)
     est = NetworkSharingDiscoverer("sequence", objective="evidence", loss="mse", n_restarts=1,
@@ -304,7 +329,7 @@ class _Hidden(nn.Module):
 
 
 @pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
-def test_blocks_of_samples_give_the_curvature_of_all_samples_at_once(monkeypatch, loss):
+def test_blocks_of_samples_give_the_curvature_of_all_samples_at_once(loss):
     rng = np.random.default_rng(5)
     X = torch.tensor(rng.standard_normal((70, 6)))
     y = (torch.tensor(rng.standard_normal((70, 3))) if loss == "mse"
@@ -324,15 +349,15 @@ def test_blocks_of_samples_give_the_curvature_of_all_samples_at_once(monkeypatch
     item_J, item_target = laplace.item_linearisation(problem, w, S, X, y) if loss == "mse" \
         else (None, None)
     # a budget of a few blocks' passes: the samples are split, and nothing changes
-    monkeypatch.setattr(laplace, "_JACOBIAN_BLOCK", 4000)
     params = dict(problem.module.named_parameters())
-    assert 1 < laplace._jacobian_block(outputs, params, X, 30) < 70
-    blocked = laplace.ggn_statistics(problem, w, S, X, y, loss=loss, structure="full")
+    assert 1 < laplace._jacobian_block(outputs, params, X, 30, block_entries=4000) < 70
+    blocked = laplace.ggn_statistics(problem, w, S, X, y, loss=loss, structure="full",
+                                     block_entries=4000)
     for key, value in whole.items():
         np.testing.assert_allclose(np.asarray(blocked[key]), np.asarray(value), rtol=1e-12)
     if loss != "mse":
         return
-    J, target = laplace.item_linearisation(problem, w, S, X, y)
+    J, target = laplace.item_linearisation(problem, w, S, X, y, block_entries=4000)
     np.testing.assert_allclose(J.numpy(), item_J.numpy(), rtol=1e-12)
     np.testing.assert_allclose(target.numpy(), item_target.numpy(), rtol=1e-12)
 

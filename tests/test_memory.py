@@ -1,5 +1,9 @@
 """The memory budget of closed-form fits (sharelearn._memory, ClosedFormModel.memory_need,
-MemoryPlan): refusals before any work, and the blocks the search and the relaxation work in."""
+MemoryPlan): refusals before any work, and the blocks the search and the relaxation work in.
+
+What a fit does is observed through an injected model type: a subclass of the model registered
+as the estimator's ``model`` name (the registry of model types, ``CLOSED_FORM_MODELS``), whose
+public methods record their calls, or those of its hard objectives."""
 
 import numpy as np
 import pytest
@@ -8,11 +12,48 @@ import torch
 from sharelearn import SharingDiscoverer
 from sharelearn._memory import format_bytes, resolve_budget
 from sharelearn.datasets import make_convolution, make_shared_means
-from sharelearn.models import LinearMap, SharedMeans
-from sharelearn.models import closed_form as closed_form_module
-from sharelearn.search import moves as moves_module
+from sharelearn.models import CLOSED_FORM_MODELS, LinearMap, SharedMeans
 
 CPU = torch.device("cpu")
+
+
+def inject(monkeypatch, model_type):
+    """Fit ``model_type`` (a subclass of a registered model) where the estimator is asked for
+    its base's name."""
+    monkeypatch.setitem(CLOSED_FORM_MODELS, model_type.name, model_type)
+
+
+class Unprepared(LinearMap):
+    """A linear map that fails the test when a fit prepares it (builds its problem's
+    statistics): a refusal must come first."""
+
+    def prepare(self, *args, **kwargs):
+        raise AssertionError("the problem's statistics were built")
+
+
+def spied(base, spy):
+    """A subclass of the model type ``base`` whose every hard objective is handed to
+    ``spy(objective)`` (which wraps its public methods) before the search uses it."""
+
+    class Spied(base):
+        def hard_objective(self, penalties):
+            objective = super().hard_objective(penalties)
+            spy(objective)
+            return objective
+
+    return Spied
+
+
+def after(objective, name, record):
+    """Wrap the method ``name`` of ``objective``: ``record(args, result)`` after each call."""
+    method = getattr(objective, name)
+
+    def call(*args, **kwargs):
+        out = method(*args, **kwargs)
+        record(args, out)
+        return out
+
+    setattr(objective, name, call)
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -65,11 +106,7 @@ def test_the_need_grows_with_the_problem_and_halves_in_float32():
 def test_a_fit_that_cannot_fit_says_how_much_it_needs_before_any_work(monkeypatch):
     X, Y, _, _ = make_convolution(60, input_shape=(8, 8), kernel_size=3, random_state=0)
     need = LinearMap().memory_need(60, 64, 36, _splits(60), 8)
-
-    def no_work(*args, **kwargs):
-        raise AssertionError("the problem's statistics were built")
-
-    monkeypatch.setattr(closed_form_module, "TiedLinearGaussian", no_work)
+    inject(monkeypatch, Unprepared)
     est = SharingDiscoverer(model="linear", memory_budget=need.minimum // 2, random_state=0)
     with pytest.raises(MemoryError) as info:
         est.fit(X, Y)
@@ -79,20 +116,15 @@ def test_a_fit_that_cannot_fit_says_how_much_it_needs_before_any_work(monkeypatc
     assert not hasattr(est, "sharing_partition_")
 
 
+@pytest.mark.slow
 def test_a_tight_budget_screens_in_blocks_and_finds_the_same_partition(monkeypatch):
     # fewer samples than inputs: no span test settles it, the item-wise search runs
     X, Y, _, _ = make_convolution(60, input_shape=(8, 8), kernel_size=3, mode="circular",
                                       random_state=1)
     free = SharingDiscoverer(model="linear", random_state=0).fit(X, Y)
     blocks = []
-    screen = closed_form_module.ValidationObjective.screen_moves
-
-    def spy(self, st, items=slice(None), terms=None):
-        pred = screen(self, st, items, terms)
-        blocks.append(pred.shape[0])
-        return pred
-
-    monkeypatch.setattr(closed_form_module.ValidationObjective, "screen_moves", spy)
+    inject(monkeypatch, spied(LinearMap, lambda objective: after(
+        objective, "screen_moves", lambda args, ratings: blocks.append(ratings.shape[0]))))
     need = LinearMap().memory_need(60, 64, 64, _splits(60), 8)
     tight = SharingDiscoverer(model="linear", random_state=0,
                               memory_budget=need.minimum + 1).fit(X, Y)
@@ -141,38 +173,32 @@ def test_a_fit_with_an_infinite_budget_runs_without_a_limit():
         np.testing.assert_array_equal(est.sharing_partition_, limited.sharing_partition_)
 
 
-def _exact_systems(monkeypatch):
-    """Record the bytes of every batch of refitted normal equations the search's exact scores
-    form (the one-item moves' rank-2 updates and the merged systems), and the pairs of each
+def _exact_systems(monkeypatch, base):
+    """Fit ``base`` (a model type) recording the bytes of every batch of refitted normal
+    equations the search's exact scores form (``F x R x R`` for each candidate scored at once:
+    the one-item moves, the merges of every pair, the blocks of merges), and the pairs of each
     block of merges scored apart: ``(sizes, merge_blocks)``."""
     sizes, merge_blocks = [], []
-    merge_block = moves_module._merge_changes
 
-    def spy_merge_block(objective, st, a, b):
-        merge_blocks.append(a.numel())
-        return merge_block(objective, st, a, b)
+    def systems(st, n_candidates):
+        sizes.append(n_candidates * st.G.numel() * st.G.element_size())
 
-    monkeypatch.setattr(moves_module, "_merge_changes", spy_merge_block)
-    rank2 = closed_form_module.ValidationObjective._rank2
+    def merge_block(args, change):
+        merge_blocks.append(args[1].numel())
+        systems(args[0], args[1].numel())
 
-    def spy_rank2(*args):
-        out = rank2(*args)
-        sizes.append(out.numel() * out.element_size())
-        return out
+    def spy(objective):
+        after(objective, "exact_moves", lambda args, change: systems(args[0], len(args[1])))
+        after(objective, "exact_merges", lambda args, out: out[0] is not None and systems(
+            args[0], out[0].numel()))
+        after(objective, "merge_changes", merge_block)
 
-    data = closed_form_module.ValidationObjective._data
-
-    def spy_data(self, G, *args, **kwargs):
-        sizes.append(G.numel() * G.element_size())
-        return data(self, G, *args, **kwargs)
-
-    monkeypatch.setattr(closed_form_module.ValidationObjective, "_rank2",
-                        staticmethod(spy_rank2))
-    monkeypatch.setattr(closed_form_module.ValidationObjective, "_data", spy_data)
+    inject(monkeypatch, spied(base, spy))
     return sizes, merge_blocks
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.EfficiencyWarning")  # init="unshared"
+@pytest.mark.slow
 def test_the_unshared_start_scores_its_moves_in_blocks_within_the_budget(monkeypatch):
     # issue 34: init="unshared" on a 5 x 5 circular map (625 items) formed the rank-2 update of
     # 512 candidates at once, 512 x 5 x 626 x 626 numbers (8 GB), whatever the budget. Here a
@@ -184,7 +210,7 @@ def test_the_unshared_start_scores_its_moves_in_blocks_within_the_budget(monkeyp
     free = SharingDiscoverer(memory_budget=float("inf"), **params).fit(X, Y)
     need = LinearMap().memory_need(60, 7, 7, _splits(60), 8, start_groups=49)
     budget = need.minimum + 7 * need.candidate * 50**2  # eight candidates at the start
-    sizes, _ = _exact_systems(monkeypatch)
+    sizes, _ = _exact_systems(monkeypatch, LinearMap)
     tight = SharingDiscoverer(memory_budget=budget, **params).fit(X, Y)
     assert max(sizes) <= budget - need.held(50)
     assert max(sizes) < 512 * 5 * 50 * 50 * 8 / 32
@@ -202,7 +228,7 @@ def test_merges_of_many_groups_are_scored_in_blocks_within_the_budget(monkeypatc
     free = SharingDiscoverer(memory_budget=float("inf"), **params).fit(X)
     need = SharedMeans().memory_need(30, 40, 1, _splits(30), 8, start_groups=40)
     budget = need.minimum + 20 * need.candidate * 41**2
-    sizes, merge_blocks = _exact_systems(monkeypatch)
+    sizes, merge_blocks = _exact_systems(monkeypatch, SharedMeans)
     tight = SharingDiscoverer(memory_budget=budget, **params).fit(X)
     assert max(sizes) <= budget - need.held(41)
     assert merge_blocks  # some rounds scored their merges in blocks, not all at once
@@ -233,9 +259,13 @@ def test_a_relaxation_that_does_not_fit_is_refused_before_its_first_step(monkeyp
     need = LinearMap().memory_need(60, 16, 16, _splits(60), 8)
     one = need.relaxation_bytes(1, 256)
     steps = []
-    relaxed = LinearMap.relaxed_data_term
-    monkeypatch.setattr(LinearMap, "relaxed_data_term",
-                        lambda self, S: steps.append(S.shape) or relaxed(self, S))
+
+    class Counted(LinearMap):
+        def relaxed_data_term(self, S):
+            steps.append(S.shape)
+            return super().relaxed_data_term(S)
+
+    inject(monkeypatch, Counted)
     est = SharingDiscoverer(model="linear", n_restarts=1, n_candidate_groups=256,
                             memory_budget=need.minimum + one // 2, random_state=0)
     with pytest.raises(MemoryError, match=r"Relaxing one restart with 256 candidate groups "
@@ -267,11 +297,7 @@ def test_a_start_that_does_not_fit_is_refused_before_any_work(monkeypatch):
                                   random_state=0)
     shared = LinearMap().memory_need(60, 16, 16, _splits(60), 8)
     unshared = LinearMap().memory_need(60, 16, 16, _splits(60), 8, start_groups=256)
-
-    def no_work(*args, **kwargs):
-        raise AssertionError("the problem's statistics were built")
-
-    monkeypatch.setattr(closed_form_module, "TiedLinearGaussian", no_work)
+    inject(monkeypatch, Unprepared)
     budget = (shared.minimum + unshared.minimum) // 2
     est = SharingDiscoverer(model="linear", init="unshared", memory_budget=budget,
                             random_state=0)

@@ -1,5 +1,5 @@
-"""Training tied networks (sharelearn.nettrain): the search's retrain scores, the refit, and the
-hold-out check of merges."""
+"""Training tied networks (sharelearn.networks.objective and .refit): the search's retrain
+scores, the refit, and the hold-out check of merges."""
 
 import copy
 from types import SimpleNamespace
@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from sharelearn.datasets import make_sum_of_numbers
-from sharelearn.nettrain import RetrainScorer, holdout_merges, refit_best, refit_network
 from sharelearn.networks import SequenceNetwork
+from sharelearn.networks.objective import NetworkValidationObjective
+from sharelearn.networks.refit import holdout_merges, refit_best, refit_network
 from sharelearn.penalties import Penalties
 from sharelearn.search import SearchState
 
@@ -23,6 +24,7 @@ def _retrain_kwargs(n_obs, **kw):
                      dtype=torch.float32, device="cpu"), **kw)
 
 
+@pytest.mark.slow
 def test_search_score_is_the_best_retrain_over_initialisations():
     X, y, truth = make_sum_of_numbers(200, length=4, variant="alternating", random_state=1)
     Xt, Yt = torch.as_tensor(X), torch.as_tensor((y - y.mean()) / y.std(), dtype=torch.float32)
@@ -32,9 +34,9 @@ def test_search_score_is_the_best_retrain_over_initialisations():
         torch.manual_seed(seed)
         inits.append(SequenceNetwork(4, embedding_dim=8, hidden=4))
     kw = _retrain_kwargs(80)
-    alone = [RetrainScorer(t, SHARE, data, **kw).validation_loss(truth) for t in inits]
+    alone = [NetworkValidationObjective(t, SHARE, data, **kw).validation_loss(truth) for t in inits]
     assert len(set(alone)) == 3  # the initialisations really differ
-    together = RetrainScorer(inits, SHARE, data, **kw)
+    together = NetworkValidationObjective(inits, SHARE, data, **kw)
     # (the batched retrains round differently in float32 from the one-by-one ones)
     assert together.validation_loss(truth) == pytest.approx(min(alone), rel=1e-5)
     # the search's best checkpoint comes from the winning initialisation
@@ -52,6 +54,7 @@ def test_search_score_is_the_best_retrain_over_initialisations():
     assert state.value == together(truth)
 
 
+@pytest.mark.slow
 def test_threaded_retrains_score_as_the_serial_ones(build):
     scorer, truth = build.sequence_scorer(4, "alternating", 1, steps=30)
     threaded, _ = build.sequence_scorer(4, "alternating", 1, steps=30, n_jobs=2)

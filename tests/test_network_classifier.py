@@ -29,6 +29,7 @@ def fitted_alternating():
     return clf.fit(X[:400], y[:400]), X, y, truth
 
 
+@pytest.mark.slow
 def test_discovers_the_sharing_of_a_classified_sum(fitted_alternating):
     clf, X, y, truth = fitted_alternating
     assert clf.score(X, y) == 0  # minus the partition distance to the reference
@@ -36,6 +37,7 @@ def test_discovers_the_sharing_of_a_classified_sum(fitted_alternating):
     assert np.mean(clf.predict(X[400:]) == y[400:]) > 0.8  # held-out accuracy
 
 
+@pytest.mark.slow
 def test_classifier_conventions(fitted_alternating):
     clf, X, y, _ = fitted_alternating
     np.testing.assert_array_equal(clf.classes_, ["high", "low", "mid"])
@@ -52,6 +54,7 @@ def test_classifier_conventions(fitted_alternating):
                                                                   y[400:]))
 
 
+@pytest.mark.slow
 def test_objective_is_the_validation_deviance_plus_penalties(fitted_alternating):
     clf, *_ = fitted_alternating
     # 400 samples: 200 held out for the refit (validation_fraction=0.5), cv=0.6 of the other
@@ -123,6 +126,7 @@ def test_splits_are_stratified_where_the_classes_allow():
     assert len(stop) == 12
 
 
+@pytest.mark.slow
 def test_the_classifier_train_check_with_enough_training():
     # the shared estimator checks run a 5-epoch network, too short for this check's accuracy
     est = NetworkSharingClassifier("sequence", n_restarts=1, random_state=0, max_iter=2,
@@ -132,6 +136,7 @@ def test_the_classifier_train_check_with_enough_training():
     check_classifiers_train("NetworkSharingClassifier", est)
 
 
+@pytest.mark.slow
 def test_grid_search_scores_a_classifier_by_accuracy():
     X, s, _ = make_sum_of_numbers(200, length=3, random_state=0)
     y = _three_classes(s)

@@ -94,6 +94,7 @@ def test_closed_form_parameters_are_unexpected_keywords_of_the_network_estimator
 
 # -- the sequence network ----------------------------------------------------------------------
 @pytest.mark.parametrize("variant", ["shared", "alternating"])
+@pytest.mark.slow
 def test_sequence_exact_recovery_at_length_4(variant, fitted_sequence):
     if variant == "alternating":
         est, X, y, truth = fitted_sequence
@@ -182,6 +183,7 @@ def test_a_mostly_unused_token_vocabulary_warns():
 
 
 # -- module models -----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_module_instance_is_never_trained_in_place(float_data):
     X, y = float_data
     torch.manual_seed(0)
@@ -198,6 +200,7 @@ def test_module_instance_is_never_trained_in_place(float_data):
     assert est.score(X, y) < 0
 
 
+@pytest.mark.slow
 def test_module_class_kwargs_are_routed_and_grid_searchable(float_data):
     X, y = float_data
     est = NetworkSharingDiscoverer(PositionwiseSum, module__hidden=5, **MODULE_FAST)
@@ -226,6 +229,7 @@ def test_unknown_keywords_fail_at_fit_module_keywords_are_routed(float_data):
     assert clone(est).module__hidden == 9
 
 
+@pytest.mark.slow
 def test_same_random_state_gives_the_same_partition(float_data, fitted_module):
     X, y = float_data
     b = NetworkSharingDiscoverer(PositionwiseSum, **MODULE_FAST).fit(X, y)
@@ -233,6 +237,7 @@ def test_same_random_state_gives_the_same_partition(float_data, fitted_module):
     np.testing.assert_array_equal(fitted_module.predict(X), b.predict(X))
 
 
+@pytest.mark.slow
 def test_threaded_search_chooses_as_the_serial_one(float_data, fitted_module):
     X, y = float_data
     parallel = NetworkSharingDiscoverer(PositionwiseSum, n_jobs=2, **MODULE_FAST).fit(X, y)
@@ -285,6 +290,7 @@ def test_module_output_shape_and_bad_kwargs_are_value_errors(float_data):
 
 
 @pytest.mark.parametrize("solver", ["exact", "cg", "neumann", "identity"])
+@pytest.mark.slow
 def test_every_hypergradient_solver_runs_in_the_estimator(float_data, solver):
     X, y = float_data
     est = NetworkSharingDiscoverer(PositionwiseSum, hypergrad=solver, local_search=False,

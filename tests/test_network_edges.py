@@ -66,6 +66,7 @@ def test_non_integer_features_name_a_value_and_a_fitted_network_refuses_floats(t
         est.predict(X.astype(np.float64))
 
 
+@pytest.mark.slow
 def test_token_ids_without_a_dtype_or_as_objects_stay_integers(tokens):
     X, s, _ = tokens
     by_ints = NetworkSharingDiscoverer(**TINY).fit(X, s)
@@ -194,6 +195,7 @@ class Interrupting(nn.Module):
         return self.out(torch.relu(X[:, :, None] * self.weight + self.bias).sum(1))
 
 
+@pytest.mark.slow
 def test_ctrl_c_propagates_from_any_stage_and_leaves_the_estimator_as_it_was():
     X = np.random.default_rng(0).standard_normal((40, 3))
     y = X.sum(1)

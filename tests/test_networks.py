@@ -8,9 +8,9 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from sharelearn.hypergrad import implicit_hypergradient
-from sharelearn.models.module import ImplicitDataTerm, ModuleModel
-from sharelearn.nettrain import LOSS_FLOOR
-from sharelearn.networks import SequenceNetwork, TiedNetworkProblem, tie_parameters
+from sharelearn.models.module import ModuleModel
+from sharelearn.networks import LOSS_FLOOR, SequenceNetwork, TiedNetworkProblem, tie_parameters
+from sharelearn.networks.relaxed import ImplicitDataTerm
 from sharelearn.penalties import data_term
 
 

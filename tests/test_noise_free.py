@@ -53,6 +53,7 @@ def test_solve_leaves_a_small_group_exact_beside_a_large_one(diagonal):
     np.testing.assert_allclose(found.numpy(), psi.numpy(), rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_every_exact_sharing_scores_the_same_data_term(build):
     X, Y, truth = _sobel_on_patches()
     problem = build.problem_of(X, Y)
@@ -74,6 +75,7 @@ def test_every_exact_sharing_scores_the_same_data_term(build):
 
 
 @pytest.mark.parametrize("seed", [0, 2])
+@pytest.mark.slow
 def test_an_exact_filter_is_found_whatever_the_seed(seed):
     X, Y, truth = _sobel_on_patches()
     disc = SharingDiscoverer(model="linear", reference=truth, random_state=seed).fit(X, Y)

@@ -5,10 +5,12 @@ import torch
 
 from sharelearn import SharingDiscoverer
 from sharelearn.datasets import make_convolution, make_shared_means
-from sharelearn.models import LinearMap, SharedMeans
+from sharelearn.models import LinearMap, SharedMeans, SharingModel
 from sharelearn.outer import discover, relax
+from sharelearn.partition import canonical_labels
 from sharelearn.penalties import Penalties
-from sharelearn.search import local_search
+from sharelearn.search import HardObjective, SearchState, local_search
+from sharelearn.search.network import AllMerges, FirstImprovingMove
 
 RELAX = dict(learning_rate=0.3, temperature=(1.0, 0.05), tol=1e-4, n_iter_no_change=10)
 
@@ -87,3 +89,76 @@ def test_one_progress_bar_covers_the_whole_fit(capsys):
     assert "round" in err and "best objective" in err
     assert "the only start" not in out
     assert out.count("] start ") >= 4
+
+
+# -- the protocol's smallest example: the loop serves any model that follows it ---------------
+class _Numbers(SharingModel):
+    """Items are numbers; a partition's data term is each group's squared spread."""
+
+    dtype, device = torch.float64, torch.device("cpu")
+
+    def prepare(self, X, y, splits, *, dtype, device, rng=None, seed=None):
+        self.x = torch.as_tensor(X, dtype=dtype)
+        self.n_items, self.layer_shape = len(X), (len(X), 1)
+
+    def relaxation(self, S0):  # the soft spread of a batch of selections (B x P x r)
+        def spread(S):
+            means = torch.einsum("bpr,p->br", S, self.x) / S.sum(1).clamp_min(1e-12)
+            return (S * (self.x[None, :, None] - means[:, None, :]) ** 2).sum((1, 2))
+        return spread
+
+    def hard_objective(self, penalties):
+        return _Spread(self.x.numpy(), penalties)
+
+    def search_moves(self, max_iter):
+        return [AllMerges(), FirstImprovingMove()]
+
+
+class _Spread(HardObjective):
+    """Scores one partition at a time, as a network's retrains do (``scores_by_retrain``)."""
+
+    scores_by_retrain, n_jobs = True, 1
+
+    def __init__(self, x, penalties):
+        self.x, self.penalties, self.scored = x, penalties, []
+
+    def __call__(self, labels):
+        self.scored.append(labels)
+        spread = sum(((self.x[labels == g] - self.x[labels == g].mean()) ** 2).sum()
+                     for g in np.unique(labels))
+        return float(spread) + self.penalties.of_labels(labels)
+
+    def state(self, labels):
+        labels = canonical_labels(labels)
+        return SearchState(labels=labels, value=self(labels))
+
+    def prefetch(self, candidates):
+        pass
+
+
+def test_the_loop_serves_a_stub_model_through_the_protocol_alone():
+    x = np.array([0.0, 0.1, -0.1, 5.0, 5.1, 4.9, 10.0, 9.9])
+    truth = np.array([0, 0, 0, 1, 1, 1, 2, 2])
+    model = _Numbers()
+    model.prepare(x, None, None, dtype=torch.float64, device=model.device)
+    penalties = Penalties.from_params(code_length=0.1)
+    objective, results, table = discover(model, penalties, [3, 4], n_relax=2, n_columns=4,
+                                         search=True, search_max_iter=20, max_iter=40, **RELAX)
+    best = min(results, key=lambda r: r.value)
+    np.testing.assert_array_equal(best.labels, truth)
+    assert [r.kind for r in results] == ["relax", "relax", "init"] and table == []
+    # every value the loop reports is the objective's own score of where the start ended
+    for r in results:
+        assert r.value == objective(r.labels)
+    assert objective.scored  # the search asked the stub, not any model type of the package
+
+
+def test_an_objective_without_a_declared_capability_gets_no_move_that_needs_it():
+    x = np.array([0.0, 5.0, 5.0])
+    model = _Numbers()
+    model.prepare(x, None, None, dtype=torch.float64, device=model.device)
+    objective = model.hard_objective(Penalties.from_params(code_length=0.1))
+    objective.scores_by_retrain = False  # declared: the network moves do not apply
+    labels, value, n_moves, converged = local_search(objective, np.zeros(3, dtype=int),
+                                                     model.search_moves(10))
+    assert n_moves == 0 and converged and len(objective.scored) == 1  # the start's own score

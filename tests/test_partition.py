@@ -175,6 +175,7 @@ def relabelled(draw, labels):
 # partition distance: exhaustive checks against the definitions
 # ---------------------------------------------------------------------------
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
+@pytest.mark.slow
 def test_distance_all_pairs_match_brute_force(n):
     parts = enumerate_partitions(n)
     ia, ib = np.divmod(np.arange(len(parts) ** 2), len(parts))
@@ -183,6 +184,7 @@ def test_distance_all_pairs_match_brute_force(n):
     np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.slow
 def test_distance_random_pairs_of_six_items_match_brute_force():
     parts = enumerate_partitions(6)
     rng = np.random.default_rng(0)
@@ -283,6 +285,7 @@ def test_enumerate_partitions_matches_set_partitions_by_recursion():
 # ---------------------------------------------------------------------------
 @SETTINGS
 @given(label_tuples(3))
+@pytest.mark.slow
 def test_distance_is_a_metric(abc):
     a, b, c = abc
     dab, dba = partition_distance(a, b), partition_distance(b, a)
@@ -295,6 +298,7 @@ def test_distance_is_a_metric(abc):
 
 @SETTINGS
 @given(label_tuples(2), st.data())
+@pytest.mark.slow
 def test_distance_is_invariant_to_relabelling(ab, data):
     a, b = ab
     d = partition_distance(a, b)
@@ -337,6 +341,7 @@ SPARSE_FORMATS = [sp.csr_array, sp.csc_array, sp.coo_array, sp.csr_matrix, sp.li
 
 @SETTINGS
 @given(label_tuples(2), st.sampled_from(SPARSE_FORMATS), st.data())
+@pytest.mark.slow
 def test_distance_agrees_between_labels_and_selection_matrices(ab, fmt, data):
     a, b = ab
     d = partition_distance(a, b)
@@ -488,6 +493,7 @@ def test_groups_and_n_groups_examples():
 # ---------------------------------------------------------------------------
 # large partitions and the connected-components path
 # ---------------------------------------------------------------------------
+@pytest.mark.slow
 def test_large_random_partitions_match_dense_assignment():
     rng = np.random.default_rng(2)
     n_items = 200_000

@@ -38,6 +38,7 @@ def _n_colours(image):
     return np.unique(image.get_array().reshape(-1, 4), axis=0).shape[0]
 
 
+@pytest.mark.slow
 def test_from_estimator_draws_partition_reference_and_soft_selection(linear):
     disc, truth = linear
     display = SharingDisplay.from_estimator(disc, reference=truth)
@@ -61,6 +62,7 @@ def test_cell_text_is_the_shared_value_of_the_cell(linear):
     assert not any(t.get_text().startswith("-0.00") for t in display.texts_.ravel())
 
 
+@pytest.mark.slow
 def test_reference_takes_the_colours_of_the_matched_groups(linear):
     disc, truth = linear
     display = SharingDisplay.from_estimator(disc, reference=truth, show_soft=False)
@@ -69,6 +71,7 @@ def test_reference_takes_the_colours_of_the_matched_groups(linear):
     assert "distance 0" in display.reference_ax_.get_title()
 
 
+@pytest.mark.slow
 def test_means_are_a_column_and_the_estimators_reference_is_used(means):
     disc, truth = means
     display = SharingDisplay.from_estimator(disc)
@@ -279,6 +282,7 @@ def test_the_kernel_panel_can_be_left_out_and_counts_among_the_axes(linear):
     assert display.kernel_ax_ is display.axes_[1] and display.reference_ax_ is display.axes_[2]
 
 
+@pytest.mark.slow
 def test_no_kernel_without_a_convolution(means):
     from sharelearn.symmetry import describe_sharing
 
@@ -337,6 +341,7 @@ def dense_network():
     return clf, truth
 
 
+@pytest.mark.slow
 def test_a_networks_dense_layer_is_drawn_by_its_shape(dense_network):
     clf, truth = dense_network
     display = SharingDisplay.from_estimator(clf, show_soft=False)

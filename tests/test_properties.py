@@ -313,6 +313,7 @@ def check_discoverer_fit(est, X, Y):
 @example(case=({"model": "linear", "n_restarts": 0, "random_state": 0},  # weights of 1e-360
                *(A * f for A, f in zip(tied_map(np.random.default_rng(0), 20, 2, 2, 2, 0.1),
                                        (1e160, 1e-200), strict=True))))
+@pytest.mark.slow
 def test_sharing_discoverer_fits_correctly_or_refuses_by_name(case):
     params, X, Y = case
     est = fitted_discoverer().set_params(**params)
@@ -446,6 +447,7 @@ def _data_for(kind):
 @example(case=("discoverer", "n_jobs", 0))
 @example(case=("network", "n_jobs", 0))
 @example(case=("classifier", "n_jobs", True))
+@pytest.mark.slow
 def test_a_bad_parameter_is_refused_by_name_and_changes_nothing(case):
     kind, name, value = case
     make, _ = _ESTIMATORS[kind]
@@ -526,6 +528,7 @@ def bad_data(draw):
 @given(case=bad_data())
 @example(case=("network", "tiny y", _tokens()[0], _tokens()[1] * 1e-300, ("y",)))
 @example(case=("network", "huge y", _tokens()[0], _tokens()[1] * 1e200, ("y",)))
+@pytest.mark.slow
 def test_bad_data_is_refused_by_name_and_changes_nothing(case):
     kind, what, X, y, names = case
     est = _ESTIMATORS[kind][0]()
@@ -651,6 +654,7 @@ def network_cases(draw):
 
 @drawn(25)
 @given(case=network_cases())
+@pytest.mark.slow
 def test_networks_fit_correctly_or_refuse_by_name(case):
     classifier, params, X, y, n_items = case
     cls = NetworkSharingClassifier if classifier else NetworkSharingDiscoverer
@@ -777,6 +781,7 @@ def _write_inputs(folder, X, Y, fmt):
 
 @drawn(25)
 @given(case=command_lines())
+@pytest.mark.slow
 def test_the_command_line_answers_or_refuses_in_one_line(case):
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -906,6 +911,7 @@ def budgeted_fits(draw):
 @example(case=(dict(model="mean", init="unshared", n_restarts=0, memory_budget=1 * _MiB,
                     random_state=0),
                shared_means(np.random.default_rng(0), 30, 100, 3, 0.5), None))
+@pytest.mark.slow
 def test_a_fit_stays_within_its_memory_budget_or_refuses_first(case):
     """Without a budget these fits hold 100 to 800 MiB at once (the unshared start's pairs of
     groups); within one, a fit holds about the budget, or refuses with a MemoryError before

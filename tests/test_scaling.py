@@ -67,6 +67,7 @@ log_scale = st.floats(-12, 12)
 @example(log_sx=12.0, log_sy=12.0, offset=1e12)
 @example(log_sx=12.0, log_sy=-12.0, offset=-1e12)
 @example(log_sx=-12.0, log_sy=12.0, offset=1e12)
+@pytest.mark.slow
 def test_partition_does_not_depend_on_units_or_offset(model, objective, log_sx, log_sy, offset):
     sy = 10.0**log_sx if model == "mean" else 10.0**log_sy
     _assert_same_answer(model, objective, "float64", 10.0**log_sx, sy, offset)
@@ -77,6 +78,7 @@ def test_partition_does_not_depend_on_units_or_offset(model, objective, log_sx, 
 @settings(max_examples=4, deadline=None, derandomize=True)
 @given(log_sx=log_scale, offset=st.floats(-1e4, 1e4))
 @example(log_sx=-12.0, offset=1e4)
+@pytest.mark.slow
 def test_float32_keeps_the_partition_under_offsets(model, objective, log_sx, offset):
     _assert_same_answer(model, objective, "float32", 10.0**log_sx, 10.0**-log_sx, offset)
 

@@ -21,6 +21,7 @@ from sharelearn.search.moves import (
 from sharelearn.search.starts import untied_values
 
 
+@pytest.mark.slow
 def test_code_length_stops_the_search_from_fitting_noise_through_the_assignment(build):
     # 12 inputs, kernel 3: 120 entries, 90 of them structural zeros. Without the code length the
     # search splits the zeros into sub-groups chosen to fit validation noise: it finds a partition
@@ -51,6 +52,7 @@ def _small_data_search(seed, without=()):
     return partition_distance(labels, truth)
 
 
+@pytest.mark.slow
 def test_sign_blind_split_stalls_on_merged_groups_the_signed_split_recovers():
     # Seed 4: the search merges the taps 3 and 5 into one group of value 4 and the tap 1 into
     # the zeros. The items of the merged group want opposite changes (+1 and -1), so every new
@@ -61,6 +63,7 @@ def test_sign_blind_split_stalls_on_merged_groups_the_signed_split_recovers():
     assert _small_data_search(4) == 0
 
 
+@pytest.mark.slow
 def test_row_beam_recovers_where_greedy_search_leaves_wrong_rows():
     assert _small_data_search(7, without=(RowResolve,)) > 0
     assert _small_data_search(7) == 0
@@ -120,6 +123,7 @@ class _Counting:
         return self.move.propose(objective, state)
 
 
+@pytest.mark.slow
 def test_a_search_stops_where_an_earlier_one_found_no_move(build):
     problem, _ = build.conv_problem(n_in=6, k=3, n=60, seed=1)
     objective = build.hard_objective(problem)
@@ -243,6 +247,7 @@ def test_exact_scores_in_blocks_equal_the_scores_at_once(build, objective_kind, 
     assert blocked[0] == pytest.approx(at_once[0], rel=1e-12, abs=rtol)
 
 
+@pytest.mark.slow
 def test_a_search_in_blocks_finds_what_the_search_at_once_finds(build):
     problem, _ = build.conv_problem(n_in=5, k=3, n=40, seed=3)
     objective = build.hard_objective(problem)

@@ -3,7 +3,7 @@
 import numpy as np
 
 from sharelearn import canonical_labels
-from sharelearn.search import local_search
+from sharelearn.search import HardObjective, local_search
 from sharelearn.search.network import (
     AllMerges,
     FirstImprovingMove,
@@ -75,13 +75,14 @@ def test_gradient_splits_divide_a_group_by_the_sign_of_its_items_pull():
     assert list(gradient_splits(np.zeros(4, dtype=int), np.ones((4, 3)))) == []
 
 
-def test_network_moves_apply_to_retrain_scorers_only(build):
+def test_network_moves_apply_to_objectives_that_score_by_retrain_only(build):
     moves = network_moves()
     assert [type(m) for m in moves] == [AllMerges, GradientSplits, FirstImprovingMove]
     assert network_moves()[0] is not moves[0]  # a fresh list each time
     scorer, _ = build.sequence_scorer(4, "alternating", 0, steps=1)
     assert all(m.applies(scorer) for m in moves)
-    assert not any(m.applies(object()) for m in moves)
+    # an objective that does not declare scores_by_retrain (a closed form's) gets none of them
+    assert not any(m.applies(HardObjective()) for m in moves)
 
 
 def test_search_leaves_the_shared_partition_by_a_gradient_split(build):

@@ -198,6 +198,7 @@ def test_all_shared_layer_is_a_product_of_symmetric_groups():
     assert symmetry_group([0], (1, 1)).name == "trivial"
 
 
+@pytest.mark.slow
 def test_repeated_factors_use_powers():
     # 9 x 9 layer, one group per 3 x 3 block: each block of outputs and of inputs is free
     o, i = np.indices((9, 9))
@@ -257,6 +258,7 @@ def brute_force_group_small_rows(labels):
     return found
 
 
+@pytest.mark.slow
 def test_large_layers_are_named_quickly():
     n = 100
     deep_sets = symmetry_group(sharing_from_group(permutation_generators(n), (n, n)), (n, n))

@@ -94,6 +94,7 @@ def _id(case):
 
 @pytest.mark.parametrize("case", CASES, ids=_id)
 @pytest.mark.parametrize("offset", [(0, 0), (1, 2)])
+@pytest.mark.slow
 def test_each_wallpaper_group_is_named(case, offset, to_sympy):
     name, shape, lattice, ops = case
     n = shape[0] * shape[1]
@@ -110,6 +111,7 @@ def test_each_wallpaper_group_is_named(case, offset, to_sympy):
     assert all(recovered.contains(g) for g in reference.generators)
 
 
+@pytest.mark.slow
 def test_the_library_builds_the_groups_it_names():
     for name in ("p1", "p2", "pm", "pg", "cm", "pmm", "pmg", "pgg", "cmm", "p4", "p4m", "p4g"):
         for shape in [(6, 6), (8, 8), (4, 6)]:

@@ -29,9 +29,19 @@ CLOSED_FORM_MODELS = {"mean": SharedMeans, "linear": LinearMap}
 NETWORK_MODELS = {"sequence": SequenceModel}
 
 
-def closed_form_model(est):
-    """The closed-form model named by ``est.model``, built from the estimator's parameters."""
+def closed_form_model(est, y=None):
+    """The closed-form model named by ``est.model``, built from the estimator's parameters:
+    for ``"auto"``, the linear map when ``y`` is given and the shared means without. A network
+    (a registry name, a module class or instance) is refused with the estimator to use."""
     name = est.model
+    if isinstance(name, str) and name == "auto":
+        name = "mean" if y is None else "linear"
+        if est.verbose:
+            print("[SharingDiscoverer] model='auto': "
+                  + ("y given, fitting the linear map y = W x + b (model='linear')"
+                     if y is not None else
+                     "no y, fitting the shared feature means (model='mean')"))
+        return CLOSED_FORM_MODELS[name].from_estimator(est)
     if isinstance(name, str) and name in CLOSED_FORM_MODELS:
         return CLOSED_FORM_MODELS[name].from_estimator(est)
     if (isinstance(name, str) and name in NETWORK_MODELS) or isinstance(name, torch.nn.Module) \
@@ -42,7 +52,7 @@ def closed_form_model(est):
             f"SharingDiscoverer fits the closed-form models {sorted(CLOSED_FORM_MODELS)}; for "
             f"the network {shown} use NetworkSharingDiscoverer(module={shown}, ...).")
     raise ValueError(f"The 'model' parameter of SharingDiscoverer must be one of "
-                     f"{sorted(CLOSED_FORM_MODELS)}, got {name!r}.")
+                     f"{['auto', *CLOSED_FORM_MODELS]}, got {name!r}.")
 
 
 def network_model(est):

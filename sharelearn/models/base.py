@@ -22,21 +22,48 @@ class SharingModel:
     slices of a network's parameter) and ``layer_shape`` (``(n_out, n_in)``, the layout that
     named sharings and the symmetry group are built for).
 
+    Every member that an estimator (``_base.py``, ``_discoverer.py``, ``_network.py``) or the
+    outer loop calls is declared here; the estimators ask a model what it is through these,
+    never by its name or class.
+
     Attributes
     ----------
+    name : str
+        The model's name as the estimator reports it (``model_``: ``"mean"``, ``"linear"``;
+        networks: ``"module"``, ``"sequence"``).
+    supervised : bool
+        Whether the model fits targets ``y`` (a linear map, a network) or the features alone
+        (shared means): the estimator requires ``y`` and offers ``predict`` accordingly.
     relax_batch : int or None
         Most restarts relaxed together as one batch (``None``: as the memory budget allows).
     parallel_searches : bool
         Whether the searches from different starts may run in joblib workers (networks keep
         them in one process, where they share a cache of scored partitions).
+    search_surrogate : callable or None
+        Set by the outer loop before it searches the model
+        (:func:`sharelearn.outer.search_surrogate`): the loop's search of another model (a
+        closed form) from a start with its hypotheses, for moves that propose from a surrogate
+        of this one, so that no model imports the loop.
     """
 
+    name = None
+    supervised = True
     relax_batch = None
     parallel_searches = True
+    search_surrogate = None
 
-    def prepare(self, X, y, splits, *, dtype, device, rng):
-        """Take the validated data and the (train, validation) index pairs; set ``n_items`` and
-        ``layer_shape``."""
+    @classmethod
+    def from_estimator(cls, est):
+        """The model built from an estimator's parameters (the registries of
+        :mod:`sharelearn.models` call it)."""
+        raise NotImplementedError
+
+    def prepare(self, X, y, splits, *, dtype, device, rng=None, seed=None):
+        """Take the validated data and the estimator's splits; set ``n_items`` and
+        ``layer_shape``. ``splits``: the (train, validation) index pairs of a closed form (None
+        for the evidence), or a network's ``(train, validation, stop)`` triple; ``rng`` and
+        ``seed``: the fit's random state and the seed of a network's module (a closed form
+        needs neither)."""
         raise NotImplementedError
 
     def default_columns(self):
@@ -50,6 +77,56 @@ class SharingModel:
     def auto_restarts(self):
         """Relaxation restarts for ``n_restarts="auto"``."""
         return 1
+
+    def check_restarts(self, n_restarts):
+        """An error, before any work, if the objective cannot relax ``n_restarts`` restarts
+        (after :meth:`prepare`). Any number by default."""
+
+    def check_inputs(self, X, fitted=None):
+        """Model-specific checks of validated inputs (``fitted``: the fitted estimator, when
+        predicting); returns the inputs to use."""
+        return X
+
+    @property
+    def entry_level(self):
+        """Whether the items are the many entries of one matrix, searched from its structured
+        hypotheses without relaxations (``n_restarts="auto"`` runs none then)."""
+        return False
+
+    # -- memory (closed forms; a network's memory is its module's) ---------------------------
+    uses_splits = True  # whether the objective scores on validation splits (else: evidence)
+    min_train = 1  # the fewest training samples a split may leave
+
+    def layer_dims(self, n_features, n_outputs):
+        """``(n_out, n_in)`` of the shared layer for data of this shape, before
+        :meth:`prepare`."""
+        raise NotImplementedError
+
+    def memory_need(self, n_samples, n_features, n_outputs, splits, itemsize, *,
+                    start_groups=1):
+        """The bytes a fit needs (a ``MemoryNeed``: its least, and how it grows with the
+        columns of the search's states), before :meth:`prepare`."""
+        raise NotImplementedError
+
+    def plan_memory(self, need, budget):
+        """Work within ``budget`` bytes (None: no budget): how many candidates and restarts at
+        once."""
+
+    def start_cost_factor(self, n_groups):
+        """Roughly how many times the default start's work a search from ``n_groups`` groups
+        costs (the estimator warns at 10 and above)."""
+        return 1.0
+
+    # -- the fitted model in use --------------------------------------------------------------
+    @staticmethod
+    def transform(est, X):
+        """The fitted estimator ``est``'s transform of validated ``X``."""
+        raise NotImplementedError
+
+    @staticmethod
+    def score(est, X, y):
+        """The fitted estimator ``est``'s score on ``(X, y)`` without a reference."""
+        raise NotImplementedError
 
     def relaxation(self, S0):
         """The relaxed data term: a callable ``S -> values``, for a batch of soft selections

@@ -19,11 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .._linalg import moved_solutions, moved_squared_errors, spare_inverse
 from .._memory import format_bytes
 from ..evidence import fit_precisions, integrate_level, neg2_log_evidence
 from ..partition import canonical_labels
 from ..penalties import data_term
-from ..search import SearchState
+from ..search import HardObjective, SearchState
+from ..search.coarsening import Shortlist
 from ..search.moves import closed_form_moves
 from .base import SharingModel
 from .gaussian import HardProducts, TiedLinearGaussian, diagonal_solve, ridge_solve
@@ -203,24 +205,30 @@ class SplitScale:
         return self.link((d_sse * w).sum(0))
 
 
-class ValidationObjective:
+class ValidationObjective(HardObjective):
     """The outer objective of hard partitions for a closed-form problem.
 
     ``J = N * log(mean validation MSE) + penalties(group sizes)``, where ``N`` is the number of
     scalar training observations per split. In these units one spurious free parameter costs
     about 1, so the penalty weights are free of the data's scale. Besides the value of a
     partition (:meth:`state`) it scores the search's candidates exactly and cheaply:
-    :meth:`screen_moves` rates every one-item move, :meth:`exact_moves` and :meth:`exact_merges`
-    refit candidates from rank-2 and merge updates of the normal equations.
+    :meth:`screen_moves` rates every one-item move, :meth:`exact_moves`, :meth:`exact_merges`
+    and :meth:`merge_changes` refit candidates from rank-2 and merge updates of the normal
+    equations.
+
+    ``shortlist`` picks the structured hypotheses built in full on a large layer (a
+    :class:`~sharelearn.search.coarsening.Shortlist`; None: its defaults).
     """
 
     scored_on_training = False  # candidates are scored on the validation parts
+    scores_exactly = True
 
-    def __init__(self, problem, penalties, screen_block=None):
+    def __init__(self, problem, penalties, screen_block=None, shortlist=None):
         self.problem = problem
         self.penalties = penalties
         # items rated at once by the screen, given the number of columns (None: all)
         self.screen_block = screen_block
+        self.shortlist = Shortlist() if shortlist is None else shortlist
         self.n_obs = problem.n_obs_train
         self.item_input = torch.arange(problem.n_items, device=problem.device) % problem.n_inputs
         self.kappa = problem.C_tr_diag_items  # (F, P) curvature of one entry
@@ -416,6 +424,35 @@ class ValidationObjective:
         join = f(s + 1) - f(s)
         return leave, join
 
+    def approximate_moves(self, st, items, targets):
+        """:meth:`exact_moves` from one inverse of the state's systems by low-rank updates
+        (:func:`~sharelearn._linalg.moved_solutions`), in ``O(R)`` per move instead of an
+        ``R x R`` solve, agreeing to about 1e-10 of the system: to tell which moves need the
+        exact change (:func:`~sharelearn.search.moves.exact_move_changes`). None where the
+        objective has no such update (the evidence's determinants, a diagonal problem)."""
+        if self.scored_on_training or self.diagonal:
+            return None
+        f8 = torch.float64
+        pb = self.problem
+        src = st.lab_t[items]
+        inv, psi, d0 = spare_inverse(st.G.to(f8), st.c.to(f8), pb.alpha)
+        emptied = st.sizes[src] == 1
+        sol = moved_solutions(inv, psi, d0, src, targets,
+                              st.CS.rows(items).transpose(0, 1).to(f8),
+                              self.kappa[:, items].T.to(f8), pb.b_tr[:, items].T.to(f8), emptied)
+        sse = moved_squared_errors(sol, src, targets, st.Gv.to(f8), st.cv.to(f8),
+                                   pb.yy_va.to(f8), st.CSv.rows(items).transpose(0, 1).to(f8),
+                                   self.kappa_v[:, items].T.to(f8),
+                                   pb.b_va[:, items].T.to(f8))
+        data = self.data_term((sse / pb.norm_va.to(f8)).to(st.G.dtype))
+        sizes = st.sizes.expand(len(items), st.R).clone()
+        ar = torch.arange(len(items), device=sizes.device)
+        sizes[ar, src] -= 1
+        sizes[ar, targets] += 1
+        change = data + self.penalty_term(sizes) - st.value
+        # an item alone in its group moved to the spare one: the same partition
+        return change.masked_fill(emptied & (targets == st.R - 1), 0.0)
+
     def exact_moves(self, st, items, targets):
         """Exact objective change of moving ``items[q]`` to ``targets[q]`` (each alone)."""
         R = st.R
@@ -458,12 +495,16 @@ class ValidationObjective:
         return out
 
     # -- merges ------------------------------------------------------------------------------
-    def exact_merges(self, st):
-        """Exact objective change of merging every pair of non-empty groups ``(a, b)``, a < b."""
+    def exact_merges(self, st, pairs=None):
+        """Exact objective change of merging every pair of non-empty groups ``(a, b)``, a < b,
+        or the pairs ``pairs`` (``n x 2``) only; returns the changes and the pairs."""
         r = st.R - 1
         if r < 2:
             return None, None
-        a, b = torch.triu_indices(r, r, offset=1, device=st.G.device)
+        if pairs is None:
+            a, b = torch.triu_indices(r, r, offset=1, device=st.G.device)
+        else:
+            a, b = pairs[:, 0], pairs[:, 1]
         R = st.R
         dt = st.G.dtype
         M = torch.eye(R, dtype=dt, device=a.device).repeat(a.numel(), 1, 1)
@@ -479,6 +520,60 @@ class ValidationObjective:
         sizes = (M @ st.sizes[:, None])[..., 0]
         change = data + self.penalty_term(sizes) - st.value
         return change, torch.stack([a, b], 1)
+
+    def approximate_merges(self, st, a, b):
+        """:meth:`merge_changes` from one inverse of the state's systems by low-rank updates (a
+        merge moves the whole group ``b`` to ``a``), ``O(R)`` per pair, agreeing to about 1e-10
+        of the system: to tell which pairs need the exact change
+        (:func:`~sharelearn.search.moves.best_merge`). None where the objective has no such
+        update (see :meth:`approximate_moves`)."""
+        if self.scored_on_training or self.diagonal:
+            return None
+        f8 = torch.float64
+        pb = self.problem
+        G, c, Gv, cv = (x.to(f8) for x in (st.G, st.c, st.Gv, st.cv))
+        inv, psi, d0 = spare_inverse(G, c, pb.alpha)
+        sol = moved_solutions(inv, psi, d0, b, a, G[:, b].transpose(0, 1), G[:, b, b].T,
+                              c[:, b].T, torch.ones_like(b, dtype=torch.bool))
+        sse = moved_squared_errors(sol, b, a, Gv, cv, pb.yy_va.to(f8),
+                                   Gv[:, b].transpose(0, 1), Gv[:, b, b].T, cv[:, b].T)
+        Q = a.numel()
+        q = torch.arange(Q, device=a.device)
+        sizes = st.sizes.expand(Q, -1).clone()
+        sizes[q, a] += st.sizes[b]
+        sizes[q, b] = 0
+        data = self.data_term((sse / pb.norm_va.to(f8)).to(st.G.dtype))
+        return data + self.penalty_term(sizes) - st.value
+
+    def merge_changes(self, st, a, b):
+        """Exact objective change of merging group ``b[q]`` into ``a[q]`` for every ``q``: the
+        merge adds row and column ``b`` of the normal equations to ``a`` and empties ``b``
+        (what :meth:`exact_merges` forms as ``M G M^T`` for every pair, here for the pairs given
+        and without the ``M``; the search scores blocks of pairs with it,
+        :func:`~sharelearn.search.moves.best_merge`)."""
+        Q = a.numel()
+        q = torch.arange(Q, device=a.device)
+
+        def merged(G):  # (F, R, R) -> (Q, F, R, R)
+            out = G.expand(Q, *G.shape).clone()
+            out[q, :, a, :] += G[:, b, :].transpose(0, 1)
+            out[q, :, b, :] = 0
+            out[q, :, :, a] += out[q, :, :, b]
+            out[q, :, :, b] = 0
+            return out
+
+        def summed(c):  # (F, R) -> (Q, F, R)
+            out = c.expand(Q, *c.shape).clone()
+            out[q, :, a] += c[:, b].T
+            out[q, :, b] = 0
+            return out
+
+        sizes = st.sizes.expand(Q, -1).clone()
+        sizes[q, a] += st.sizes[b]
+        sizes[q, b] = 0
+        data, _, _ = self._data(merged(st.G), summed(st.c), merged(st.Gv), summed(st.cv),
+                                overwrite=True)
+        return data + self.penalty_term(sizes) - st.value
 
 
 class EvidenceObjective(ValidationObjective):
@@ -496,8 +591,9 @@ class EvidenceObjective(ValidationObjective):
 
     scored_on_training = True  # the evidence has no validation part
 
-    def __init__(self, problem, penalties, screen_block=None, *, free_level=False):
-        super().__init__(problem, penalties, screen_block)
+    def __init__(self, problem, penalties, screen_block=None, shortlist=None, *,
+                 free_level=False):
+        super().__init__(problem, penalties, screen_block, shortlist)
         self.free_level = free_level
 
     def _data(self, G, c, Gv, cv, overwrite=False, sse_offset=None):
@@ -551,6 +647,11 @@ class ClosedFormModel(SharingModel):
         Ridge penalty on the shared values, in internal units.
     """
 
+    #: Which structured hypotheses a fit builds in full on a large layer, given to the hard
+    #: objectives (a :class:`~sharelearn.search.coarsening.Shortlist`; None: its defaults). A
+    #: model type may set its own.
+    shortlist = None
+
     def __init__(self, *, objective="validation", alpha=1e-6):
         self.objective = objective
         self.alpha = alpha
@@ -574,6 +675,14 @@ class ClosedFormModel(SharingModel):
     def map_attributes(self, psi, W, full):
         """The fitted attributes of the shared values ``psi`` and map ``W`` (internal units)."""
         raise NotImplementedError
+
+    def start_cost_factor(self, n_groups):
+        """Roughly how many times the default start's work a search from ``n_groups`` groups
+        costs (it merges a pair of groups per round and rates every pair each round). Fitted to
+        the times of init="unshared" over the default's: a linear map (a convolution's, 48 / 80
+        / 224 entries) took 19 / 42 / 500 times as long, shared means (80 / 200 / 400
+        features) 2 / 7 / 120 times."""
+        return (n_groups / 10) ** 2 if self.supervised else (n_groups / 70) ** 3
 
     def layer_dims(self, n_features, n_outputs):
         """``(n_outputs, n_inputs)`` of the tied map that data with ``n_features`` columns and
@@ -649,7 +758,7 @@ class ClosedFormModel(SharingModel):
         """Whether the objective needs train/validation splits (the evidence uses all data)."""
         return self.objective != "evidence"
 
-    def prepare(self, X, y, splits, *, dtype, device, rng=None):
+    def prepare(self, X, y, splits, *, dtype, device, rng=None, seed=None):
         Xd, Y, intercept, units = self.design(X, y)
         if not self.uses_splits:
             splits = [(np.arange(X.shape[0]), np.arange(X.shape[0]))]
@@ -702,8 +811,9 @@ class ClosedFormModel(SharingModel):
         screen_block = self.__dict__.get("screen_block")
         if self.objective == "evidence":
             return EvidenceObjective(self.problem, penalties, screen_block=screen_block,
-                                     free_level=self.free_level)
-        return ValidationObjective(self.problem, penalties, screen_block=screen_block)
+                                     shortlist=self.shortlist, free_level=self.free_level)
+        return ValidationObjective(self.problem, penalties, screen_block=screen_block,
+                                   shortlist=self.shortlist)
 
     def plan_memory(self, need, budget):
         """Work within ``budget`` bytes (None: no limit) given the fit's ``need``

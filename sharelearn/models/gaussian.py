@@ -28,10 +28,9 @@ from __future__ import annotations
 
 import torch
 
+from .._linalg import block_quadratics, diagonal_solve, ridge_solve
 from ..evidence import noise_floor_fraction
 
-# block_quadratics stacks copies of X^T X for several output rows up to this many entries
-_SMALL_CHUNK = 2**12
 # hard_statistics moves the rows of C for at most this many (item, row) pairs at once (with 5
 # splits, 40 MiB of values per block)
 _MOVED_BLOCK = 2**20
@@ -435,63 +434,6 @@ class ProductsThroughSamples(HardProducts):
             flat.index_add_(0, o * R + target[part], values)
             flat.index_add_(0, o * R + source[part], values, alpha=-1)
         return ProductsThroughSamples(XS, self.part, self.problem)
-
-
-def _jitter(diag):
-    """A jitter for each entry of the diagonals ``diag`` of a batch of systems: a fraction above
-    the dtype's resolution of the entry itself (so float32 stays solvable too), and the
-    resolution of the systems' mean entry, which keeps the value of an empty group at 0.
-
-    Relative to each entry, not to their mean: a jitter of the mean entry shrank the value of
-    a small group by the size of a large one (the zeros of a convolution hold most items), and
-    on noise-free data that shrinkage was fitted as misfit (``TiedLinearGaussian.mse_floor``).
-    """
-    eps = torch.finfo(diag.dtype).eps
-    rel = max(1e-10, 100 * eps)
-    size = diag.abs()
-    return rel * size + eps * (size.mean(-1, keepdim=True) + 1)
-
-
-def diagonal_solve(g, c, alpha):
-    """:func:`ridge_solve` for a diagonal ``G`` given by its diagonal ``g``."""
-    return c / (g + alpha + _jitter(g))
-
-
-def ridge_solve(G, c, alpha, *, overwrite=False):
-    """Solve ``(G + alpha I) psi = c`` (batched); a tiny jitter keeps empty groups at 0.
-
-    ``overwrite=True`` adds the ridge to ``G``'s diagonal in place (for a ``G`` the caller built
-    for this solve alone), which saves a copy of the whole batch."""
-    diag = torch.diagonal(G, dim1=-2, dim2=-1)
-    ridge = alpha + _jitter(diag)
-    if overwrite:
-        diag.add_(ridge)
-        A = G
-    else:
-        eye = torch.eye(G.shape[-1], dtype=G.dtype, device=G.device)
-        A = G + ridge[..., None] * eye
-    return torch.linalg.solve(A, c[..., None])[..., 0]
-
-
-def block_quadratics(C, b, lab, K, m):
-    """``G_H = sum_o S_o^T C S_o`` (``F x K x K``) and ``c_H = b S`` (``F x K``) of the hard
-    partition ``lab`` (``m * d`` items), by scatter-adds of ``C``'s entries: ``O(F m d^2)``
-    whatever ``K``. ``C`` is added as it is, one output row after another (a copy of ``C`` per
-    row cost five times the additions at 16 x 16 images); only small ``C`` are stacked for a
-    few rows at once, to save calls."""
-    F, d = C.shape[0], C.shape[-1]
-    L = lab.reshape(m, d)
-    G = torch.zeros(F, K * K, dtype=C.dtype, device=C.device)
-    rows = max(1, _SMALL_CHUNK // (d * d))
-    source = C.reshape(F, -1) if rows == 1 else None
-    for o in range(0, m, rows):
-        Lo = L[o:o + rows]
-        idx = (Lo[:, :, None] * K + Lo[:, None, :]).reshape(-1)
-        n = Lo.shape[0]
-        G.index_add_(1, idx, source if rows == 1 else
-                     C[:, None].expand(F, n, d, d).reshape(F, -1))
-    c = torch.zeros(F, K, dtype=b.dtype, device=b.device).index_add_(1, lab, b)
-    return G.reshape(F, K, K), c
 
 
 def _explained(quadratic, linear, tol=1e-12):

@@ -1,22 +1,24 @@
 """A torch module whose parameters are shared (``NetworkSharingDiscoverer(module=...)``).
 
-The items are the slices (or entries) of the module's parameters named by ``share``
-(:func:`sharelearn.networks.check_share`). The inner problem has no closed form: the network is
-trained by gradient descent (:mod:`sharelearn.nettrain`).
+The model type of networks: it puts the parts of :mod:`sharelearn.networks` together behind the
+model protocol (:class:`~sharelearn.models.base.SharingModel`). The items are the slices (or
+entries) of the module's parameters named by ``share``
+(:func:`sharelearn.networks.tying.check_share`). The inner problem has no closed form: the
+network is trained by gradient descent (:mod:`sharelearn.networks.training`).
 
-* **Relaxation.** :class:`NetworkRelaxation` keeps one flat parameter vector and one Adam state,
-  warm-started across outer steps: each step runs ``inner_steps`` full-batch Adam steps on the
-  training loss at the current soft selection, then returns ``n_obs * log(validation loss)``
-  through :class:`ImplicitDataTerm`, a ``torch.autograd.Function`` whose backward is the
-  implicit hypergradient (:mod:`sharelearn.hypergrad`). The outer loop sees an ordinary
-  differentiable function of ``S``.
-* **Search.** Partitions are scored by short retrains (:class:`sharelearn.nettrain.
-  RetrainScorer`) with the moves of :mod:`sharelearn.search.network`. The entries of one matrix
-  (more than ``ENTRY_SEARCH_ITEMS``) are searched from the best of their convolution hypotheses
-  (scored by retrains in :mod:`sharelearn.outer`) by linearised proposals
+* **Relaxation.** :class:`~sharelearn.networks.relaxed.NetworkRelaxation` (or the evidence's
+  :class:`~sharelearn.networks.relaxed.EvidenceRelaxation`): a differentiable function of ``S``
+  through the implicit hypergradient.
+* **Search.** Partitions are scored by short retrains (the hard objective
+  :class:`~sharelearn.networks.objective.NetworkValidationObjective`, or
+  :class:`~sharelearn.networks.objective.NetworkEvidenceObjective`) with the moves of
+  :mod:`sharelearn.search.network`. The entries of one matrix (more than
+  ``ENTRY_SEARCH_ITEMS``) are searched from the best of their convolution hypotheses (ranked by
+  retrains: :mod:`sharelearn.networks.hypotheses`) by linearised proposals
   (:mod:`sharelearn.search.linearised`), one retrain per round.
 * **Refit.** The chosen partition's retrains are trained further with skorch, and the partition
-  is checked against its best merge on a hold-out (:func:`sharelearn.nettrain.holdout_merges`).
+  is checked against its best merge on a hold-out
+  (:func:`sharelearn.networks.refit.holdout_merges`).
 """
 
 from __future__ import annotations
@@ -27,27 +29,19 @@ import numpy as np
 import torch
 from joblib import effective_n_jobs
 
-from .. import nettrain
-from ..hypergrad import implicit_hypergradient
-from ..laplace import (
-    check_curvature_memory,
-    item_linearisation,
-    prior_weight_decay,
-    soft_gaussian_evidence,
-)
-from ..networks import (
-    TiedNetworkProblem,
-    _parametrization_names,
-    check_share,
-    network_data_term,
-)
+from ..networks.laplace import check_curvature_memory, prior_weight_decay
+from ..networks.objective import NetworkEvidenceObjective, NetworkValidationObjective
+from ..networks.problem import TiedNetworkProblem
+from ..networks.refit import holdout_merges, refit_best
+from ..networks.relaxed import EvidenceRelaxation, NetworkRelaxation
+from ..networks.tying import _parametrization_names, check_share
 from ..search.linearised import LinearisedProposal
 from ..search.network import network_moves
 from ..symmetry.convolution import shift_hypotheses
 from .base import SharingModel
 from .linear import LinearMap
 
-__all__ = ["EvidenceRelaxation", "ImplicitDataTerm", "ModuleModel", "NetworkRelaxation"]
+__all__ = ["ModuleModel"]
 
 # The refit fine-tunes an already trained network: at the full step size its first Adam steps
 # could throw it off its minimum (measured: test MAE 0.37 instead of 0.06 at L = 4).
@@ -86,97 +80,6 @@ _LOCAL_ALPHA = 1e-6
 _MAX_CHANNELS = 2
 
 
-class ImplicitDataTerm(torch.autograd.Function):
-    """``relaxation.value_and_hypergradient(S)`` as a differentiable function of ``S``: the
-    forward pass returns the value, the backward pass multiplies the incoming gradient by the
-    implicit hypergradient computed with it (the inner problem, its solver and the implicit
-    derivative stay three separate things: :class:`NetworkRelaxation`, its Adam steps and
-    :func:`sharelearn.hypergrad.implicit_hypergradient`)."""
-
-    @staticmethod
-    def forward(ctx, S, relaxation):
-        with torch.enable_grad():  # the inner steps train the network
-            value, hypergradient = relaxation.value_and_hypergradient(S.detach())
-        ctx.save_for_backward(hypergradient)
-        return S.new_tensor(value)
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        (hypergradient,) = ctx.saved_tensors
-        return grad_output * hypergradient, None
-
-
-class NetworkRelaxation:
-    """The relaxed data term of one restart of a network (a batch of one selection).
-
-    Built with the first soft selection ``S0`` (which sets the shared values' start), it trains
-    the network ``warmup_steps`` Adam steps; each call ``(S) -> value`` (``S``: ``1 x P x r``)
-    trains it ``inner_steps`` more at ``S`` and returns ``n_obs * log(validation loss)``,
-    differentiable in ``S`` by the implicit hypergradient.
-    """
-
-    def __init__(self, model, S0):
-        self.model = model
-        self.problem = model.tied_problem(S0)
-        self.w = self.problem.initial_vector().requires_grad_(True)
-        self.optimizer = torch.optim.Adam([self.w], lr=model.lr)
-        self.step = 0
-        with torch.no_grad():
-            self.start_loss = float(self.problem.train_loss(self.w, S0))
-        self._train(S0, model.warmup_steps, "the warm-up")
-
-    def _train(self, S, n_steps, where):
-        """``n_steps`` Adam steps at ``S``; an error if the training loss diverged from its
-        start (:func:`sharelearn.nettrain.check_diverged`)."""
-        value = nettrain.inner_steps(self.problem, self.w, S, self.optimizer, n_steps, where)
-        nettrain.check_diverged(value, self.start_loss, where, self.model.lr)
-
-    def _outer_loss(self, w, S):
-        return network_data_term(self.model.loss, self.model.n_obs, self.problem.val_loss(w, S))
-
-    def value_and_hypergradient(self, S):
-        m = self.model
-        self._train(S, m.inner_steps, f"outer step {self.step}")
-        hypergradient, value = implicit_hypergradient(
-            self.problem.train_loss, self._outer_loss, self.w, S, m.hypergrad,
-            n_iter=m.hypergrad_iter, alpha=m.neumann_alpha)
-        nettrain.check_finite(value, f"outer step {self.step} (validation loss)")
-        self.step += 1
-        return value, hypergradient.detach()
-
-    def __call__(self, S):
-        if S.shape[0] != 1:
-            raise ValueError("a network relaxes one restart at a time.")
-        return ImplicitDataTerm.apply(S[0], self)[None]
-
-
-class EvidenceRelaxation(NetworkRelaxation):
-    """The relaxed Laplace evidence of one restart (``objective="evidence"``, ``loss="mse"``,
-    full curvature).
-
-    Each call ``(S) -> value`` trains the network ``inner_steps`` more at the soft selection
-    ``S`` on all the fitting samples, linearises it there in its items' values
-    (:func:`sharelearn.laplace.item_linearisation`) and returns the evidence of the linearised
-    network tied by ``S`` (:func:`sharelearn.laplace.soft_gaussian_evidence`), differentiable in
-    ``S``. The linearisation point is held fixed in the derivative (the Gauss-Newton
-    approximation: the network's second derivatives are dropped, as in the GGN itself); the
-    linearised model's own fit to the data is re-solved at every ``S``, so the gradient weighs
-    the fit against the number of shared values.
-    """
-
-    def __call__(self, S):
-        if S.shape[0] != 1:
-            raise ValueError("a network relaxes one restart at a time.")
-        m = self.model
-        self._train(S[0], m.inner_steps, f"outer step {self.step}")
-        J, target = item_linearisation(self.problem, self.w, S[0], self.problem.X_train,
-                                       self.problem.y_train)
-        value = soft_gaussian_evidence(J, target, S[0])
-        nettrain.check_finite(float(value.detach()), f"outer step {self.step} (Laplace evidence)")
-        self.step += 1
-        return value[None]
-
-
 class ModuleModel(SharingModel):
     """The sharing of a torch module's parameters.
 
@@ -186,7 +89,7 @@ class ModuleModel(SharingModel):
         A class is built as ``module(**module_kwargs)`` (seeded); an instance is deep-copied.
     module_kwargs : dict
     share : dict or None
-        ``{parameter name: axis or None}`` (see :func:`sharelearn.networks.check_share`).
+        ``{parameter name: axis or None}`` (see :func:`sharelearn.networks.tying.check_share`).
     loss, weight_decay, inner_steps, inner_learning_rate, hypergrad, hypergrad_iter,
     neumann_alpha, search_steps, search_inits, max_epochs, patience, n_jobs, verbose :
         As documented by :class:`sharelearn.NetworkSharingDiscoverer`.
@@ -195,6 +98,13 @@ class ModuleModel(SharingModel):
     relax_batch = 1
     parallel_searches = False  # the starts share the search's cache of retrained partitions
     name = "module"
+    supervised = True
+    # The refit of a partition from its retrains (:func:`sharelearn.networks.refit.refit_best`),
+    # and the bytes the evidence's curvature may take (None: half the available memory,
+    # :func:`sharelearn.networks.laplace.memory_budget`): attributes, so that a test or a
+    # subclass can give others.
+    refit_best = staticmethod(refit_best)
+    curvature_budget = None
 
     _PARAMS = ("loss", "weight_decay", "inner_steps", "inner_learning_rate", "hypergrad",
                "hypergrad_iter", "neumann_alpha", "search_steps", "search_inits", "max_epochs",
@@ -256,6 +166,13 @@ class ModuleModel(SharingModel):
         return model
 
     # -- the module ----------------------------------------------------------------------------
+    integer_inputs = False  # the inputs may have any shape (SequenceModel: 2-D token ids)
+
+    def raw_inputs(self, X):
+        """``X`` before scikit-learn's validation: as given (a model may read it first, to
+        keep what the validation would lose)."""
+        return X
+
     def check_inputs(self, X, fitted=None):
         """Model-specific checks of validated inputs (``fitted``: the fitted model, when
         predicting); returns the inputs to use."""
@@ -331,10 +248,10 @@ class ModuleModel(SharingModel):
                              f"{what}, got {shape} for n = {X_few.shape[0]}.")
 
     # -- the protocol --------------------------------------------------------------------------
-    def prepare(self, X, Y, splits, *, dtype, device, rng, seed):
+    def prepare(self, X, Y, splits, *, dtype, device, rng=None, seed=None):
         """``splits``: ``(train, validation, stop)`` index arrays (``stop``: the refit's
         early-stopping hold-out or None); ``seed`` builds the module, ``rng`` draws the seeds of
-        the other initialisations."""
+        the other initialisations (a network needs both)."""
         train, val, stop = splits
         n_outputs = int(Y.max()) + 1 if self.classifies else Y.shape[1]
         template = self.build(X, n_outputs, seed)
@@ -386,7 +303,8 @@ class ModuleModel(SharingModel):
             per_item = sum(template.get_parameter(name).numel() // self.n_items
                            for name in self.share_)
             self.structure = check_curvature_memory(self.hessian_structure,
-                                                    self.n_items * per_item)
+                                                    self.n_items * per_item,
+                                                    budget=self.curvature_budget)
         self.fit_data = (Xt[fit_rows], Yt[fit_rows])
         self.stop_data = None if stop is None else (Xt[stop], Yt[stop])
 
@@ -418,66 +336,52 @@ class ModuleModel(SharingModel):
                                   weight_decay=self.weight_decay)
 
     def relaxation(self, S0):
-        if self.by_evidence:
-            return EvidenceRelaxation(self, S0[0])
-        return NetworkRelaxation(self, S0[0])
-
-    def penalty_change(self, labels):
-        """What ``labels`` gains from the block-wise penalties of the hypotheses it coarsens
-        (as the outer loop charges them; 0 without hypotheses)."""
-        if not self.entry_level:
-            return 0.0
-        return self._hypothesis_family().penalty_change(labels, self.penalties)
-
-    def _hypothesis_family(self):
-        if getattr(self, "_family", None) is None:
-            from ..search.coarsening import SharingFamily  # (it imports the models)
-
-            self._family = SharingFamily(self.hypotheses())
-        return self._family
+        kind = EvidenceRelaxation if self.by_evidence else NetworkRelaxation
+        return kind(self.tied_problem(S0[0]), S0[0], lr=self.lr,
+                    warmup_steps=self.warmup_steps, inner_steps=self.inner_steps,
+                    loss=self.loss, n_obs=self.n_obs, hypergrad=self.hypergrad,
+                    hypergrad_iter=self.hypergrad_iter, neumann_alpha=self.neumann_alpha)
 
     def hard_objective(self, penalties):
+        # the hypotheses' block-wise penalties are the objective's (penalty_change): the
+        # loop's ranking, the linearised proposals and the refit's objective_ read them there
         self.penalties = penalties
         kwargs = dict(steps=self.n_search_steps, lr=self.lr, loss=self.loss,
                       weight_decay=self.weight_decay, n_obs=self.n_obs, penalties=penalties,
                       dtype=self.dtype, device=self.device,
-                      n_jobs=max(1, effective_n_jobs(self.n_jobs)), reserve=self.reserve)
+                      n_jobs=max(1, effective_n_jobs(self.n_jobs)), reserve=self.reserve,
+                      hypotheses=self.hypotheses())
         if self.by_evidence:
-            self.scorer = nettrain.EvidenceScorer(self.templates, self.share_, self.data,
-                                                  hessian_structure=self.structure, **kwargs)
+            kind, kwargs["hessian_structure"] = NetworkEvidenceObjective, self.structure
         else:
-            self.scorer = nettrain.RetrainScorer(self.templates, self.share_, self.data,
-                                                 **kwargs)
-        return self.scorer
+            kind = NetworkValidationObjective
+        self._search_objective = kind(self.templates, self.share_, self.data, **kwargs)
+        return self._search_objective
 
     def search_moves(self, max_iter):
         if self.entry_level:
-            return [LinearisedProposal(self._search_local, loss=self.loss,
-                                       validation=not self.by_evidence,
-                                       penalty_change=self.penalty_change)]
+            return [LinearisedProposal(self._search_local)]
         return network_moves()
 
     def _search_local(self, J, target, splits, labels):
         """The closed-form search of the network's local linear model (design ``J``) from
-        ``labels``, with the layer's hypotheses, under the fit's penalties and objective."""
-        from ..outer import discover
-
+        ``labels``, with the layer's hypotheses, under the fit's penalties and objective: the
+        outer loop's own search of that closed form (``search_surrogate``, which the loop
+        hands every model it searches), no relaxation."""
         # only the hypotheses that the current partition coarsens: their block-wise penalties
         # price the proposals, and each other hypothesis would add its block equations to
         # every round (with all 44 readings of a 36 x 64 layer a round took about 8 s)
-        family = self._hypothesis_family()
-        hypotheses = {family.names[h]: family.labels[h] for h in range(len(family))
-                      if family.blocks_of(h, labels) is not None}
+        family = self._search_objective.family
+        hypotheses = {} if family is None else {
+            family.names[h]: family.labels[h] for h in range(len(family))
+            if family.blocks_of(h, labels) is not None}
         local = _LocalLinearMap(hypotheses, fit_intercept=True, objective=self.objective,
                                 alpha=_LOCAL_ALPHA)
         local.prepare(J, target, splits, dtype=torch.float64, device=self.device)
-        _, results, _ = discover(local, self.penalties, [0], n_relax=0, n_columns=2,
-                                 start=labels, hypotheses=hypotheses, search=True,
-                                 search_max_iter=self.max_search_iter, exceptions=False)
-        return min(results, key=lambda r: r.value).labels
+        return self.search_surrogate(local, self.penalties, labels, hypotheses=hypotheses,
+                                     max_iter=self.max_search_iter)
 
     def refit(self, labels, objective):
-        scorer = objective
         X_fit, y_fit = self.fit_data
         X_stop, y_stop = self.stop_data if self.stop_data is not None else (None, None)
 
@@ -490,8 +394,8 @@ class ModuleModel(SharingModel):
                           weight_decay=self.weight_decay, max_epochs=self.max_epochs,
                           patience=self.patience, device=self.device, verbose=self.verbose)
             if self.by_evidence:
-                kwargs["decay"] = self.prior_decay(scorer, labels_)
-            best = nettrain.refit_best(scorer.trained_modules(labels_)[:_MAX_REFITS],
+                kwargs["decay"] = self.prior_decay(objective, labels_)
+            best = self.refit_best(objective.trained_modules(labels_)[:_MAX_REFITS],
                                        lr=_REFIT_LR_FACTOR * self.lr, **kwargs)
             if self.by_evidence and X_stop is not None:
                 # The evidence's retrains have no hold-out to stop them, and a partition with
@@ -499,7 +403,7 @@ class ModuleModel(SharingModel):
                 # 1,200 digits: test error 11 times the variance); fine-tuning cannot bring
                 # such a start back. Refits from the initialisations, under the fitted prior
                 # and early-stopped, compete on the hold-out (0.094 times the variance there).
-                fresh = nettrain.refit_best(scorer.initial_modules(labels_, _MAX_REFITS),
+                fresh = self.refit_best(objective.initial_modules(labels_, _MAX_REFITS),
                                             lr=self.lr, **kwargs)
                 if fresh[2] < best[2]:
                     best = fresh
@@ -511,8 +415,8 @@ class ModuleModel(SharingModel):
         # and every merge here would be retrained from every initialisation)
         if (self.local_search and X_stop is not None and not self.by_evidence
                 and not self.entry_level):
-            labels, (fitted, history, _), n_merged = nettrain.holdout_merges(
-                scorer, labels, refit, n_obs=self.n_obs, max_iter=self.max_search_iter)
+            labels, (fitted, history, _), n_merged = holdout_merges(
+                objective, labels, refit, n_obs=self.n_obs, max_iter=self.max_search_iter)
             if self.verbose and n_merged:
                 n_groups = int(labels.max()) + 1
                 print(f"[{type(self).__name__}] {n_merged} merge(s) of groups kept on the "
@@ -525,13 +429,13 @@ class ModuleModel(SharingModel):
             # Jacobian of the standardisation (none for class labels)
             log_scale = 0.0 if self.classifies else float(
                 np.log(self.target_scale).sum()) * (self.n_obs // len(self.target_scale))
-            by_evidence = {"log_evidence_": -0.5 * float(scorer.data_value(labels)) - log_scale,
-                           "prior_precision_": float(scorer.precisions(labels)["alpha"])}
+            by_evidence = {"log_evidence_": -0.5 * float(objective.data_value(labels)) - log_scale,
+                           "prior_precision_": float(objective.precisions(labels)["alpha"])}
         return labels, dict(
             **by_evidence,
-            objective_=float(scorer(labels)) + self.penalty_change(labels),
+            objective_=float(objective(labels)) + objective.penalty_change(labels),
             validation_loss_=(None if self.by_evidence
-                              else float(scorer.validation_loss(labels))),
+                              else float(objective.validation_loss(labels))),
             target_mean_=self.target_mean,
             target_scale_=self.target_scale,
             history_=history,
@@ -542,17 +446,16 @@ class ModuleModel(SharingModel):
             _module_share_=self.share_,
         )
 
-    def prior_decay(self, scorer, labels):
+    def prior_decay(self, objective, labels):
         """The refit's weight decay of the shared values (``objective="evidence"``): the prior
         that the evidence of the partition's best retrain fitted
-        (:func:`sharelearn.laplace.prior_weight_decay`), so that the refit seeks the posterior
-        mode instead of the likelihood's."""
-        decay = prior_weight_decay(scorer.precisions(labels), self.loss, self.n_obs)
+        (:func:`sharelearn.networks.laplace.prior_weight_decay`), so that the refit seeks the
+        posterior mode instead of the likelihood's."""
+        decay = prior_weight_decay(objective.precisions(labels), self.loss, self.n_obs)
         return {name: decay for name in _parametrization_names(self.share_, "original")}
 
     def release(self):
-        for name in ("templates", "reserve", "data", "fit_data", "stop_data", "scorer",
-                     "_family"):
+        for name in ("templates", "reserve", "data", "fit_data", "stop_data", "_search_objective"):
             self.__dict__.pop(name, None)
 
 

@@ -66,6 +66,9 @@ class SequenceModel(ModuleModel):
     name = "sequence"
     integer_inputs = True
 
+    def raw_inputs(self, X):
+        return self.token_array(X)
+
     @staticmethod
     def token_array(X):
         """``X`` before scikit-learn's validation, with its integers kept: an input without a

@@ -6,13 +6,16 @@ moves would be ``n_items x n_groups`` retrains). :class:`LinearisedProposal` rep
 rounds by one proposal per round:
 
 1. the network tied by the current partition, at its best retrain, is linearised in its items'
-   own values (:func:`sharelearn.laplace.item_linearisation`): ``f(theta) ~ f(theta0) + J
-   (theta - theta0)``, a linear model in the ``n_items`` entries with design ``J``;
+   own values (the objective's ``local_linear_model``, a capability it declares with
+   ``can_linearise``): ``f(theta) ~ f(theta0) + J (theta - theta0)``, a linear model in the
+   ``n_items`` entries with design ``J``;
 2. that local linear model is searched exactly by the closed-form machinery of
    ``SharingDiscoverer(model="linear")`` (its moves, merges and splits, and the structured
    hypotheses' coarsenings), from the current partition, under the same penalties and the
-   same objective (the validation split, or the evidence);
-3. the partition it returns is retrained once and kept if the network's own objective improves.
+   same objective (the validation split, or the evidence): the ``search_local`` the model
+   gives the move;
+3. the partition it returns is retrained once (``score_from``) and kept if the network's own
+   objective, with the block-wise penalties (``penalty_change``), improves.
 
 A round therefore costs one linearisation, one closed-form search and one retrain, however many
 moves the closed-form search looks at. The linear model is only valid near ``theta0``: that is
@@ -23,54 +26,13 @@ partition whose tied network already fits (the best of the structured hypotheses
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from ..laplace import item_linearisation
 from ..partition import canonical_labels
 from . import Move, SearchState
 
-__all__ = ["LinearisedProposal", "local_linear_model"]
+__all__ = ["LinearisedProposal"]
 
 _IMPROVEMENT = 1e-9
-
-
-def local_linear_model(problem, w, S, *, loss, validation):
-    """The network at ``(w, S)`` as a linear model in its items' values.
-
-    Returns ``(J, target, splits)``: ``J`` (``N x n_items``, one row per scalar output of each
-    sample, samples in order), the linearised targets and, with ``validation``, the one
-    ``(train, validation)`` row split of the problem's two sample sets (None otherwise: the
-    training samples alone, for the evidence). For ``loss="cross_entropy"`` the targets are the
-    logits' Gauss-Newton working response ``f + (onehot(y) - p) / c`` with ``c`` the mean
-    curvature ``p (1 - p)`` of the logits (one weight for every row, so that it stays a
-    least-squares problem).
-    """
-    X = torch.cat([problem.X_train, problem.X_val]) if validation else problem.X_train
-    y = torch.cat([problem.y_train, problem.y_val]) if validation else problem.y_train
-    with torch.no_grad():
-        out = problem._shape(problem.output(w, S, X))
-    J, base = item_linearisation(problem, w, S, X, torch.zeros_like(out))
-    if J.shape[-1] != 1:
-        raise ValueError("the linearised search needs items that are single entries "
-                         "(share={name: None}).")
-    J = J[:, :, 0]
-    out = out.double()
-    # item_linearisation's targets for y = 0 are J theta - f: J theta is the linear part
-    linear_part = base + out.reshape(-1)
-    if loss == "cross_entropy":
-        p = torch.softmax(out, dim=1)
-        onehot = torch.nn.functional.one_hot(y.long(), out.shape[1]).double()
-        curvature = float((p * (1 - p)).mean().clamp_min(1e-6))
-        residual = (onehot - p) / curvature
-    else:
-        residual = y.double().reshape(out.shape) - out
-    target = linear_part + residual.reshape(-1)
-    splits = None
-    if validation:
-        per_sample = out.shape[1]
-        n_train = problem.X_train.shape[0] * per_sample
-        splits = [(np.arange(n_train), np.arange(n_train, J.shape[0]))]
-    return J.cpu().numpy(), target.cpu().numpy(), splits
 
 
 class LinearisedProposal(Move):
@@ -82,38 +44,28 @@ class LinearisedProposal(Move):
     search_local : callable
         ``search_local(J, target, splits, labels) -> labels``: the closed-form search of the
         local linear model from the partition ``labels``.
-    loss : str
-        The network's loss.
-    validation : bool
-        Whether the objective uses a validation split (False: the evidence).
-    penalty_change : callable or None
-        ``penalty_change(labels)``: what a partition gains from a block-wise description of its
-        penalties (:meth:`~sharelearn.search.coarsening.SharingFamily.penalty_change`); the
-        retrain confirms a proposal with it, as the outer loop ranks results.
     """
 
-    def __init__(self, search_local, *, loss, validation, penalty_change=None):
-        self.search_local, self.loss, self.validation = search_local, loss, validation
-        self.penalty_change = penalty_change or (lambda labels: 0.0)
+    def __init__(self, search_local):
+        self.search_local = search_local
         self._tried = set()
 
     def applies(self, objective):
-        return hasattr(objective, "best_run") and hasattr(objective, "score_from")
+        return objective.can_linearise
 
     def propose(self, objective, state):
         key = state.labels.tobytes()
         if key in self._tried:  # its proposal was already refused
             return None
         self._tried.add(key)
-        S, w, problem = objective.best_run(state.labels)
-        J, target, splits = local_linear_model(problem, w, S, loss=self.loss,
-                                               validation=self.validation)
+        J, target, splits = objective.local_linear_model(state.labels)
         candidate = canonical_labels(self.search_local(J, target, splits, state.labels))
         if np.array_equal(candidate, state.labels):
             return None
         # the proposal's retrains include one from the current network (score_from)
         value = float(objective.score_from(candidate, state.labels))
-        change = self.penalty_change(candidate) - self.penalty_change(state.labels)
+        # the block-wise penalties, as the outer loop ranks results
+        change = objective.penalty_change(candidate) - objective.penalty_change(state.labels)
         if value + change >= state.value - _IMPROVEMENT:
             return None
         return SearchState(labels=candidate, value=value)

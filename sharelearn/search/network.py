@@ -1,6 +1,7 @@
 """The moves of a network's search, each candidate scored by short retrains.
 
-A network's hard objective (:class:`sharelearn.nettrain.RetrainScorer`) retrains the tied network
+A network's hard objective (:class:`sharelearn.networks.objective.NetworkValidationObjective`,
+declaring ``scores_by_retrain``) retrains the tied network
 for every partition it scores and caches the result, so these moves ask for as few candidates as
 they can, in this order of preference (:func:`network_moves`):
 
@@ -88,25 +89,25 @@ def gradient_splits(labels, gradients):
         yield canonical_labels(new)
 
 
-def best_candidate(scorer, candidates):
+def best_candidate(objective, candidates):
     """``(value, labels)`` of the best-scoring candidate (the first on ties), or
     ``(inf, None)``."""
     candidates = list(candidates)
-    scorer.prefetch(candidates)
-    scored = [(scorer(c), i, c) for i, c in enumerate(candidates)]
+    objective.prefetch(candidates)
+    scored = [(objective(c), i, c) for i, c in enumerate(candidates)]
     return min(scored, key=lambda t: (t[0], t[1]))[::2] if scored else (np.inf, None)
 
 
-def first_improving(scorer, candidates, threshold):
+def first_improving(objective, candidates, threshold):
     """``(value, labels)`` of the first candidate scoring below ``threshold``, or
-    ``(inf, None)``. Candidates are retrained ``scorer.n_jobs`` at a time, in order, so the
+    ``(inf, None)``. Candidates are retrained ``objective.n_jobs`` at a time, in order, so the
     answer is the serial one."""
     candidates = list(candidates)
-    for start in range(0, len(candidates), scorer.n_jobs):
-        chunk = candidates[start:start + scorer.n_jobs]
-        scorer.prefetch(chunk)
+    for start in range(0, len(candidates), objective.n_jobs):
+        chunk = candidates[start:start + objective.n_jobs]
+        objective.prefetch(chunk)
         for c in chunk:
-            if (v := scorer(c)) < threshold:
+            if (v := objective(c)) < threshold:
                 return v, c
     return np.inf, None
 
@@ -115,7 +116,7 @@ class _Retrained(Move):
     """A move whose candidates are scored by the objective's retrains (``objective(labels)``)."""
 
     def applies(self, objective):
-        return hasattr(objective, "prefetch")
+        return objective.scores_by_retrain
 
     @staticmethod
     def _state(value, labels, state):

@@ -40,19 +40,120 @@ import math
 import torch
 from torch.func import functional_call, jacrev
 
-from ._memory import resolve_budget
-from .evidence import fit_precisions, neg2_log_evidence, noise_floor
+from .._memory import resolve_budget
+from ..evidence import fit_precisions, neg2_log_evidence, noise_floor
 
-__all__ = ["HESSIAN_STRUCTURES", "categorical_evidence", "check_curvature_memory",
+__all__ = ["CURVATURES", "HESSIAN_STRUCTURES", "JACOBIAN_BLOCK", "Curvature", "DiagonalCurvature",
+           "FullCurvature", "categorical_evidence", "check_curvature_memory", "curvature",
            "gaussian_evidence", "ggn_statistics", "item_linearisation", "memory_budget",
            "network_evidence", "prior_weight_decay", "soft_gaussian_evidence", "tied_jacobian"]
 
-HESSIAN_STRUCTURES = ("auto", "full", "diag")
-
 # The GGN's rows are accumulated over blocks of samples whose Jacobian and the reverse-mode
 # passes that make it hold at most this many entries in all (256 MiB in float64), so neither
-# the Jacobian of all the samples nor its intermediates are ever held at once.
-_JACOBIAN_BLOCK = 32 * 2**20
+# the Jacobian of all the samples nor its intermediates are ever held at once (the default of
+# every ``block_entries``).
+JACOBIAN_BLOCK = 32 * 2**20
+
+
+class Curvature:
+    """One structure of the curvature (the GGN in the shared values), as laplace-torch has one
+    class per structure: how its statistics accumulate over blocks of samples, and the
+    evidence they give. A new structure (a Kronecker factorisation, say) is one more subclass
+    in :data:`CURVATURES`; :func:`ggn_statistics` and the evidences do not change."""
+
+    name = None
+
+    def zeros(self, n_values, device):
+        """The empty accumulator of the GGN of ``n_values`` shared values (float64)."""
+        raise NotImplementedError
+
+    def gaussian_term(self, Jf):
+        """The GGN of a block's rows ``Jf`` (``rows x P``) under unit noise precision."""
+        raise NotImplementedError
+
+    def categorical_term(self, J, p, pJ):
+        """The softmax's GGN of a block: ``J`` (``n x classes x P``), the probabilities ``p``
+        and ``pJ = p_n^T J_n``."""
+        raise NotImplementedError
+
+    def gaussian_evidence(self, G, c, yy, sse, psi_sq, n_obs):
+        """``(value, alpha, beta)``: see :func:`gaussian_evidence`."""
+        raise NotImplementedError
+
+    def eigenvalues(self, G):
+        """The eigenvalues (or the stand-ins for them) of the accumulated ``G``."""
+        raise NotImplementedError
+
+    def memory(self, n_values):
+        """Bytes the structure holds for ``n_values`` shared values."""
+        raise NotImplementedError
+
+
+class FullCurvature(Curvature):
+    """The ``P x P`` GGN: the exact evidence of the linearised network (Gaussian), or its
+    eigenvalues' log-determinant (categorical)."""
+
+    name = "full"
+
+    def zeros(self, n_values, device):
+        return torch.zeros((n_values, n_values), dtype=torch.float64, device=device)
+
+    def gaussian_term(self, Jf):
+        return Jf.T @ Jf
+
+    def categorical_term(self, J, p, pJ):
+        return torch.einsum("nkp,nkq->pq", J * p[:, :, None], J) - pJ.T @ pJ
+
+    def gaussian_evidence(self, G, c, yy, sse, psi_sq, n_obs):
+        alpha, beta = fit_precisions(G, c, yy, float(n_obs))
+        value = neg2_log_evidence(G, c, yy, float(n_obs), alpha, beta)
+        return float(value), float(alpha), float(beta)
+
+    def eigenvalues(self, G):
+        return torch.linalg.eigvalsh(G)
+
+    def memory(self, n_values):
+        return 2 * 8 * n_values**2  # the GGN and its eigenvectors, float64
+
+
+class DiagonalCurvature(Curvature):
+    """The GGN's diagonal: the Laplace value at the trained weights with ``diag(J^T J)``."""
+
+    name = "diag"
+
+    def zeros(self, n_values, device):
+        return torch.zeros(n_values, dtype=torch.float64, device=device)
+
+    def gaussian_term(self, Jf):
+        return (Jf**2).sum(0)
+
+    def categorical_term(self, J, p, pJ):
+        return (p[:, :, None] * J**2).sum((0, 1)) - (pJ**2).sum(0)
+
+    def gaussian_evidence(self, G, c, yy, sse, psi_sq, n_obs):
+        lam = G.clamp_min(0)
+        alpha, beta = _mackay(lam, psi_sq, lam.numel(), sse=sse, n_obs=n_obs)
+        value = (beta * float(sse) - n_obs * math.log(beta) + n_obs * math.log(2 * math.pi)
+                 + alpha * float(psi_sq) - lam.numel() * math.log(alpha)
+                 + float(torch.log(alpha + beta * lam).sum()))
+        return value, alpha, beta
+
+    def eigenvalues(self, G):
+        return G
+
+    def memory(self, n_values):
+        return 8 * n_values
+
+
+# The structures by name (``hessian_structure``); "auto" picks "full" where it fits.
+CURVATURES = {c.name: c for c in (FullCurvature(), DiagonalCurvature())}
+HESSIAN_STRUCTURES = ("auto", *CURVATURES)
+
+
+def curvature(structure):
+    """The :class:`Curvature` named ``structure`` (a name of :data:`CURVATURES`, or an
+    instance, returned as it is)."""
+    return structure if isinstance(structure, Curvature) else CURVATURES[structure]
 
 
 def memory_budget():
@@ -70,7 +171,7 @@ def check_curvature_memory(structure, n_values, budget=None):
     ``"full"`` holds the ``P x P`` GGN and its eigenvectors (``2 P^2`` float64 numbers) at the
     finest partition the search may reach, ``P = n_values``."""
     budget = memory_budget() if budget is None else budget
-    need = 2 * 8 * n_values**2
+    need = CURVATURES["full"].memory(n_values)
     if structure == "auto":
         return "full" if need <= budget else "diag"
     if structure == "full" and need > budget:
@@ -79,7 +180,7 @@ def check_curvature_memory(structure, n_values, budget=None):
             f"values at the finest partition, about {need / 2**30:.1f} GiB, more than the "
             f"memory budget of {budget / 2**30:.1f} GiB (half of the memory available); use "
             "hessian_structure='diag', which needs "
-            f"{8 * n_values / 2**20:.2f} MiB.")
+            f"{CURVATURES['diag'].memory(n_values) / 2**20:.2f} MiB.")
     return structure
 
 
@@ -116,36 +217,37 @@ def _saved_per_sample(outputs, values, X):
     return n_out, max(1, per_sample)
 
 
-def _jacobian_block(outputs, values, X, n_entries):
+def _jacobian_block(outputs, values, X, n_entries, block_entries=JACOBIAN_BLOCK):
     """The number of samples per block of :func:`tied_jacobian`.
 
     The Jacobian of a block of ``b`` samples is made of ``b * n_out`` reverse-mode passes
     (one per output), each through the whole block. Each holds gradients of the saved tensors
     of every sample of the block and of the tied parameters' ``n_entries`` entries, about ``b *
     n_out * (b * per_sample + n_entries)`` entries in all, besides the Jacobian's own ``b *
-    n_out * n_values``. The largest ``b`` keeping that within ``_JACOBIAN_BLOCK`` is used: a
+    n_out * n_values``. The largest ``b`` keeping that within ``block_entries`` is used: a
     pass through 1,200 images at once needed 9.4 GB for a 36 x 64 layer and 17 GB for a
     144 x 64 one, and the work, which grows with ``b``, shrinks too."""
     n_values = sum(v.numel() for v in values.values())
     n_out, per_sample = _saved_per_sample(outputs, values, X)
     # b^2 * n_out * per_sample + b * n_out * (n_entries + n_values) <= budget
     a, c = n_out * per_sample, n_out * (n_entries + n_values)
-    b = (-c + math.sqrt(c * c + 4.0 * a * _JACOBIAN_BLOCK)) / (2.0 * a)
+    b = (-c + math.sqrt(c * c + 4.0 * a * block_entries)) / (2.0 * a)
     return int(min(X.shape[0], max(1, b)))
 
 
-def _blocked_jacobians(outputs, values, X, n_entries):
+def _blocked_jacobians(outputs, values, X, n_entries, block_entries):
     """Yields ``(rows, jacobian, out)`` of ``outputs(values, X[rows])`` in the dict ``values``
     over the blocks of samples of :func:`_jacobian_block`."""
-    block = _jacobian_block(outputs, values, X, n_entries)
+    block = _jacobian_block(outputs, values, X, n_entries, block_entries)
     for start in range(0, X.shape[0], block):
         Xb = X[start:start + block]
         jac, out = _jacobian_and_output(lambda v, Xb=Xb: outputs(v, Xb), values)
         yield slice(start, start + out.shape[0]), jac, out
 
 
-def tied_jacobian(problem, w, S, X):
-    """Jacobians of the tied network's outputs in its shared values, by blocks of samples.
+def tied_jacobian(problem, w, S, X, block_entries=JACOBIAN_BLOCK):
+    """Jacobians of the tied network's outputs in its shared values, by blocks of samples
+    (at most ``block_entries`` entries held per block: :func:`_jacobian_block`).
 
     Yields ``(rows, J_block, out_block)``: the sample indices, the Jacobian
     (``n_block x n_outputs x P``, ``P`` = shared values, in the order of ``problem``'s shared
@@ -159,13 +261,13 @@ def tied_jacobian(problem, w, S, X):
 
     # the tied parameters' entries: each shared value's slice repeated over the items
     n_entries = S.shape[0] * sum(v.numel() for v in psi.values()) // max(1, S.shape[1])
-    for rows, jac, out in _blocked_jacobians(outputs, psi, X, n_entries):
+    for rows, jac, out in _blocked_jacobians(outputs, psi, X, n_entries, block_entries):
         J = torch.cat([jac[name].reshape(out.shape[0], out.shape[1], -1)
                        for name in problem.shared_names], dim=-1)
         yield rows, J.detach(), out.detach()
 
 
-def item_linearisation(problem, w, S, X, y):
+def item_linearisation(problem, w, S, X, y, block_entries=JACOBIAN_BLOCK):
     """The network at ``(w, S)`` linearised in its items' own values (untied there), on
     ``(X, y)`` (standardised targets): ``(J, target)`` with ``J`` of shape ``(N, n_items,
     item_size)`` (``N`` scalar outputs) and the linearised targets ``y - f + J theta``
@@ -185,7 +287,8 @@ def item_linearisation(problem, w, S, X, y):
 
     parts, outs = [], []
     for _, jac, out in _blocked_jacobians(outputs, items, X,
-                                          sum(v.numel() for v in items.values())):
+                                          sum(v.numel() for v in items.values()),
+                                          block_entries):
         parts.append(torch.cat([jac[name].reshape(out.numel(), n_items, -1)
                                 for name in problem.shared_names], dim=-1).double())
         outs.append(out)
@@ -237,30 +340,21 @@ def gaussian_evidence(G, c, yy, sse, psi_sq, n_obs, structure):
     ``G = J^T J`` (``"full"``) or its diagonal (``"diag"``), ``c = J^T (y - f + J psi)``,
     ``yy = |y - f + J psi|^2``, the trained network's ``sse = |y - f|^2`` and ``psi_sq =
     |psi|^2``. Returns ``(value, alpha, beta)``."""
-    if structure == "full":
-        alpha, beta = fit_precisions(G, c, yy, float(n_obs))
-        value = neg2_log_evidence(G, c, yy, float(n_obs), alpha, beta)
-        return float(value), float(alpha), float(beta)
-    lam = G.clamp_min(0)
-    alpha, beta = _mackay(lam, psi_sq, lam.numel(), sse=sse, n_obs=n_obs)
-    value = (beta * float(sse) - n_obs * math.log(beta) + n_obs * math.log(2 * math.pi)
-             + alpha * float(psi_sq) - lam.numel() * math.log(alpha)
-             + float(torch.log(alpha + beta * lam).sum()))
-    return value, alpha, beta
+    return curvature(structure).gaussian_evidence(G, c, yy, sse, psi_sq, n_obs)
 
 
 def categorical_evidence(G, nll, psi_sq, structure):
     """``-2 log p`` of a categorical likelihood from the GGN ``G`` (a matrix for ``"full"``,
     its diagonal for ``"diag"``), the trained network's summed negative log-likelihood ``nll``
     and ``psi_sq = |psi|^2``. Returns ``(value, alpha)``."""
-    lam = (torch.linalg.eigvalsh(G) if structure == "full" else G).clamp_min(0)
+    lam = curvature(structure).eigenvalues(G).clamp_min(0)
     alpha, _ = _mackay(lam, psi_sq, lam.numel())
     value = (2 * float(nll) + alpha * float(psi_sq) - lam.numel() * math.log(alpha)
              + float(torch.log(alpha + lam).sum()))
     return value, alpha
 
 
-def ggn_statistics(problem, w, S, X, y, *, loss, structure):
+def ggn_statistics(problem, w, S, X, y, *, loss, structure, block_entries=JACOBIAN_BLOCK):
     """The curvature statistics of the network ``problem`` tied by ``S`` at the weights ``w``
     on ``(X, y)``, in float64 (a dict).
 
@@ -275,19 +369,18 @@ def ggn_statistics(problem, w, S, X, y, *, loss, structure):
     state = problem._as_dict(w.detach(), S.detach())
     psi = torch.cat([state[name].reshape(-1) for name in problem.shared_names]).double()
     n_values = psi.numel()
-    full = structure == "full"
-    G = torch.zeros((n_values, n_values) if full else n_values, dtype=torch.float64,
-                    device=psi.device)
+    shape = curvature(structure)
+    G = shape.zeros(n_values, psi.device)
     c = torch.zeros(n_values, dtype=torch.float64, device=psi.device)
     yy = sse = nll = 0.0
     n_obs = 0
-    for rows, J, out in tied_jacobian(problem, w, S, X):
+    for rows, J, out in tied_jacobian(problem, w, S, X, block_entries):
         J, out = J.double(), out.double()
         if loss == "mse":
             resid = y[rows].double().reshape(out.shape) - out
             Jf = J.reshape(-1, n_values)
             target = resid.reshape(-1) + Jf @ psi  # the linearised network's targets
-            G += Jf.T @ Jf if full else (Jf**2).sum(0)
+            G += shape.gaussian_term(Jf)
             c += Jf.T @ target
             yy += float(target @ target)
             sse += float((resid**2).sum())
@@ -297,10 +390,7 @@ def ggn_statistics(problem, w, S, X, y, *, loss, structure):
             p = logp.exp()
             nll -= float(logp.gather(1, y[rows].reshape(-1, 1)).sum())
             pJ = torch.einsum("nk,nkp->np", p, J)  # p_n^T J_n
-            if full:
-                G += torch.einsum("nkp,nkq->pq", J * p[:, :, None], J) - pJ.T @ pJ
-            else:
-                G += (p[:, :, None] * J**2).sum((0, 1)) - (pJ**2).sum(0)
+            G += shape.categorical_term(J, p, pJ)
     if loss == "mse":
         return {"G": G, "psi": psi, "c": c, "yy": torch.tensor(yy, dtype=torch.float64),
                 "sse": sse, "n_obs": n_obs}

@@ -217,9 +217,10 @@ class BaseDiscoverer(BaseEstimator):
                 del self.__dict__[name]
 
     def _run(self, model, *, seeds, n_restarts, start, extra_starts=(), hypotheses=None,
-             hypothesis_start=True):
+             hypothesis_start=True, n_jobs=None):
         """The outer loop on a prepared model, then the model's refit; sets the fitted
-        attributes common to every model and those the model returns."""
+        attributes common to every model and those the model returns. ``n_jobs``: the workers
+        the memory budget holds (None: ``self.n_jobs``)."""
         temperature = self._validate_temperature()
         n_columns = (self.n_candidate_groups if self.n_candidate_groups is not None
                      else model.default_columns())
@@ -232,7 +233,8 @@ class BaseDiscoverer(BaseEstimator):
             extra_starts=extra_starts, hypotheses=hypotheses, hypothesis_start=hypothesis_start,
             relax_if_explained=not (isinstance(self.n_restarts, str) and self.n_restarts == "auto"),
             search=self.local_search,
-            search_max_iter=self.max_search_iter, n_jobs=self.n_jobs, verbose=self.verbose,
+            search_max_iter=self.max_search_iter,
+            n_jobs=self.n_jobs if n_jobs is None else n_jobs, verbose=self.verbose,
             max_iter=self.max_iter, learning_rate=self.learning_rate, temperature=temperature,
             tol=self.tol, n_iter_no_change=self.n_iter_no_change)
         if self.verbose:

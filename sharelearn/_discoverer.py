@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 import torch
+from joblib import effective_n_jobs
 from sklearn.base import TransformerMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -238,14 +239,18 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
         search's screen; :meth:`~sharelearn.models.closed_form.ClosedFormModel.memory_need`)
         and raises a ``MemoryError`` that says how much, by part, when that is above the
         budget. Below it, the search rates its candidate moves in blocks of items that fit
-        (the same partition as without a budget, slower where blocks are small).
+        (the same partition as without a budget, slower where blocks are small). With
+        ``n_jobs``, every worker holds its own copy of the data, their statistics and its
+        search states: the budget is shared among them, and where it cannot hold as many
+        workers as ``n_jobs`` asks, fewer run, with a warning.
     reference : array-like, str or None, default=None
         A known partition of the items (labels or a hard selection matrix) used by ``score``,
         or a named one built for the model's own layer shape (see
         :func:`sharelearn.symmetry.named_sharing`): ``"shift"``, ``"permutation"``,
         ``"shared"`` or ``"unshared"``.
     n_jobs : int or None, default=None
-        Restarts and searches run in parallel with joblib (``None``: one worker).
+        Restarts and searches run in parallel with joblib (``None``: one worker), as many
+        as ``memory_budget`` holds.
     n_threads : int or None, default=None
         torch intra-op threads during ``fit``, set for the fit and restored afterwards.
         ``None`` chooses (see :func:`sharelearn._threads.choose_threads`): one thread, which was
@@ -461,7 +466,7 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
             raise ValueError("objective='evidence' needs at least 2 samples.")
         else:
             splits = None
-        self._plan_memory(model, X, y, splits, dtype, device)
+        n_jobs = self._plan_memory(model, X, y, splits, dtype, device)
         model.prepare(X, y, splits, dtype=dtype, device=device)
         n_items, shape = model.n_items, model.layer_shape
         self._reference_labels = self._partition_param("reference", n_items, shape)
@@ -471,7 +476,8 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
         seeds = rng.randint(2**31, size=n_restarts + 1)
         extra = model.extra_starts(self._init_is_auto(), n_restarts)
         self._run(model, seeds=seeds, n_restarts=n_restarts, start=start, extra_starts=extra,
-                  hypotheses=model.hypotheses(), hypothesis_start=self._init_is_auto())
+                  hypotheses=model.hypotheses(), hypothesis_start=self._init_is_auto(),
+                  n_jobs=n_jobs)
 
     def _warn_costly_settings(self, model, start, n_restarts):
         """An EfficiencyWarning, as for the weak penalties, where a setting multiplies the work
@@ -509,7 +515,8 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
 
     def _plan_memory(self, model, X, y, splits, dtype, device):
         """Refuse, before any work, a fit that needs more than ``memory_budget`` even in its
-        leanest way of working, saying how much it needs; else let the model plan within it."""
+        leanest way of working, saying how much it needs; else let the model plan within it.
+        Returns the ``n_jobs`` the fit runs with (:meth:`_workers_within`)."""
         budget = resolve_budget(self.memory_budget, device)
         n_outputs = y.shape[1] if model.supervised and y.ndim == 2 else 1
         itemsize = torch.empty((), dtype=dtype).element_size()
@@ -535,7 +542,34 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
                 "splits (cv) or fewer inputs shrink it."
                 + (f" init={self.init!r} starts the search from {groups:,} groups, a column "
                    "of its states each: init='auto' starts from one." if groups > 2 else ""))
+        n_jobs, budget = self._workers_within(model, need, budget)
         model.plan_memory(need, budget)
+        return n_jobs
+
+    def _workers_within(self, model, need, budget):
+        """``(n_jobs, budget of each worker)``: the joblib workers of the restarts and searches
+        that ``budget`` holds. Each worker holds its own copy of the data, their statistics and
+        its search states (at least ``need.minimum``) and the parent keeps the data and
+        statistics; ``n_jobs=4`` under a budget that holds two such copies ran 4 workers, each
+        planning within the whole budget."""
+        workers = max(1, effective_n_jobs(self.n_jobs)) if model.parallel_searches else 1
+        if budget is None or workers == 1:
+            return self.n_jobs, budget
+        kept = need.parts["data"] + need.parts["statistics"]
+        fits = int(max(0, budget - kept) // max(1, need.minimum))
+        if fits < workers:
+            held = max(1, fits)
+            warnings.warn(
+                f"n_jobs={self.n_jobs} runs {workers} workers, each holding its own copy of the "
+                f"data, their statistics and its search states (at least "
+                f"{format_bytes(need.minimum)} each), but memory_budget "
+                f"({format_bytes(budget)}) holds {fits}: the fit runs "
+                f"{'in one process' if held == 1 else f'{held} workers'}. Raise memory_budget, "
+                f"or set n_jobs={held} to silence this warning.", UserWarning, stacklevel=6)
+            if held == 1:
+                return 1, budget
+            workers = held
+        return workers, (budget - kept) // workers
 
     @property
     def log_evidence_(self):

@@ -5,6 +5,8 @@ What a fit does is observed through an injected model type: a subclass of the mo
 as the estimator's ``model`` name (the registry of model types, ``CLOSED_FORM_MODELS``), whose
 public methods record their calls, or those of its hard objectives."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -305,3 +307,57 @@ def test_a_start_that_does_not_fit_is_refused_before_any_work(monkeypatch):
         est.fit(X, Y)
     assert f"needs at least {format_bytes(unshared.minimum)}" in str(info.value)
     assert not hasattr(est, "sharing_partition_")
+
+
+class Planned(LinearMap):
+    """A linear map that records the budget its fit plans within."""
+
+    budgets = []
+
+    def plan_memory(self, need, budget):
+        Planned.budgets.append(budget)
+        super().plan_memory(need, budget)
+
+
+@pytest.mark.parametrize("copies", [1, 2])
+def test_parallel_workers_share_the_budget_and_fewer_run_where_it_holds_fewer(monkeypatch,
+                                                                             copies):
+    X, Y, _, _ = make_convolution(60, input_shape=(6, 6), kernel_size=3, random_state=0)
+    need = LinearMap().memory_need(60, 36, 16, _splits(60), 8)
+    kept = need.parts["data"] + need.parts["statistics"]
+    budget = kept + copies * need.minimum + need.minimum // 2  # holds `copies` workers
+    serial = SharingDiscoverer(model="linear", n_restarts=0, random_state=0).fit(X, Y)
+    inject(monkeypatch, Planned)
+    Planned.budgets = []
+    est = SharingDiscoverer(model="linear", n_restarts=0, n_jobs=2, memory_budget=budget,
+                            random_state=0)
+    if copies == 1:
+        with pytest.warns(UserWarning, match=r"n_jobs=2 runs 2 workers.*holds 1: the fit "
+                                             r"runs in one process"):
+            est.fit(X, Y)
+        assert Planned.budgets == [budget]  # one process plans within the whole budget
+    else:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            est.fit(X, Y)
+        assert not [w for w in caught if "n_jobs" in str(w.message)]  # two copies fit
+        assert Planned.budgets == [(budget - kept) // 2]
+    np.testing.assert_array_equal(est.sharing_partition_, serial.sharing_partition_)
+
+
+def test_hypotheses_whose_block_equations_do_not_fit_are_not_tried_and_named():
+    # a circular 3 x 3 convolution on 8 x 8 images: the hypotheses run from 64 blocks (the
+    # torus) to 1,024 (point groups' orbits); a budget with room for the small ones only
+    X, Y, truth, _ = make_convolution(200, input_shape=(8, 8), kernel_size=3, mode="circular",
+                                      random_state=0)
+    need = LinearMap().memory_need(200, 64, 64, _splits(200), 8)
+    one = need.per_column_squared * 100 * 100 // 2  # the equations of 100 blocks
+    budget = int(need.minimum * 4 + 3 * one)
+    free = SharingDiscoverer(model="linear", random_state=0).fit(X, Y)
+    with pytest.warns(UserWarning, match=r"block equations of \d+ of the \d+ structured "
+                                         r"hypotheses \(the largest: .*1,024 blocks\)"):
+        est = SharingDiscoverer(model="linear", random_state=0, memory_budget=budget).fit(X, Y)
+    tried = set(est.hypotheses_["hypothesis"])
+    assert "circular, full kernel, 8 x 8" in tried
+    assert len(tried) < len(set(free.hypotheses_["hypothesis"]))
+    np.testing.assert_array_equal(est.sharing_partition_, free.sharing_partition_)

@@ -19,7 +19,6 @@ run in parallel, once per distinct rounded partition (restarts that round alike 
 
 from __future__ import annotations
 
-import warnings
 from functools import partial
 
 import numpy as np
@@ -189,7 +188,6 @@ class _Hypotheses:
         shortlist = (None if objective.shortlist is None else
                      objective.shortlist(objective.problem, family, _N_HYPOTHESES_SEARCHED))
         built = range(len(family)) if shortlist is None else shortlist
-        built = self._within_budget(built)
         # the hypotheses' blocks, with outlying output rows set apart (below)
         self._build(built)
         if family.with_exceptions and self.scores and not objective.scored_on_training:
@@ -203,24 +201,6 @@ class _Hypotheses:
         # the best coarsening known of each leading hypothesis: (labels, value)
         self.best = {h: (family.labels[h], scores[h]) for h in self.ranked}
         self.lead, self.explained, self.replaces = None, False, False
-
-    def _within_budget(self, built):
-        """The hypotheses of ``built`` whose block equations the memory budget holds
-        (``objective.screen_block``, a plan; None: all), with a warning that names the others."""
-        plan, family = self.objective.screen_block, self.family
-        if plan is None:
-            return list(built)
-        kept = [h for h in built if plan.holds_hypothesis(family.n_blocks(h))]
-        left = [h for h in built if h not in kept]
-        if left:
-            largest = max(left, key=family.n_blocks)
-            warnings.warn(
-                f"memory_budget leaves too little room for the block equations of {len(left)} "
-                f"of the {len(family)} structured hypotheses (the largest: "
-                f"{family.names[largest]!r}, {family.n_blocks(largest):,} blocks); they are not "
-                "tried. Raise memory_budget to try every hypothesis.", UserWarning,
-                stacklevel=2)
-        return kept
 
     def _build(self, built, apart=None):
         """Score every hypothesis of ``built`` with its blocks free, keeping the normal

@@ -343,21 +343,3 @@ def test_parallel_workers_share_the_budget_and_fewer_run_where_it_holds_fewer(mo
         assert not [w for w in caught if "n_jobs" in str(w.message)]  # two copies fit
         assert Planned.budgets == [(budget - kept) // 2]
     np.testing.assert_array_equal(est.sharing_partition_, serial.sharing_partition_)
-
-
-def test_hypotheses_whose_block_equations_do_not_fit_are_not_tried_and_named():
-    # a circular 3 x 3 convolution on 8 x 8 images: the hypotheses run from 64 blocks (the
-    # torus) to 1,024 (point groups' orbits); a budget with room for the small ones only
-    X, Y, truth, _ = make_convolution(200, input_shape=(8, 8), kernel_size=3, mode="circular",
-                                      random_state=0)
-    need = LinearMap().memory_need(200, 64, 64, _splits(200), 8)
-    one = need.per_column_squared * 100 * 100 // 2  # the equations of 100 blocks
-    budget = int(need.minimum * 4 + 3 * one)
-    free = SharingDiscoverer(model="linear", random_state=0).fit(X, Y)
-    with pytest.warns(UserWarning, match=r"block equations of \d+ of the \d+ structured "
-                                         r"hypotheses \(the largest: .*1,024 blocks\)"):
-        est = SharingDiscoverer(model="linear", random_state=0, memory_budget=budget).fit(X, Y)
-    tried = set(est.hypotheses_["hypothesis"])
-    assert "circular, full kernel, 8 x 8" in tried
-    assert len(tried) < len(set(free.hypotheses_["hypothesis"]))
-    np.testing.assert_array_equal(est.sharing_partition_, free.sharing_partition_)

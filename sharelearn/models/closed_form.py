@@ -170,15 +170,6 @@ class MemoryPlan:
     def candidates(self, n_columns, n_candidates):
         return self.need.candidate_block(self.budget, n_columns, n_candidates)
 
-    def holds_hypothesis(self, n_blocks):
-        """Whether the block equations of a structured hypothesis with ``n_blocks`` blocks
-        (``F x K x K``, training and validation) fit beside the search's leanest need, three
-        at once (the ranking keeps the two best and the coarser one; an 8 x 8 map's every-offset
-        readings have up to 1,024 blocks, 84 MB each with 5 splits, and a 32 x 32 image's
-        3,969: 1.3 GB)."""
-        one = self.need.per_column_squared * n_blocks * n_blocks // 2
-        return 3 * one <= self.budget - self.need.minimum
-
     def relaxations(self, n_columns):
         """Most restarts relaxed at once (0: not even one fits)."""
         return self.need.relaxation_batch(self.budget, n_columns)
@@ -711,10 +702,10 @@ class ClosedFormModel(SharingModel):
         item), with one candidate scored exactly at once (``F x R x R`` systems), and the screen
         of one-item moves (six ``F x n`` arrays and ``n x R`` ratings for a block of ``n`` items,
         at least ``_MIN_SCREEN_BLOCK``: larger blocks where the budget allows). The relaxation,
-        which holds no search state, is priced apart (``MemoryNeed.relaxation``), and so are the
-        structured hypotheses' block equations: one that does not fit beside this need is not
-        built (:meth:`MemoryPlan.holds_hypothesis`). Not counted: Python and torch themselves,
-        and the labels of the structured hypotheses (``8 P`` bytes each)."""
+        which holds no search state, is priced apart (``MemoryNeed.relaxation``). Not counted:
+        Python and torch themselves, and the structured hypotheses: their labels (``8 P`` bytes
+        each) and the block equations of the three that the ranking keeps (``2 F K^2`` numbers
+        each for ``K`` blocks: 84 MB for an 8 x 8 map's 1,024-block readings with 5 splits)."""
         m, d = self.layer_dims(n_features, n_outputs)
         P = m * d
         if not self.uses_splits or splits is None:

@@ -549,13 +549,15 @@ class SharingDiscoverer(TransformerMixin, BaseDiscoverer):
     def _workers_within(self, model, need, budget):
         """``(n_jobs, budget of each worker)``: the joblib workers of the restarts and searches
         that ``budget`` holds. Each worker holds its own copy of the data, their statistics and
-        its search states (at least ``need.minimum``) and the parent keeps the data and
-        statistics; ``n_jobs=4`` under a budget that holds two such copies ran 4 workers, each
-        planning within the whole budget."""
+        its search states (at least ``need.minimum``); the parent keeps the data, their
+        statistics and the structured hypotheses' equations. (``n_jobs=4`` under a budget that
+        held two such copies ran 4 workers, each planning within the whole budget.)"""
         workers = max(1, effective_n_jobs(self.n_jobs)) if model.parallel_searches else 1
         if budget is None or workers == 1:
             return self.n_jobs, budget
-        kept = need.parts["data"] + need.parts["statistics"]
+        # (and the structured hypotheses' equations, which the ranking holds in the parent)
+        kept = (need.parts["data"] + need.parts["statistics"]
+                + need.parts.get("hypotheses", 0))
         fits = int(max(0, budget - kept) // max(1, need.minimum))
         if fits < workers:
             held = max(1, fits)

@@ -247,7 +247,7 @@ def test_a_start_with_a_group_per_item_counts_its_states_and_their_systems():
     grown = unshared.parts["search states"] - base.parts["search states"]
     assert grown >= 8 * 5 * (2 * 2 * 625 + 2 * 2 * 626) * (626 - 3)
     assert unshared.parts["data"] == base.parts["data"]
-    assert unshared.minimum > 100 * base.minimum
+    assert unshared.parts["search states"] > 100 * base.parts["search states"]
     # the screen and the candidates are then blocked around the states at 626 columns
     budget = unshared.minimum
     assert unshared.candidate_block(budget, 626, 512) == 1
@@ -282,7 +282,8 @@ def test_restarts_are_relaxed_in_batches_that_fit_the_budget():
     model.n_items = need.n_items
     model.plan_memory(need, None)
     assert model.batch_size(4) == 2**20 // (256 * 4)  # no budget: the relaxation's own cap
-    held = need.parts["data"] + need.parts["statistics"]
+    # beside the data, their statistics and the hypotheses' equations (built before)
+    held = need.parts["data"] + need.parts["statistics"] + need.parts["hypotheses"]
     model.plan_memory(need, held + 3 * need.relaxation_bytes(1, 4))
     assert model.batch_size(4) == 3
     model.plan_memory(need, held + need.relaxation_bytes(1, 4) // 2)
@@ -324,7 +325,7 @@ def test_parallel_workers_share_the_budget_and_fewer_run_where_it_holds_fewer(mo
                                                                              copies):
     X, Y, _, _ = make_convolution(60, input_shape=(6, 6), kernel_size=3, random_state=0)
     need = LinearMap().memory_need(60, 36, 16, _splits(60), 8)
-    kept = need.parts["data"] + need.parts["statistics"]
+    kept = need.parts["data"] + need.parts["statistics"] + need.parts["hypotheses"]
     budget = kept + copies * need.minimum + need.minimum // 2  # holds `copies` workers
     serial = SharingDiscoverer(model="linear", n_restarts=0, random_state=0).fit(X, Y)
     inject(monkeypatch, Planned)
@@ -343,3 +344,19 @@ def test_parallel_workers_share_the_budget_and_fewer_run_where_it_holds_fewer(mo
         assert not [w for w in caught if "n_jobs" in str(w.message)]  # two copies fit
         assert Planned.budgets == [(budget - kept) // 2]
     np.testing.assert_array_equal(est.sharing_partition_, serial.sharing_partition_)
+
+
+def test_the_need_counts_the_block_equations_of_the_largest_hypotheses_kept():
+    # an 8 x 8 map: its point-group readings have 1,024 blocks (two) and 528; the ranking keeps
+    # three hypotheses' equations (F x K x K, training and validation)
+    need = LinearMap().memory_need(100, 64, 64, _splits(100), 8)
+    assert need.parts["hypotheses"] == 8 * 2 * 5 * (1024**2 + 1024**2 + 528**2)
+    assert need.minimum == sum(need.parts.values())
+    means = SharedMeans().memory_need(100, 64, None, None, 8)
+    assert "hypotheses" not in means.parts  # no structured hypotheses
+    # a fit whose budget holds everything but them is refused before any work, naming them
+    X, Y, _, _ = make_convolution(100, input_shape=(8, 8), kernel_size=3, mode="circular",
+                                  random_state=0)
+    with pytest.raises(MemoryError, match=r"hypotheses \d+(\.\d+)? MiB"):
+        SharingDiscoverer(model="linear", random_state=0,
+                          memory_budget=need.minimum - need.parts["hypotheses"] // 2).fit(X, Y)

@@ -145,7 +145,8 @@ class MemoryNeed:
         data and their statistics (no states are held then); 0 when not even one fits."""
         if budget is None:
             return math.inf
-        room = budget - self.parts["data"] - self.parts["statistics"]
+        room = (budget - self.parts["data"] - self.parts["statistics"]
+                - self.parts.get("hypotheses", 0))
         return max(0, room // max(1, self.relaxation_bytes(1, n_columns)))
 
     def describe(self):
@@ -180,13 +181,15 @@ class MemoryPlan:
         if self.relaxations(n_columns) >= n_restarts:
             return
         need = self.need
-        held = need.parts["data"] + need.parts["statistics"]
+        held = (need.parts["data"] + need.parts["statistics"]
+                + need.parts.get("hypotheses", 0))
         many = f"{n_restarts} restarts" if n_restarts > 1 else "one restart"
         raise MemoryError(
             f"Relaxing {many} with {n_columns} candidate groups (n_candidate_groups) on "
             f"{need.n_items:,} shareable items needs "
             f"{format_bytes(need.relaxation_bytes(n_restarts, n_columns))} beside "
-            f"{format_bytes(held)} of data and statistics, more than the memory budget allows "
+            f"{format_bytes(held)} of data, statistics and structured hypotheses, more than "
+            f"the memory budget allows "
             f"({format_bytes(self.budget)}). Lower n_candidate_groups, set n_restarts=0 (the "
             f"discrete search alone needs no relaxation), or raise memory_budget.")
 
@@ -702,10 +705,12 @@ class ClosedFormModel(SharingModel):
         item), with one candidate scored exactly at once (``F x R x R`` systems), and the screen
         of one-item moves (six ``F x n`` arrays and ``n x R`` ratings for a block of ``n`` items,
         at least ``_MIN_SCREEN_BLOCK``: larger blocks where the budget allows). The relaxation,
-        which holds no search state, is priced apart (``MemoryNeed.relaxation``). Not counted:
-        Python and torch themselves, and the structured hypotheses: their labels (``8 P`` bytes
-        each) and the block equations of the three that the ranking keeps (``2 F K^2`` numbers
-        each for ``K`` blocks: 84 MB for an 8 x 8 map's 1,024-block readings with 5 splits)."""
+        which holds no search state, is priced apart (``MemoryNeed.relaxation``). Counted too:
+        the block equations of the structured hypotheses that the ranking keeps, three at most
+        (``2 F K^2`` numbers each for ``K`` blocks, the three largest of
+        :meth:`hypothesis_blocks`: an 8 x 8 map's 1,024-block point-group readings take 84 MB
+        each with 5 splits). Not counted: Python and torch themselves, and the hypotheses'
+        labels (``8 P`` bytes each)."""
         m, d = self.layer_dims(n_features, n_outputs)
         P = m * d
         if not self.uses_splits or splits is None:
@@ -735,8 +740,12 @@ class ClosedFormModel(SharingModel):
         item, item_column = itemsize * 6 * F + 16, itemsize
         smallest = min(P, _MIN_SCREEN_BLOCK)
         R = max(_MIN_COLUMNS, 1 + int(start_groups or 0))
+        # the ranking keeps the equations of its two best hypotheses and the coarser one
+        kept = sum(K * K for K in self.hypothesis_blocks((m, d))[:3])
+        hypotheses = {"hypotheses": itemsize * 2 * F * kept} if kept else {}
         return MemoryNeed(
             parts={"data": n_samples * (d + m) * (8 + itemsize), "statistics": stats,
+                   **hypotheses,
                    "search states": (2 * (per_state + per_column * R + per_square * R * R)
                                      + candidate * R * R),
                    "screen": itemsize * P + smallest * (item + item_column * R)},
@@ -815,6 +824,11 @@ class ClosedFormModel(SharingModel):
                                      shortlist=self.shortlist, free_level=self.free_level)
         return ValidationObjective(self.problem, penalties, screen_block=screen_block,
                                    shortlist=self.shortlist)
+
+    def hypothesis_blocks(self, layer_shape):
+        """The block counts of the structured hypotheses of a layer of ``layer_shape``
+        (:meth:`hypotheses`), largest first, for the memory estimate; none by default."""
+        return []
 
     def plan_memory(self, need, budget):
         """Work within ``budget`` bytes (None: no limit) given the fit's ``need``

@@ -129,13 +129,10 @@ class LinearMap(ClosedFormModel):
         # Same-size maps whose border outputs differ from the interior (every boundary mode of
         # scipy.ndimage and torch's padding="same") coarsen a border hypothesis, and so does
         # a sequence's full convolution (border_hypotheses).
-        return {name: labels.copy()
-                for name, labels in _layer_hypotheses(tuple(self.layer_shape)).items()}
+        return _layer_hypotheses(tuple(self.layer_shape))
 
     def hypothesis_blocks(self, layer_shape):
-        return sorted((int(labels.max()) + 1
-                       for labels in _layer_hypotheses(tuple(layer_shape)).values()),
-                      reverse=True)
+        return list(_hypothesis_blocks(tuple(layer_shape)))
 
     def map_attributes(self, psi, W, full):
         u = self.units
@@ -164,11 +161,18 @@ class LinearMap(ClosedFormModel):
         return -float(np.mean((Y - pred) ** 2))
 
 
-@functools.lru_cache(maxsize=2)
 def _layer_hypotheses(layer_shape):
     """The structured hypotheses of a linear map of ``layer_shape`` (see
-    :meth:`LinearMap.hypotheses`), built once per shape: the memory estimate counts their blocks
-    before the fit builds them (a 1024 x 1024 layer's take about 4 s)."""
+    :meth:`LinearMap.hypotheses`)."""
     return {**shift_hypotheses(layer_shape),
             **image_group_hypotheses(layer_shape, max_groups=1024),
             **border_hypotheses(layer_shape)}
+
+
+@functools.lru_cache(maxsize=16)
+def _hypothesis_blocks(layer_shape):
+    """Their block counts, largest first, for the memory estimate: kept per shape (a few
+    numbers; the labels themselves, 64 MB at a 1024 x 1024 layer, are not kept), so a second
+    fit of one shape builds its hypotheses once (about 4 s at 1024 x 1024)."""
+    return tuple(sorted((int(labels.max()) + 1
+                         for labels in _layer_hypotheses(layer_shape).values()), reverse=True))

@@ -68,6 +68,7 @@ class ClosedFormState(SearchState):
     mse: torch.Tensor = None
     precisions: tuple = None
     grad_t: torch.Tensor = None  # cache of ValidationObjective.training_gradient
+    inverse: tuple = None  # cache of ValidationObjective._inverse
 
 
 # The fewest columns (groups and the spare) a search state holds: two groups and the spare.
@@ -427,6 +428,15 @@ class ValidationObjective(HardObjective):
         join = f(s + 1) - f(s)
         return leave, join
 
+    def _inverse(self, st):
+        """:func:`~sharelearn._linalg.spare_inverse` of the state's training systems in float64,
+        computed once per state: the one-item moves and the merges of a round, and the blocks
+        of each, approximate from it."""
+        if st.inverse is None:
+            st.inverse = spare_inverse(st.G.to(torch.float64), st.c.to(torch.float64),
+                                       self.problem.alpha)
+        return st.inverse
+
     def approximate_moves(self, st, items, targets):
         """:meth:`exact_moves` from one inverse of the state's systems by low-rank updates
         (:func:`~sharelearn._linalg.moved_solutions`), in ``O(R)`` per move instead of an
@@ -438,7 +448,7 @@ class ValidationObjective(HardObjective):
         f8 = torch.float64
         pb = self.problem
         src = st.lab_t[items]
-        inv, psi, d0 = spare_inverse(st.G.to(f8), st.c.to(f8), pb.alpha)
+        inv, psi, d0 = self._inverse(st)
         emptied = st.sizes[src] == 1
         sol = moved_solutions(inv, psi, d0, src, targets,
                               st.CS.rows(items).transpose(0, 1).to(f8),
@@ -535,7 +545,7 @@ class ValidationObjective(HardObjective):
         f8 = torch.float64
         pb = self.problem
         G, c, Gv, cv = (x.to(f8) for x in (st.G, st.c, st.Gv, st.cv))
-        inv, psi, d0 = spare_inverse(G, c, pb.alpha)
+        inv, psi, d0 = self._inverse(st)
         sol = moved_solutions(inv, psi, d0, b, a, G[:, b].transpose(0, 1), G[:, b, b].T,
                               c[:, b].T, torch.ones_like(b, dtype=torch.bool))
         sse = moved_squared_errors(sol, b, a, Gv, cv, pb.yy_va.to(f8),

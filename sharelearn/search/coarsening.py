@@ -400,9 +400,9 @@ class HypothesisBlocks:
         gg, hh = (np.array(x) for x in zip(*pairs, strict=True))
         return bb, tt, np.minimum(gg, hh), np.maximum(gg, hh)
 
-    def _screen(self, a, R, G, c, Gv, cv, M, Mv, sizes, counts, bb, tt, gg, hh):
+    def _screen(self, a, R, G, c, Gv, cv, M, Mv, sizes, counts, bb, tt, gg, hh, current):
         """Which candidates of :meth:`best_candidate` to score exactly: boolean masks over the
-        moves ``(bb, tt)`` and the merges ``(gg, hh)``.
+        moves ``(bb, tt)`` and the merges ``(gg, hh)`` (``current``: the value of ``a``).
 
         Every candidate moves a block, or a whole group, from one group to another, a low-rank
         change of the ``R x R`` system: its solution follows from the current inverse in
@@ -415,9 +415,6 @@ class HypothesisBlocks:
         f8 = torch.float64
         pb = self.objective.problem
         F = G.shape[0]
-        # a block alone in its group moved to the spare one leaves the partition as it is
-        current = self._values(G[None].clone(), c[None], Gv[None], cv[None],
-                               sizes[None], counts[None])[0]
         G, c, Gv, cv, M, Mv = (x.to(f8) for x in (G, c, Gv, cv, M, Mv))
         inv, psi, d0 = spare_inverse(G, c, pb.alpha)
         GH, GHv, cH, cHv = (x.to(f8) for x in (self.G, self.Gv, self.c, self.cv))
@@ -446,6 +443,7 @@ class HypothesisBlocks:
             moved = value(s, t, M[:, b].transpose(0, 1), GH[:, b, b].T, cH[:, b].T,
                           Mv[:, b].transpose(0, 1), GHv[:, b, b].T, cHv[:, b].T, emptied,
                           sz, ct)
+            # a block alone in its group moved to the spare one: the partition as it is
             values.append(torch.where(emptied & (t == R - 1), current, moved))
         n_moves = bb.size
         for i in range(0, gg.size, chunk):  # merges: group h into g
@@ -477,12 +475,13 @@ class HypothesisBlocks:
         F = G.shape[0]
         chunk = max(1, _CHUNK_ELEMENTS // (F * R * R))
         best = (math.inf, None)
-        _, psi, _ = self._data(G.clone(), c, Gv, cv, overwrite=True)
+        data, psi, _ = self._data(G.clone(), c, Gv, cv, overwrite=True)
         psi = psi.reshape(-1, R).mean(0).cpu().numpy()
         bb, tt, gg, hh = self._targets(a, R, psi)
         if self.screen:  # the exact solves below for the few that may be best
+            current = data + self._penalty(sizes[None], counts[None])[0]
             keep_moves, keep_merges = self._screen(a, R, G, c, Gv, cv, M, Mv, sizes, counts,
-                                                   bb, tt, gg, hh)
+                                                   bb, tt, gg, hh, current)
             bb, tt, gg, hh = bb[keep_moves], tt[keep_moves], gg[keep_merges], hh[keep_merges]
         # moves: block b from s = a[b] to t != s; G' = G + u m^T + m u^T + g_bb u u^T, u = e_t - e_s
         gbb = torch.diagonal(self.G, dim1=1, dim2=2)  # (F, K)

@@ -180,6 +180,34 @@ def write_csv(rows, filename, columns=None):
     return path
 
 
+RESOLVABLE_SE = 5.0  # two groups this many standard errors apart are resolvable (docs/method.md)
+
+
+def group_standard_errors(X, Y, labels, noise_sd):
+    """Standard errors of the differences of every pair of true groups' least-squares values
+    (tied model with an intercept, all the data): ``SE^2 = sigma^2 c^T (A^T X^T X A)^-1 c``."""
+    Xc = X - X.mean(0)
+    m, d = Y.shape[1], X.shape[1]
+    r = int(labels.max()) + 1
+    lab = labels.reshape(m, d)
+    C = Xc.T @ Xc
+    G = np.zeros((r, r))
+    for o in range(m):  # A_o: d x r one-hot block of output o
+        A = np.zeros((d, r))
+        A[np.arange(d), lab[o]] = 1.0
+        G += A.T @ C @ A
+    cov = noise_sd**2 * np.linalg.pinv(G)
+    var = np.diag(cov)
+    se = np.sqrt(np.maximum(var[:, None] + var[None, :] - 2 * cov, 1e-300))
+    return se
+
+
+def true_values(labels, weight):
+    flat = weight.ravel()
+    r = int(labels.max()) + 1
+    return np.array([flat[labels == g][0] for g in range(r)])
+
+
 def min_se_apart(values, se, pairs=None):
     """Smallest ``|v_g - v_h| / SE_gh`` over ``pairs`` (all pairs of groups by default)."""
     r = len(values)

@@ -45,7 +45,12 @@ Per fit (``bench_borders[_quick][_tag].csv``)
 ``objective_``, ``truth_objective`` the truth's; ``search_failure``: the truth scores better
 than the found partition by more than ``1e-6 * max(|found|, |truth|, 1)``; ``objective_miss``:
 ``pd > 0`` and not a search failure (the objective prefers, or ties with, a wrong partition);
-``time_s`` the wall time of the search fit (not of the truth's scoring).
+``time_s`` the wall time of the search fit (not of the truth's scoring). Resolution, as in
+``bench_realistic.py``: ``min_se_truth`` is the smallest distance between two true groups in
+standard errors of the difference of their least-squares values (an exception is a group of its
+own, so this is per block where a block is one changed entry); ``min_se_merged`` the same over
+the true groups that the found partition merges (``inf`` when it merges none: a split). A seed is
+*resolvable* at ``min_se_truth >= 5``.
 
 Departures, read only when the fitted estimator has ``departures_`` (a boolean mask over the
 entries of ``W``): ``dep_found`` its count, ``dep_hit`` how many of those are true departures.
@@ -76,13 +81,16 @@ lists the scipy modes whose ``scipy.ndimage.correlate`` with the interior kernel
 exactly (same-size maps only), and ``name_equiv`` accepts those names too.
 
 Summary (``bench_borders_summary[_quick][_tag].csv``), one row per case, mode, shape, inputs, n,
-noise and objective, over the seeds: exact (k/seeds), mean PD, search failures, objective misses,
+noise and objective, over the seeds: exact (k/seeds), mean PD, search failures, objective misses
+(``miss_min_se``: the smallest ``min_se_merged`` among them), exact among the resolvable seeds,
 median and max fit time, mean departures found / true / hit, name right (k/fits that have
 ``structure_``) and name right up to identical maps.
 
     python benchmarks/bench_borders.py [--quick] [--cases TEXT] [--seeds N] [--n-jobs J]
-        [--objective validation|evidence|both] [--tag TEXT]
+        [--objective validation|evidence|both] [--tag TEXT] [--sample]
 
+``--sample``: the whole grid of cases, but one fit per case and objective, its ``n``, noise and
+seed drawn at random (seeded by the case's name); a cheap look at every cell of the grid.
 ``--quick``: 8 x 8, n = 300, 1% noise, 2 seeds, the default objective only, and the cases
 gaussian and sobel in the five modes, torch zeros, 1-D ``np.convolve`` same (photograph rows),
 valid+1, valid+5, circular+1, circular+5. ``--cases`` keeps the cases whose full name
@@ -99,7 +107,15 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from _common import print_table, write_csv
+from _common import (
+    RESOLVABLE_SE,
+    group_standard_errors,
+    merged_pairs,
+    min_se_apart,
+    print_table,
+    true_values,
+    write_csv,
+)
 from joblib import Parallel, delayed
 from scipy import ndimage
 
@@ -392,6 +408,11 @@ def run_fit(case, n, noise, seed, objective):
     value, truth_value = float(est.objective_), float(scored.objective_)
     tol = REL_TOL * max(abs(value), abs(truth_value), 1.0)
     failure = bool(truth_value < value - tol)
+    # how many standard errors apart the closest two true groups are (one changed entry is a
+    # group of its own, so an exception is resolvable when its own value is well determined)
+    se = group_standard_errors(X, Y, truth, noise * float((X @ W.T).std()))
+    values = true_values(truth, W)
+    merged = merged_pairs(truth, found) if pd else []
 
     dep_true, dep_ref, kernel, shift = true_departures(W, case.shape)
     row = dict(
@@ -400,6 +421,8 @@ def run_fit(case, n, noise, seed, objective):
         n_groups=int(est.n_groups_), true_groups=int(truth.max()) + 1, exact=pd == 0, pd=pd,
         objective=value, truth_objective=truth_value, search_failure=failure,
         objective_miss=bool(pd > 0 and not failure), time_s=elapsed,
+        min_se_truth=min_se_apart(values, se),
+        min_se_merged=min_se_apart(values, se, merged) if merged else np.inf,
         truth_scored=partition_distance(scored.sharing_partition_, truth) == 0,
         n_warnings=len(caught), dep_true=int(dep_true.sum()), dep_ref=dep_ref,
         dep_found=None, dep_hit=None, border=None, structure_text=None,
@@ -448,13 +471,17 @@ def _count_of(rows, key):
 def summarise(rows):
     pds = np.array([r["pd"] for r in rows])
     times = np.array([r["time_s"] for r in rows])
+    misses = [r for r in rows if r["objective_miss"]]
+    resolvable = [r for r in rows if r["min_se_truth"] >= RESOLVABLE_SE]
     return dict(
         **{k: rows[0][k] for k in GROUP_KEYS}, entries=rows[0]["entries"],
         true_groups=float(np.median([r["true_groups"] for r in rows])),
         groups=float(np.median([r["n_groups"] for r in rows])),
         exact=f"{int(np.sum(pds == 0))}/{len(rows)}", mean_pd=float(pds.mean()),
         search_failures=sum(r["search_failure"] for r in rows),
-        objective_misses=sum(r["objective_miss"] for r in rows),
+        objective_misses=len(misses),
+        miss_min_se=min((r["min_se_merged"] for r in misses), default=np.inf),
+        exact_resolvable=f"{sum(r['pd'] == 0 for r in resolvable)}/{len(resolvable)}",
         median_s=float(np.median(times)), max_s=float(times.max()),
         dep_found=_mean_or_none([r["dep_found"] for r in rows]),
         dep_true=_mean_or_none([r["dep_true"] for r in rows]),
@@ -465,7 +492,16 @@ def summarise(rows):
 
 TABLE_COLUMNS = ("objective_kind", "case", "mode", "shape", "inputs", "n", "noise", "true_groups",
                  "groups", "exact", "mean_pd", "search_failures", "objective_misses",
-                 "median_s", "max_s", "dep_found", "dep_true", "name_right", "name_equiv")
+                 "miss_min_se", "exact_resolvable", "median_s", "max_s", "dep_found", "dep_true",
+                 "name_right", "name_equiv")
+
+
+def sampled_tasks(case, objectives, ns, noises, n_seeds):
+    """One (objective, n, noise, seed) per objective for ``case``, drawn from a generator seeded
+    by the case's name (so a rerun draws the same ones, whatever other cases are selected)."""
+    rng = np.random.default_rng(list(case.full_name.encode()))
+    return [(obj, int(rng.choice(ns)), float(rng.choice(noises)), int(rng.integers(n_seeds)))
+            for obj in objectives]
 
 
 def main(argv=None):
@@ -479,6 +515,8 @@ def main(argv=None):
     parser.add_argument("--objective", choices=("validation", "evidence", "both"), default=None,
                         help="default: both (--quick: validation)")
     parser.add_argument("--tag", default="", help="appended to the CSV names")
+    parser.add_argument("--sample", action="store_true",
+                        help="one fit per case and objective, its n, noise and seed drawn")
     args = parser.parse_args(argv)
     n_seeds = args.seeds or (2 if args.quick else 10)
     objective = args.objective or ("validation" if args.quick else "both")
@@ -494,6 +532,8 @@ def main(argv=None):
         for case in cases:
             tasks = [(obj, n, noise, seed) for obj in objectives for n in ns for noise in noises
                      for seed in range(n_seeds)]
+            if args.sample:
+                tasks = sampled_tasks(case, objectives, ns, noises, n_seeds)
             rows = parallel(delayed(run_fit)(case, n, noise, seed, obj)
                             for obj, n, noise, seed in tasks)
             fits += rows

@@ -35,13 +35,22 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from _common import merged_pairs, mib, min_se_apart, print_table, rss_peak_of_call, write_csv
+from _common import (
+    RESOLVABLE_SE,
+    group_standard_errors,
+    merged_pairs,
+    mib,
+    min_se_apart,
+    print_table,
+    rss_peak_of_call,
+    true_values,
+    write_csv,
+)
 
 from sharelearn import SharingDiscoverer, partition_distance
 from sharelearn.datasets import make_convolution
 
 NOISE = 0.1  # times the standard deviation of the noise-free targets
-RESOLVABLE_SE = 5.0
 
 
 @dataclass(frozen=True)
@@ -78,31 +87,6 @@ def make(case, seed):
                             kernel_size=case.kernel_size, mode="valid", kernel="random",
                             inputs=case.inputs, correlation=case.correlation, noise=NOISE,
                             relative_noise=True, random_state=seed)
-
-
-def group_standard_errors(X, Y, labels, noise_sd):
-    """Standard errors of the differences of every pair of true groups' least-squares values
-    (tied model with an intercept, all the data): ``SE^2 = sigma^2 c^T (A^T X^T X A)^-1 c``."""
-    Xc = X - X.mean(0)
-    m, d = Y.shape[1], X.shape[1]
-    r = int(labels.max()) + 1
-    lab = labels.reshape(m, d)
-    C = Xc.T @ Xc
-    G = np.zeros((r, r))
-    for o in range(m):  # A_o: d x r one-hot block of output o
-        A = np.zeros((d, r))
-        A[np.arange(d), lab[o]] = 1.0
-        G += A.T @ C @ A
-    cov = noise_sd**2 * np.linalg.pinv(G)
-    var = np.diag(cov)
-    se = np.sqrt(np.maximum(var[:, None] + var[None, :] - 2 * cov, 1e-300))
-    return se
-
-
-def true_values(labels, weight):
-    flat = weight.ravel()
-    r = int(labels.max()) + 1
-    return np.array([flat[labels == g][0] for g in range(r)])
 
 
 def fit(X, Y, seed, objective, **params):

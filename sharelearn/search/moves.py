@@ -467,6 +467,8 @@ class RowResolve(_Exact):
     up, and rows that use them are re-solved without them.
     """
 
+    searches_on = True
+
     def __init__(self, moves, *, max_iter, tol=1e-9, beam=8, reach=0.25, outlier=2.0):
         super().__init__(tol)
         self.moves, self.max_iter = list(moves), max_iter

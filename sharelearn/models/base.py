@@ -39,18 +39,12 @@ class SharingModel:
     parallel_searches : bool
         Whether the searches from different starts may run in joblib workers (networks keep
         them in one process, where they share a cache of scored partitions).
-    search_surrogate : callable or None
-        Set by the outer loop before it searches the model
-        (:func:`sharelearn.outer.search_surrogate`): the loop's search of another model (a
-        closed form) from a start with its hypotheses, for moves that propose from a surrogate
-        of this one, so that no model imports the loop.
     """
 
     name = None
     supervised = True
     relax_batch = None
     parallel_searches = True
-    search_surrogate = None
 
     @classmethod
     def from_estimator(cls, est):

@@ -35,6 +35,7 @@ from ..networks.problem import TiedNetworkProblem
 from ..networks.refit import holdout_merges, refit_best
 from ..networks.relaxed import EvidenceRelaxation, NetworkRelaxation
 from ..networks.tying import _parametrization_names, check_share
+from ..search.hypotheses import search_surrogate
 from ..search.linearised import LinearisedProposal
 from ..search.network import network_moves
 from ..symmetry.convolution import shift_hypotheses
@@ -366,8 +367,8 @@ class ModuleModel(SharingModel):
     def _search_local(self, J, target, splits, labels):
         """The closed-form search of the network's local linear model (design ``J``) from
         ``labels``, with the layer's hypotheses, under the fit's penalties and objective: the
-        outer loop's own search of that closed form (``search_surrogate``, which the loop
-        hands every model it searches), no relaxation."""
+        search of that closed form from ``labels`` with no relaxation
+        (:func:`~sharelearn.search.hypotheses.search_surrogate`)."""
         # only the hypotheses that the current partition coarsens: their block-wise penalties
         # price the proposals, and each other hypothesis would add its block equations to
         # every round (with all 44 readings of a 36 x 64 layer a round took about 8 s)
@@ -378,8 +379,8 @@ class ModuleModel(SharingModel):
         local = _LocalLinearMap(hypotheses, fit_intercept=True, objective=self.objective,
                                 alpha=_LOCAL_ALPHA)
         local.prepare(J, target, splits, dtype=torch.float64, device=self.device)
-        return self.search_surrogate(local, self.penalties, labels, hypotheses=hypotheses,
-                                     max_iter=self.max_search_iter)
+        return search_surrogate(local, self.penalties, labels, hypotheses=hypotheses,
+                                max_iter=self.max_search_iter)
 
     def refit(self, labels, objective):
         X_fit, y_fit = self.fit_data

@@ -272,3 +272,28 @@ def test_two_changed_entries_that_share_a_group_are_told_apart():
     est = SharingDiscoverer(model="linear", random_state=1).fit(X, Y)
     assert partition_distance(est.sharing_partition_, truth) == 0
     assert int(est.departures_.sum()) == 20
+
+
+def test_a_dead_entry_and_the_exception_that_stood_in_for_it_are_moved_together():
+    # bench_borders' "dead input" case, seed 0, evidence: one input column of a valid 3 x 3
+    # convolution set to zero. A dead entry stayed in its tap's group (value -0.031 for a true
+    # 0) and a true zero of the same output row became an exception of its own to make up for
+    # it; sending either home alone cost 18 and 36 units, both together gain 9: a search
+    # failure, until the exception search tried an exception sent home with a second move in
+    # its row.
+    rng = np.random.default_rng([0, 2])
+    labels = shift_sharing((8, 8), 3, "valid")
+    zero = int(np.bincount(labels).argmax())
+    values = rng.standard_normal(labels.max() + 1)
+    values[zero] = 0.0
+    W = values[labels].reshape(36, 64)
+    rows, cols = np.divmod(np.arange(64), 8)
+    inner = np.flatnonzero((rows >= 2) & (rows <= 5) & (cols >= 2) & (cols <= 5))
+    W[:, rng.choice(inner)] = 0.0
+    truth = canonical_labels(np.unique(np.round(W, 10), return_inverse=True)[1].ravel())
+    X = _image_patches(300, (8, 8), np.random.default_rng([0, 300, 8, 8]))
+    clean = X @ W.T
+    Y = clean + 0.01 * clean.std() * np.random.default_rng([0, 1]).standard_normal(clean.shape)
+    est = SharingDiscoverer(model="linear", objective="evidence", random_state=0).fit(X, Y)
+    assert partition_distance(est.sharing_partition_, truth) == 0
+    assert int(est.departures_.sum()) == 9  # the dead column's 9 taps

@@ -45,6 +45,10 @@ _SMALL_GROUP = 3
 ROW_OUTLIER = 10.0
 # ... unless freeing this many of its entries mends it (changed entries, not a replaced row)
 _MENDING_ENTRIES = 3
+# an exception sent home with one more move in its output row: tried with at most this many
+# exceptions, checking this many of the moves rated best after each (_home_and_row_move)
+_PAIRED_EXCEPTIONS = 64
+_PAIRED_CHECKED = 4
 #: Units of the objective per nat of the exceptions' code (minus twice a log prior).
 EXCEPTION_WEIGHT = 2.0
 
@@ -284,7 +288,11 @@ def exception_search(objective, family, h, labels, *, max_iter=1000, tol=1e-9):
                                                      dtype=targets.dtype,
                                                      device=targets.device)])
         if not items.numel():
-            break
+            paired = _home_and_row_move(objective, pricer, st, value, tol)
+            if paired is None:
+                break
+            st, value = paired
+            continue
         # one candidate per item
         first = np.unique(items.cpu().numpy(), return_index=True)[1]
         sel = torch.as_tensor(np.sort(first), device=items.device)
@@ -294,7 +302,11 @@ def exception_search(objective, family, h, labels, *, max_iter=1000, tol=1e-9):
         order = torch.argsort(exact)
         good = [int(q) for q in order if float(exact[q]) < 0]
         if not good:
-            break
+            paired = _home_and_row_move(objective, pricer, st, value, tol)
+            if paired is None:
+                break
+            st, value = paired
+            continue
         # the best move alone, and the improving moves of distinct output rows and input
         # columns together (moves that share a row or a column answer the same residual: taken
         # together they over-correct it); the better of the two is accepted
@@ -320,7 +332,9 @@ def exception_search(objective, family, h, labels, *, max_iter=1000, tol=1e-9):
             if improves(cand_value, value, tol) and (best is None or cand_value < best[1]):
                 best = (cand, cand_value)
         if best is None:
-            break
+            best = _home_and_row_move(objective, pricer, st, value, tol)
+            if best is None:
+                break
         st, value = best
         if pricer.exceptions_of(st.labels) > cap:
             # no longer "a hypothesis with a few exceptions": more than the hypothesis has
@@ -329,3 +343,51 @@ def exception_search(objective, family, h, labels, *, max_iter=1000, tol=1e-9):
             break
     labels = st.labels
     return labels, value, pricer.penalty(labels)[1], n_rounds
+
+
+def _home_and_row_move(objective, pricer, st, value, tol, most=_PAIRED_EXCEPTIONS,
+                       per_exception=_PAIRED_CHECKED):
+    """Two moves at once where no single one pays: an exception sent home, and one more move
+    of an entry of the same output row (to another group or to a group of its own), checked
+    exactly when the screen predicts the pair improves. Returns ``(state, value)`` of the best
+    improving pair, or None; tried only with at most ``most`` exceptions.
+
+    Exceptions in one output row answer one residual, so one can stand in for another: on a
+    valid convolution with a dead input (photo patches, seed 0, evidence), a dead entry stayed
+    in its tap's group (value -0.031 for a true 0), and an entry outside the window, a true
+    zero, became an exception of its own to make up for it. Either sent home alone cost 18 and
+    36 units; both together gained 9, and the truth was a search failure."""
+    labels = st.labels
+    home = pricer._homes(labels)[1]
+    exceptions = np.flatnonzero(labels != home)
+    if not exceptions.size or exceptions.size > most:
+        return None
+    d = objective.problem.n_inputs
+    best = None
+    for e in exceptions.tolist():
+        sent = labels.copy()
+        sent[e] = home[e]
+        first = objective.state(canonical_labels(sent), near=st)
+        first_value = pricer.total(first)
+        if improves(first_value, value, tol) and (best is None or first_value < best[1]):
+            best = (first, first_value)
+        o = e // d
+        row = slice(o * d, (o + 1) * d)
+        zero = (torch.zeros(first.lab_t.numel(), dtype=first.psi.dtype, device=first.psi.device),
+                torch.zeros(first.R, dtype=first.psi.dtype, device=first.psi.device))
+        rated = (objective.screen_moves(first, row, zero).to(torch.float64)
+                 + pricer.code_changes(first)(row))
+        rated[e - o * d] = math.inf  # the exception straight back: the state we came from
+        flat = rated.reshape(-1)
+        top, where = torch.topk(flat, min(per_exception, flat.numel()), largest=False)
+        for rating, q in zip(top.tolist(), where.tolist(), strict=True):
+            if not first_value + rating < value:
+                break  # rated in order: the rest are predicted no better
+            item, target = o * d + q // first.R, q % first.R
+            moved = first.labels.copy()
+            moved[item] = target  # the spare group R - 1 is a group of its own
+            cand = objective.state(moved, near=first)
+            cand_value = pricer.total(cand)
+            if improves(cand_value, value, tol) and (best is None or cand_value < best[1]):
+                best = (cand, cand_value)
+    return best

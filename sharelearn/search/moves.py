@@ -464,7 +464,10 @@ class RowResolve(_Exact):
     the true row is far better. A beam (of width ``beam``) over whole rows keeps such
     alternatives alive. Only the groups that span the layer (touch more than ``reach`` of the
     outputs) are offered: the values of groups of small reach are tailored to the rows they prop
-    up, and rows that use them are re-solved without them.
+    up, and a row that uses them is re-solved without them where that scores better at the
+    current values. (Re-solved also where it scored worse, the rows of a valid convolution with
+    20 changed entries, each an exception in a group of its own, scored 5,000-9,600 units worse
+    each, and the search took 224 rounds, 69 s, to climb back to where it began.)
     """
 
     searches_on = True
@@ -513,8 +516,8 @@ class RowResolve(_Exact):
             return None
         changed = False
         for o in np.flatnonzero(suspects):
-            row, gain, free = row_beam(st, o, beam, scoring, groups)
-            if (gain < -1e-9 or not free) and not np.array_equal(row, labels[o]):
+            row, gain, _ = row_beam(st, o, beam, scoring, groups)
+            if gain < -1e-9 and not np.array_equal(row, labels[o]):
                 labels[o] = row
                 changed = True
         if not changed:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import numbers
 
 import numpy as np
@@ -16,11 +17,13 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import BaseDiscoverer, _without_bools, validate_numbers
+from ._memory import format_bytes, resolve_budget
 from ._scaling import check_network_targets
 from .hypergrad import SOLVERS
-from .models import NETWORK_MODELS, network_model
+from .models import NETWORK_MODELS, LinearMap, network_model
 from .networks import tie_parameters
-from .networks.laplace import HESSIAN_STRUCTURES
+from .networks.laplace import HESSIAN_STRUCTURES, CurvatureMemoryError
+from .networks.memory import choose_structure, network_memory, network_shapes
 from .partition import labels_to_selection
 
 __all__ = ["NetworkSharingClassifier", "NetworkSharingDiscoverer"]
@@ -178,13 +181,35 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
     hessian_structure : {"auto", "full", "diag"}, default="auto"
         The curvature of the Laplace evidence (``objective="evidence"`` only): ``"full"``, the
         whole GGN of the shared values (exact on a linear network), ``"diag"``, its diagonal.
-        ``"auto"``: ``"full"`` when the finest partition's curvature fits in half of this
-        machine's memory, else ``"diag"``; ``"full"`` where it does not fit is an error that
-        says how much it would need. (A Kronecker factorisation is not offered: tying entries
-        of a layer mixes the rows of its factors.)
+        ``"auto"``: ``"full"`` when the fit with the finest partition's curvature fits
+        ``memory_budget`` and one evaluation of that curvature (the GGN's accumulation and its
+        eigendecomposition, about ``N P^2 + P^3 / 3`` operations for ``P`` shared values and
+        ``N`` scalar outputs) costs at most 1e11 operations (about 100 s on one core: 2
+        channels of a 64 -> 36 layer, 4,608 values, keep it; 4 channels, 9,216, do not), else
+        ``"diag"``; ``hessian_structure_`` says which was used, and ``verbose`` says why.
+        ``"full"`` where it does not fit the budget is an error that says how much it would
+        need (a ``MemoryError`` that is also a ``ValueError``). (A Kronecker factorisation is
+        not offered: tying entries of a layer mixes the rows of its factors.)
     device, dtype, reference, n_threads, random_state, verbose :
         As for :class:`SharingDiscoverer`; ``random_state`` also seeds the networks'
         initialisations.
+    memory_budget : "auto", int or str, default="auto"
+        Memory the fit may hold at once: a number of bytes, or a string with a unit such as
+        ``"512MiB"`` or ``"2GB"``; ``"auto"`` is half the memory available when the fit starts
+        (80% of the free memory of a CUDA device); an infinite amount (``float("inf")`` or
+        ``"inf"``) sets no limit. After the networks are built and the data copied, and before
+        any training, the fit estimates what it will hold by part
+        (:mod:`sharelearn.networks.memory`): what it keeps throughout (the runtime's own
+        memory, the data and their hold-out copies, the initialisations, the selection
+        matrices of the scored partitions, the structured hypotheses) and the largest of its
+        phases (the batched retrains with their parameters, Adam's state and activations; the
+        evidence's curvature of the finest partition; the linearisation of a dense layer's
+        entries and the closed-form search of that local linear model; the relaxations; the
+        refit). Measured on whole fits, the estimate is an upper bound of the peak resident
+        memory within a factor of about 1.5 (``benchmarks/bench_network_memory.py``). Where the
+        full curvature does not fit, ``hessian_structure="auto"`` takes the diagonal; where
+        nothing fits, the fit raises a ``MemoryError`` that gives the need by part, the budget,
+        and the settings that shrink it. ``memory_estimate_`` keeps the estimate.
     n_jobs : int or None, default=None
         The restarts run in turn, sharing the search's cache of scored partitions; each round
         of the search retrains its candidate partitions in ``n_jobs`` threads (the same
@@ -211,6 +236,12 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
         ``objective="evidence"`` only: the precision ``alpha`` of the prior of the shared values
         that the evidence fitted (standardised targets). The final refit trains the shared
         values under this prior (see ``objective``).
+    hessian_structure_ : {"full", "diag"} or None
+        The curvature the evidence used (``hessian_structure="auto"`` resolved; see
+        ``memory_budget``); None for ``objective="validation"``, which uses none.
+    memory_estimate_ : dict
+        The bytes the fit was estimated to hold, by part (see ``memory_budget``), with their
+        ``"total"``: the parts held throughout plus the largest phase.
     n_search_moves_ : int
         Accepted rounds of the discrete search for the winning restart, plus the merges
         accepted on the hold-out.
@@ -257,6 +288,7 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
         "patience": [Interval(numbers.Integral, 1, None, closed="left")],
         "objective": [StrOptions({"validation", "evidence"})],
         "hessian_structure": [StrOptions(set(HESSIAN_STRUCTURES))],
+        "memory_budget": [str, numbers.Real],
     })
     _PRIVATE_FIT_STATE = BaseDiscoverer._PRIVATE_FIT_STATE + (
         "_n_tokens", "_module_share_", "_module_template", "_module_state")
@@ -270,8 +302,8 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
                  neumann_alpha=0.01, search_steps="auto", search_inits="auto", max_epochs=1000,
                  validation_fraction=0.2, patience=100, objective="validation",
                  hessian_structure="auto", device="cpu", dtype="float64",
-                 reference=None, n_jobs=None, n_threads=None, random_state=None, verbose=0,
-                 **module_kwargs):
+                 memory_budget="auto", reference=None, n_jobs=None, n_threads=None,
+                 random_state=None, verbose=0, **module_kwargs):
         self.module = module
         self.share = share
         self.n_candidate_groups = n_candidate_groups
@@ -305,6 +337,7 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
         self.hessian_structure = hessian_structure
         self.device = device
         self.dtype = dtype
+        self.memory_budget = memory_budget
         self.reference = reference
         self.n_jobs = n_jobs
         self.n_threads = n_threads
@@ -380,21 +413,133 @@ class NetworkSharingDiscoverer(BaseDiscoverer):
                              "y is None: call fit(X, y).")
         model = network_model(self)
         dtype, device = self._torch_setup()
+        budget = resolve_budget(self.memory_budget, device)
         X, y = self._check_X(model, X, y, reset=True)
         Y, classes = self._targets(y)
         rng = check_random_state(self.random_state)
         splits = self._module_splits(X.shape[0], rng, classes)
         n_restarts = model.auto_restarts() if self.n_restarts == "auto" else int(self.n_restarts)
         module_seed, *seeds = rng.randint(2**31, size=n_restarts + 2)
+        # The curvature is chosen below with every part of the fit; a cap on the curvature
+        # alone (ModuleModel.curvature_budget, a test's or a subclass's) still applies in
+        # prepare, which builds the networks and copies the data but trains nothing.
+        cap = model.curvature_budget
+        model.curvature_budget = math.inf if cap is None else cap
         model.prepare(X, Y, splits, dtype=dtype, device=device, rng=rng, seed=module_seed)
         if self.n_restarts == "auto" and model.entry_level:
             n_restarts = 0  # the hypotheses and the linearised search do the work
-        model.check_restarts(n_restarts)
         n_items, shape = model.n_items, model.layer_shape
         self._reference_labels = self._partition_param("reference", n_items, shape, "module")
         start = self._start_partition(n_items, shape, "module")
+        hypotheses = model.hypotheses()
+        structure, need = self._plan_memory(model, budget, X, n_restarts=n_restarts,
+                                            start=start, hypotheses=hypotheses,
+                                            capped=cap is not None)
+        model.check_restarts(n_restarts)
         self._run(model, seeds=seeds, n_restarts=n_restarts, start=start,
-                  hypotheses=model.hypotheses(), hypothesis_start=self._init_is_auto())
+                  hypotheses=hypotheses, hypothesis_start=self._init_is_auto())
+        self.hessian_structure_ = structure
+        self.memory_estimate_ = {**need.parts, "total": need.total}
+
+    def _plan_memory(self, model, budget, X, *, n_restarts, start, hypotheses, capped):
+        """The fit's memory, estimated by part before any training
+        (:mod:`sharelearn.networks.memory`): the curvature of the evidence chosen within
+        ``budget`` (bytes; None: no limit) and by time, or a ``MemoryError`` naming the need by
+        part when even the leanest way does not fit. Returns the curvature used (None for
+        ``objective="validation"``) and the estimate (a ``NetworkMemoryNeed``)."""
+        start_groups = 1 if start is None else int(np.unique(start).size)
+        hypothesis_groups = max((int(np.max(h)) + 1 for h in hypotheses.values()), default=1)
+        n_columns = (self.n_candidate_groups if self.n_candidate_groups is not None
+                     else model.default_columns())
+        linearised = model.entry_level and self.local_search
+        shapes = network_shapes(
+            templates=model.templates, reserve=model.reserve, share=model.share_,
+            n_items=model.n_items, data=model.data, fit_data=model.fit_data,
+            stop_data=model.stop_data, n_groups=max(start_groups, hypothesis_groups),
+            linearised=linearised, n_hypotheses=len(hypotheses), n_relaxations=n_restarts,
+            n_columns=min(int(n_columns), model.n_items), relax_evidence=model.by_evidence)
+        surrogate = self._surrogate_memory(model, shapes) if linearised else 0
+        structure, why = None, None
+        if model.by_evidence:
+            requested = self.hessian_structure
+            if capped and requested == "auto":
+                requested = model.structure  # the curvature's own cap decided (in prepare)
+            structure, need, why = choose_structure(requested, shapes, budget,
+                                                    surrogate=surrogate)
+            model.structure = structure
+        else:
+            need = network_memory(shapes, surrogate=surrogate)
+        name = type(self).__name__
+        if budget is not None and need.total > budget:
+            # an explicit full curvature that does not fit stays the ValueError it always was
+            error = (CurvatureMemoryError if self.hessian_structure == "full"
+                     and model.by_evidence else MemoryError)
+            raise error(self._memory_message(model, X, need, budget, shapes, surrogate))
+        if self.verbose:
+            limit = "no limit" if budget is None else f"a budget of {format_bytes(budget)}"
+            print(f"[{name}] memory: about {format_bytes(need.total)} needed, {limit} "
+                  f"({need.describe()})")
+            if structure is not None:
+                print(f"[{name}] hessian_structure={self.hessian_structure!r}: using "
+                      f"{structure!r}, {why}")
+        return structure, need
+
+    @staticmethod
+    def _surrogate_memory(model, shapes):
+        """Bytes of the closed form that searches the local linear model of a dense layer's
+        entries (:meth:`~sharelearn.models.closed_form.ClosedFormModel.memory_need`): a linear
+        map from the ``n_items`` entries to one output, on a row per fitting sample and output,
+        in float64 (one split, or none for the evidence)."""
+        per_sample = shapes.n_outputs
+        n_train = model.data[0].shape[0] * per_sample
+        n_rows = shapes.n_fit * per_sample
+        splits = None if model.by_evidence else [(np.arange(n_train),
+                                                  np.arange(n_train, n_rows))]
+        need = LinearMap().memory_need(n_rows, shapes.n_items, 1, splits, 8,
+                                       start_groups=shapes.n_groups)
+        # its statistics are stacked from those of each split part (a second copy while they
+        # are made), and its search runs without a plan (every item screened at once): at
+        # 6,400 entries the search's peak was 2.1 times the statistics (1.3 GB), 1.05 times
+        # this figure
+        return need.minimum + 3 * need.parts["statistics"] // 2
+
+    def _memory_message(self, model, X, need, budget, shapes, surrogate):
+        """The refusal of a fit that does not fit ``memory_budget``: what it needs by part, the
+        budget, and what would make it smaller."""
+        name = type(self).__name__
+        where = "the device" if model.device.type == "cuda" else "this machine"
+        given = (f"memory_budget={self.memory_budget!r}" if not isinstance(
+            self.memory_budget, str) or self.memory_budget.strip().lower() != "auto"
+            else f"memory_budget='auto' (half the memory available on {where})")
+        items = (f"{model.n_items:,} shared entries ({model.matrix_shape[0]} x "
+                 f"{model.matrix_shape[1]})" if model.matrix_shape is not None
+                 else f"{model.n_items:,} shareable items")
+        settings = [f"objective={self.objective!r}"]
+        if need.structure is not None:
+            settings.append(f"hessian_structure={self.hessian_structure!r}" + (
+                "" if need.structure == self.hessian_structure
+                else f", here {need.structure!r}"))
+        advice = ["Raise memory_budget if the machine has the memory"]
+        if need.structure == "full":
+            lean = network_memory(shapes, structure="diag", surrogate=surrogate)
+            advice.append(f"hessian_structure='diag' needs about {format_bytes(lean.total)}")
+        if "linearised search" in need.phases:
+            advice.append("local_search=False skips the linearised search of the entries, "
+                          "whose closed form needs "
+                          f"{format_bytes(need.phases['linearised search'])}, most of it "
+                          f"two {model.n_items:,} x {model.n_items:,} matrices and their "
+                          "copies (the best convolution hypothesis is then kept as found)")
+        if self.dtype == "float64":
+            advice.append("dtype='float32' halves the network's parts")
+        advice.append(f"fewer samples (here {X.shape[0]:,}) shrink the data, the retrains "
+                      "and the linearisation")
+        if model.templates and len(model.templates) > 1:
+            advice.append(f"fewer search_inits (here {len(model.templates)}) shrink the "
+                          "retrains")
+        return (f"{name}({', '.join(settings)}) on {items}, {X.shape[0]:,} samples needs "
+                f"about {format_bytes(need.total)} ({need.describe()}), more than {given} "
+                f"allows ({format_bytes(budget)}). The fit was refused before any training. "
+                + "; ".join(advice) + ".")
 
     def _targets(self, y):
         """``(Y, classes)``: the targets as the model takes them (2-D floats) and the samples'
@@ -522,8 +667,8 @@ class NetworkSharingClassifier(ClassifierMixin, NetworkSharingDiscoverer):
 weight_decay, cv, max_iter, learning_rate, temperature, tol, n_iter_no_change, n_restarts, \
 init, local_search, max_search_iter, inner_steps, inner_learning_rate, hypergrad, \
 hypergrad_iter, neumann_alpha, search_steps, search_inits, max_epochs, validation_fraction, \
-patience, objective, hessian_structure, device, dtype, reference, n_jobs, n_threads, \
-random_state, verbose, **module_kwargs :
+patience, objective, hessian_structure, device, dtype, memory_budget, reference, n_jobs, \
+n_threads, random_state, verbose, **module_kwargs :
         As for :class:`NetworkSharingDiscoverer`; the module (``"sequence"`` included) is built
         with one output per class.
     loss : {"cross_entropy"}, default="cross_entropy"
@@ -543,6 +688,8 @@ symmetry_group_, n_features_in_ :
         the chosen partition's search retrain.
     prior_precision_ : float
         ``objective="evidence"`` only: as for :class:`NetworkSharingDiscoverer`.
+    hessian_structure_, memory_estimate_ :
+        As for :class:`NetworkSharingDiscoverer`.
 
     See Also
     --------
@@ -609,8 +756,8 @@ symmetry_group_, n_features_in_ :
                  neumann_alpha=0.01, search_steps="auto", search_inits="auto", max_epochs=1000,
                  validation_fraction=0.2, patience=100, objective="validation",
                  hessian_structure="auto", device="cpu", dtype="float64",
-                 reference=None, n_jobs=None, n_threads=None, random_state=None, verbose=0,
-                 **module_kwargs):
+                 memory_budget="auto", reference=None, n_jobs=None, n_threads=None,
+                 random_state=None, verbose=0, **module_kwargs):
         params = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         super().__init__(**params.pop("module_kwargs"), **params)
 

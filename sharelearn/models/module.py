@@ -144,8 +144,10 @@ class ModuleModel(SharingModel):
         if self.by_evidence and n_restarts > 0 and (self.classifies
                                                     or self.structure != "full"):
             why = ("the classifier's" if self.classifies
-                   else "hessian_structure='diag' (the full curvature does not fit)"
-                   if self.hessian_structure == "auto" else "hessian_structure='diag'")
+                   else "hessian_structure='auto' resolved to 'diag' (the full curvature does "
+                   "not fit the memory budget or would take too long; see hessian_structure_ "
+                   "and verbose)" if self.hessian_structure == "auto"
+                   else "hessian_structure='diag'")
             raise ValueError(
                 "The relaxation of the Laplace evidence is the linearised network's exact "
                 "evidence, which needs loss='mse' and hessian_structure='full'; with "

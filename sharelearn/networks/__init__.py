@@ -11,6 +11,8 @@
   (validation loss, or the Laplace evidence);
 * :mod:`~sharelearn.networks.hypotheses`: the ranking of structured hypotheses by retrains;
 * :mod:`~sharelearn.networks.laplace`: the Laplace evidence, one class per curvature structure;
+* :mod:`~sharelearn.networks.memory`: what a fit will hold, by part, and the curvature that
+  ``hessian_structure="auto"`` takes, estimated before any training (``memory_budget``);
 * :mod:`~sharelearn.networks.refit`: the refit with skorch and its hold-out check of merges.
 
 The model type that puts them together for the outer loop is

@@ -43,10 +43,12 @@ from torch.func import functional_call, jacrev
 from .._memory import resolve_budget
 from ..evidence import fit_precisions, neg2_log_evidence, noise_floor
 
-__all__ = ["CURVATURES", "HESSIAN_STRUCTURES", "JACOBIAN_BLOCK", "Curvature", "DiagonalCurvature",
-           "FullCurvature", "categorical_evidence", "check_curvature_memory", "curvature",
+__all__ = ["CURVATURES", "FULL_CURVATURE_FLOPS", "HESSIAN_STRUCTURES", "JACOBIAN_BLOCK",
+           "Curvature", "CurvatureMemoryError", "DiagonalCurvature", "FullCurvature",
+           "block_samples", "categorical_evidence", "check_curvature_memory", "curvature",
            "gaussian_evidence", "ggn_statistics", "item_linearisation", "memory_budget",
-           "network_evidence", "prior_weight_decay", "soft_gaussian_evidence", "tied_jacobian"]
+           "network_evidence", "prior_weight_decay", "saved_entries", "soft_gaussian_evidence",
+           "tied_jacobian"]
 
 # The GGN's rows are accumulated over blocks of samples whose Jacobian and the reverse-mode
 # passes that make it hold at most this many entries in all (256 MiB in float64), so neither
@@ -88,6 +90,15 @@ class Curvature:
         """Bytes the structure holds for ``n_values`` shared values."""
         raise NotImplementedError
 
+    def peak_memory(self, n_values):
+        """Bytes at the peak of one evaluation of the evidence with ``n_values`` shared values
+        (the structure's work space included)."""
+        raise NotImplementedError
+
+    def flops(self, n_values, n_rows):
+        """Floating-point operations of one evaluation on ``n_rows`` scalar outputs."""
+        raise NotImplementedError
+
 
 class FullCurvature(Curvature):
     """The ``P x P`` GGN: the exact evidence of the linearised network (Gaussian), or its
@@ -114,6 +125,15 @@ class FullCurvature(Curvature):
 
     def memory(self, n_values):
         return 2 * 8 * n_values**2  # the GGN and its eigenvectors, float64
+
+    def peak_memory(self, n_values):
+        # the GGN, the eigenvectors and LAPACK's work space; then the posterior precision, the
+        # identity it is made with and its Cholesky factor (P x P each, float64)
+        return 5 * 8 * n_values**2
+
+    def flops(self, n_values, n_rows):
+        # the GGN's accumulation and its eigendecomposition
+        return n_rows * n_values**2 + n_values**3 / 3
 
 
 class DiagonalCurvature(Curvature):
@@ -144,10 +164,27 @@ class DiagonalCurvature(Curvature):
     def memory(self, n_values):
         return 8 * n_values
 
+    def peak_memory(self, n_values):
+        return 4 * 8 * n_values  # the diagonal, the shared values, c and a temporary
 
-# The structures by name (``hessian_structure``); "auto" picks "full" where it fits.
+    def flops(self, n_values, n_rows):
+        return 2 * n_rows * n_values
+
+
+# The structures by name (``hessian_structure``); "auto" picks "full" where it fits in memory
+# and in time (FULL_CURVATURE_FLOPS).
 CURVATURES = {c.name: c for c in (FullCurvature(), DiagonalCurvature())}
 HESSIAN_STRUCTURES = ("auto", *CURVATURES)
+
+# "auto" takes the full curvature only where one evaluation of it at the finest partition costs
+# at most this many floating-point operations (FullCurvature.flops: the GGN's accumulation,
+# N P^2, and its eigendecomposition, P^3 / 3). Measured on this project's 2-core machine, one
+# thread: torch.linalg.eigh took 4.1 s at P = 2,304 (P^3 / 3 = 4.1e9) and 53 s at 4,608
+# (3.3e10), and entry-level sharing scores each partition from 16 initialisations (and 16 more
+# for the hypotheses); the dense 9,216-entry evidence fit (3.6e11 flops per evaluation on 1,200
+# samples) took 2,729 s. The limit keeps the full curvature up to 2 channels of a 64 -> 36 layer
+# (4,608 values: 6.5e10 on 1,500 samples) and takes the diagonal from 4 channels on.
+FULL_CURVATURE_FLOPS = 1e11
 
 
 def curvature(structure):
@@ -164,18 +201,28 @@ def memory_budget():
     return 4 * 2**30 if budget is None else budget
 
 
-def check_curvature_memory(structure, n_values, budget=None):
-    """The structure to use (``"auto"`` resolved) for at most ``n_values`` shared values; a
-    ``ValueError`` saying how much memory ``"full"`` would need when it does not fit.
+class CurvatureMemoryError(MemoryError, ValueError):
+    """A curvature that does not fit the memory budget: a ``MemoryError`` (the fit was refused
+    before any work), and a ``ValueError`` as this refusal always was."""
+
+
+def check_curvature_memory(structure, n_values, budget=None, n_rows=0):
+    """The structure to use (``"auto"`` resolved) for at most ``n_values`` shared values on
+    ``n_rows`` scalar outputs; a :class:`CurvatureMemoryError` saying how much memory ``"full"``
+    would need when it does not fit.
 
     ``"full"`` holds the ``P x P`` GGN and its eigenvectors (``2 P^2`` float64 numbers) at the
-    finest partition the search may reach, ``P = n_values``."""
+    finest partition the search may reach, ``P = n_values``; ``"auto"`` takes it where that
+    fits ``budget`` and one evaluation costs at most :data:`FULL_CURVATURE_FLOPS`. (The
+    estimator weighs the whole fit's memory instead: :mod:`sharelearn.networks.memory`.)"""
     budget = memory_budget() if budget is None else budget
-    need = CURVATURES["full"].memory(n_values)
+    full = CURVATURES["full"]
+    need = full.memory(n_values)
     if structure == "auto":
-        return "full" if need <= budget else "diag"
+        fits = need <= budget and full.flops(n_values, n_rows) <= FULL_CURVATURE_FLOPS
+        return "full" if fits else "diag"
     if structure == "full" and need > budget:
-        raise ValueError(
+        raise CurvatureMemoryError(
             f"hessian_structure='full' needs the {n_values} x {n_values} curvature of the shared "
             f"values at the finest partition, about {need / 2**30:.1f} GiB, more than the "
             f"memory budget of {budget / 2**30:.1f} GiB (half of the memory available); use "
@@ -195,26 +242,48 @@ def _jacobian_and_output(outputs, values):
     return jacrev(with_value, has_aux=True)(values)
 
 
-def _saved_per_sample(outputs, values, X):
-    """``(n_out, per_sample)``: the outputs per sample of ``outputs(values, X)``, and the
-    entries per sample of ``X`` of the tensors its forward pass saves for the backward pass
-    (the difference between passes on two samples and on one)."""
+def _saved_counts(outputs, values, X):
+    """``(n_out, on_one, per_sample)``: the outputs per sample of ``outputs(values, X)``, the
+    entries of the tensors its forward pass on one sample saves for the backward pass, and
+    those per sample of ``X`` (the difference between passes on two samples and on one)."""
     count = [0]
 
     def pack(tensor):
         count[0] += tensor.numel()
-        return tensor
+        # Only counted: these passes are never differentiated. Keeping the tensor itself made
+        # a reference cycle wherever an operation saves its own output (its graph holds the
+        # output, which holds the graph), invisible to Python's collector: each call leaked
+        # the pass's saved tensors, the tied layer's n_items x n_items selection among them
+        # (an identity in item_linearisation: 42 MB per round of the linearised search at
+        # 2,304 entries, 6.4 GB at 28,224).
+        return None
 
     def entries(n):
         count[0] = 0
         leaves = {k: v.detach().requires_grad_(True) for k, v in values.items()}
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda _: None):
             out = outputs(leaves, X[:n])
         return count[0], out.shape[1]
 
     one, n_out = entries(1)
     per_sample = entries(2)[0] - one if X.shape[0] > 1 else one
-    return n_out, max(1, per_sample)
+    return n_out, one, max(1, per_sample)
+
+
+def _saved_per_sample(outputs, values, X):
+    """``(n_out, per_sample)``: the outputs per sample of ``outputs(values, X)``, and the
+    entries per sample of ``X`` of the tensors its forward pass saves for the backward pass."""
+    n_out, _, per_sample = _saved_counts(outputs, values, X)
+    return n_out, per_sample
+
+
+def saved_entries(outputs, values, X):
+    """``(constant, per_sample)``: the entries of the tensors that the forward pass of
+    ``outputs(values, X[:n])`` saves for its backward pass are about ``constant + n *
+    per_sample`` (measured on one and two samples of ``X``; the parameters ``values`` are the
+    leaves). What a training step of ``n`` samples holds besides the parameters."""
+    _, one, per_sample = _saved_counts(outputs, values, X)
+    return max(0, one - per_sample), per_sample
 
 
 def _jacobian_block(outputs, values, X, n_entries, block_entries=JACOBIAN_BLOCK):
@@ -229,10 +298,17 @@ def _jacobian_block(outputs, values, X, n_entries, block_entries=JACOBIAN_BLOCK)
     144 x 64 one, and the work, which grows with ``b``, shrinks too."""
     n_values = sum(v.numel() for v in values.values())
     n_out, per_sample = _saved_per_sample(outputs, values, X)
+    return block_samples(X.shape[0], n_out, per_sample, n_entries, n_values, block_entries)
+
+
+def block_samples(n_samples, n_out, per_sample, n_entries, n_values, block_entries=JACOBIAN_BLOCK):
+    """The samples per block of a Jacobian (:func:`_jacobian_block`) from the sizes: the
+    largest ``b`` with ``b * n_out * (b * per_sample + n_entries + n_values)`` at most
+    ``block_entries``, at least 1 and at most ``n_samples``."""
     # b^2 * n_out * per_sample + b * n_out * (n_entries + n_values) <= budget
-    a, c = n_out * per_sample, n_out * (n_entries + n_values)
+    a, c = n_out * max(1, per_sample), n_out * (n_entries + n_values)
     b = (-c + math.sqrt(c * c + 4.0 * a * block_entries)) / (2.0 * a)
-    return int(min(X.shape[0], max(1, b)))
+    return int(min(n_samples, max(1, b)))
 
 
 def _blocked_jacobians(outputs, values, X, n_entries, block_entries):

@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from ._base import BaseDiscoverer, validate_numbers
 from ._memory import format_bytes, resolve_budget
 from .models import CLOSED_FORM_MODELS, closed_form_model
-from .models.closed_form import log_evidence
+from .models.objectives import log_evidence
 
 __all__ = ["SharingDiscoverer"]
 

@@ -8,7 +8,7 @@ or a string such as ``"1e400GB"`` whose number a float cannot hold) sets no limi
 compares the budget with what its problem needs (:meth:`sharelearn.models.closed_form.
 ClosedFormModel.memory_need`) before any work, and refuses with the figure when even the
 leanest way of working does not fit; between the two, the search rates and scores its
-candidates in blocks that fit (:class:`sharelearn.models.closed_form.MemoryPlan`).
+candidates in blocks that fit (:class:`sharelearn.models.planning.MemoryPlan`).
 """
 
 from __future__ import annotations

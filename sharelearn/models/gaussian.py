@@ -115,7 +115,7 @@ class TiedLinearGaussian:
         self.B_va = self.b_va.view(shape).transpose(1, 2)
         self.norm_va = self.n_va * self.n_outputs  # scalar validation observations per split
         # Number of scalar training observations per split: the unit in which one extra free
-        # parameter costs about one (see ``sharelearn.models.closed_form.ValidationObjective``).
+        # parameter costs about one (see ``sharelearn.models.objectives.ValidationObjective``).
         self.n_obs_train = float(self.n_tr.mean()) * self.n_outputs
         # Noise-free data leave a validation MSE of rounding errors, which differ between
         # sharings that all explain the data: scored as they are, N log MSE fits the rounding

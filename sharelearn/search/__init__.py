@@ -30,7 +30,7 @@ class HardObjective:
     what an objective *can* do beyond scoring is declared by the class attributes below, never
     probed by ``hasattr``: a move that needs a capability reads it in its ``applies``. The
     implementations: the closed forms' ``ValidationObjective`` and ``EvidenceObjective``
-    (:mod:`sharelearn.models.closed_form`: exact deltas from the normal equations) and the
+    (:mod:`sharelearn.models.objectives`: exact deltas from the normal equations) and the
     networks' ``NetworkValidationObjective`` and ``NetworkEvidenceObjective``
     (:mod:`sharelearn.networks.objective`: a retrain per partition, cached). It lives here,
     below both families, so that neither imports the other's package.

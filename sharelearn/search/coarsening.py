@@ -560,7 +560,7 @@ def coarsening_search(blocks, starts, *, max_iter=1000, tol=1e-9):
     ----------
     blocks : HypothesisBlocks
         The hypothesis whose coarsenings are searched, on a closed-form hard objective
-        (:class:`~sharelearn.models.closed_form.ValidationObjective` or its evidence variant).
+        (:class:`~sharelearn.models.objectives.ValidationObjective` or its evidence variant).
     starts : list of ndarray
         Block assignments (``K`` labels each) to start from.
     max_iter : int

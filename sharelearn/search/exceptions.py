@@ -244,7 +244,7 @@ def exception_search(objective, family, h, labels, *, max_iter=1000, tol=1e-9):
     Parameters
     ----------
     objective : closed-form hard objective
-        :class:`~sharelearn.models.closed_form.ValidationObjective` or its evidence variant
+        :class:`~sharelearn.models.objectives.ValidationObjective` or its evidence variant
         (its screen and exact one-item moves are used).
     family : SharingFamily
     h : int

@@ -22,7 +22,7 @@ that improves):
 Every accepted move is scored by the same outer objective as the relaxation, exactly: a one-item
 move changes the normal equations of every split by a rank-2 term, and a merge by summing two
 rows and columns, so the refit of a candidate costs one small ``r x r`` solve
-(:class:`sharelearn.models.closed_form.ValidationObjective`). Candidates for one-item moves are
+(:class:`sharelearn.models.objectives.ValidationObjective`). Candidates for one-item moves are
 first screened with a one-entry quadratic model of the scored loss at fixed shared values
 (exact in the moved entry); the most promising ones are then scored exactly, and batches of them
 are accepted only after an exact recomputation confirms the gain. The exact scores refit ``F``

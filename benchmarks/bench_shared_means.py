@@ -23,7 +23,7 @@ Sub-commands
     * ``brute_force_30/70``: the same for the 30/70 objective.
 
     The estimator's ``objective_`` is checked against its model's hard objective
-    (:class:`sharelearn.models.closed_form.ValidationObjective`) built on the rebuilt folds (they
+    (:class:`sharelearn.models.objectives.ValidationObjective`) built on the rebuilt folds (they
     must agree, which proves the folds are the same), and the trials where sharelearn's
     objective exceeds brute force's by more than 1e-9 are counted and their seeds listed. The
     paper's numbers (Table 1, as transcribed in METHOD.md) are printed alongside. Target:

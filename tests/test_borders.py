@@ -250,25 +250,39 @@ def test_rows_set_apart_are_scored_as_the_partition_that_frees_them(build):
     assert abs(plain - expected) > 1.0
 
 
+def _valid_convolution(rng):
+    """bench_borders' valid 3 x 3 convolution on 8 x 8 images (36 x 64): N(0, 1) taps drawn
+    from ``rng``, the structural zeros 0; returns ``(W, its labels, each group's value, the
+    zero group)``."""
+    labels = shift_sharing((8, 8), 3, "valid")
+    zero = int(np.bincount(labels).argmax())
+    values = rng.standard_normal(labels.max() + 1)
+    values[zero] = 0.0
+    return values[labels].reshape(36, 64), labels, values, zero
+
+
+def _on_photo_patches(W, seed):
+    """bench_borders' data for map ``W`` and ``seed`` (300 photo patches, 1% noise) and the
+    truth read from ``W``: ``(X, Y, truth)``."""
+    truth = canonical_labels(np.unique(np.round(W, 10), return_inverse=True)[1].ravel())
+    X = _image_patches(300, (8, 8), np.random.default_rng([seed, 300, 8, 8]))
+    clean = X @ W.T
+    noise = np.random.default_rng([seed, 1]).standard_normal(clean.shape)
+    return X, clean + 0.01 * clean.std() * noise, truth
+
+
 def test_two_changed_entries_that_share_a_group_are_told_apart():
     # bench_borders' "valid+20" case, seed 1: 20 entries of a valid 3 x 3 convolution changed.
     # Two of them were fitted as one group, a search failure by 2.45 units (PD 1, 63 s): moving
     # one out alone, the screen saw half the gain (the other kept the group's value). The
     # exception search now tries each member of a small group of exceptions alone.
     rng = np.random.default_rng([1, 2])
-    labels = shift_sharing((8, 8), 3, "valid")
-    zero = int(np.bincount(labels).argmax())
-    values = rng.standard_normal(labels.max() + 1)
-    values[zero] = 0.0
-    W = values[labels].reshape(36, 64)
+    W, labels, values, zero = _valid_convolution(rng)
     taps = np.delete(values, zero)
     where = rng.choice(np.flatnonzero(labels != zero), size=20, replace=False)
     signs = rng.choice((-1.0, 1.0), size=20)
     W.ravel()[where] += signs * rng.uniform(0.3, 1.0, size=20) * taps.std()
-    truth = canonical_labels(np.unique(np.round(W, 10), return_inverse=True)[1].ravel())
-    X = _image_patches(300, (8, 8), np.random.default_rng([1, 300, 8, 8]))
-    clean = X @ W.T
-    Y = clean + 0.01 * clean.std() * np.random.default_rng([1, 1]).standard_normal(clean.shape)
+    X, Y, truth = _on_photo_patches(W, 1)
     est = SharingDiscoverer(model="linear", random_state=1).fit(X, Y)
     assert partition_distance(est.sharing_partition_, truth) == 0
     assert int(est.departures_.sum()) == 20
@@ -282,18 +296,11 @@ def test_a_dead_entry_and_the_exception_that_stood_in_for_it_are_moved_together(
     # failure, until the exception search tried an exception sent home with a second move in
     # its row.
     rng = np.random.default_rng([0, 2])
-    labels = shift_sharing((8, 8), 3, "valid")
-    zero = int(np.bincount(labels).argmax())
-    values = rng.standard_normal(labels.max() + 1)
-    values[zero] = 0.0
-    W = values[labels].reshape(36, 64)
+    W, *_ = _valid_convolution(rng)
     rows, cols = np.divmod(np.arange(64), 8)
     inner = np.flatnonzero((rows >= 2) & (rows <= 5) & (cols >= 2) & (cols <= 5))
     W[:, rng.choice(inner)] = 0.0
-    truth = canonical_labels(np.unique(np.round(W, 10), return_inverse=True)[1].ravel())
-    X = _image_patches(300, (8, 8), np.random.default_rng([0, 300, 8, 8]))
-    clean = X @ W.T
-    Y = clean + 0.01 * clean.std() * np.random.default_rng([0, 1]).standard_normal(clean.shape)
+    X, Y, truth = _on_photo_patches(W, 0)
     est = SharingDiscoverer(model="linear", objective="evidence", random_state=0).fit(X, Y)
     assert partition_distance(est.sharing_partition_, truth) == 0
     assert int(est.departures_.sum()) == 9  # the dead column's 9 taps

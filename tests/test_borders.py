@@ -250,10 +250,11 @@ def test_rows_set_apart_are_scored_as_the_partition_that_frees_them(build):
     assert abs(plain - expected) > 1.0
 
 
-def _valid_convolution(rng):
-    """bench_borders' valid 3 x 3 convolution on 8 x 8 images (36 x 64): N(0, 1) taps drawn
-    from ``rng``, the structural zeros 0; returns ``(W, its labels, each group's value, the
-    zero group)``."""
+def _bench_valid_convolution(rng):
+    """bench_borders' valid 3 x 3 convolution on 8 x 8 images (36 x 64), drawn as the benchmark
+    draws it (a value for every group from ``rng``, then the zeros set to 0: the regression
+    cases below are the benchmark's seeds, unlike :func:`_valid_convolution`'s); returns
+    ``(W, its labels, each group's value, the zero group)``."""
     labels = shift_sharing((8, 8), 3, "valid")
     zero = int(np.bincount(labels).argmax())
     values = rng.standard_normal(labels.max() + 1)
@@ -277,7 +278,7 @@ def test_two_changed_entries_that_share_a_group_are_told_apart():
     # one out alone, the screen saw half the gain (the other kept the group's value). The
     # exception search now tries each member of a small group of exceptions alone.
     rng = np.random.default_rng([1, 2])
-    W, labels, values, zero = _valid_convolution(rng)
+    W, labels, values, zero = _bench_valid_convolution(rng)
     taps = np.delete(values, zero)
     where = rng.choice(np.flatnonzero(labels != zero), size=20, replace=False)
     signs = rng.choice((-1.0, 1.0), size=20)
@@ -296,7 +297,7 @@ def test_a_dead_entry_and_the_exception_that_stood_in_for_it_are_moved_together(
     # failure, until the exception search tried an exception sent home with a second move in
     # its row.
     rng = np.random.default_rng([0, 2])
-    W, *_ = _valid_convolution(rng)
+    W, *_ = _bench_valid_convolution(rng)
     rows, cols = np.divmod(np.arange(64), 8)
     inner = np.flatnonzero((rows >= 2) & (rows <= 5) & (cols >= 2) & (cols <= 5))
     W[:, rng.choice(inner)] = 0.0
